@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the project runs on, on Debian 12:
+#   apt     system packages (as root; skipped when all are installed)
+#   venv    .venv/ at the repo root with the pinned Python dependencies
+#   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
+#           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
+#   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
+# Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=$ROOT/.venv
+CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
+LOG_DIR=$CACHE_ROOT/logs
+PYTHON=${PYTHON:-python3}
+JOBS=${PARK3D_JOBS:-$(nproc)}
+QUIET=${PARK3D_QUIET:-0}
+mkdir -p "$LOG_DIR"
+
+# shellcheck source=../third_party/caffe/source.lock
+source "$ROOT/third_party/caffe/source.lock"
+# shellcheck source=../third_party/caffe/build_options.env
+source "$ROOT/third_party/caffe/build_options.env"
+
+APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
+  libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
+  libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
+  libopenblas-dev python3-dev python3-venv"
+
+say() { [ "$QUIET" = 1 ] || echo "[setup] $*"; }
+die() { echo "[setup] FAILED: $*" >&2; exit 1; }
+
+# run_step NAME LOGFILE CMD...: run CMD with its output in LOGFILE, report time, fail loudly.
+run_step() {
+  local name=$1 log=$2; shift 2
+  local t0=$SECONDS
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 25 "$log" >&2 || true
+    die "step '$name' failed after $((SECONDS - t0)) s; full log: $log"
+  fi
+  say "$name: $((SECONDS - t0)) s (log: $log)"
+}
+
+T_START=$SECONDS
+
+# ---- apt ---------------------------------------------------------------------------------------
+missing=()
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "apt: all packages present (skipped)"
+else
+  [ "$(id -u)" = 0 ] || die "step 'apt': missing Debian packages, run as root or install them: ${missing[*]}"
+  apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+  }
+  run_step apt "$LOG_DIR/apt.log" apt_install
+fi
+
+# ---- Python and venv ---------------------------------------------------------------------------
+command -v "$PYTHON" >/dev/null || die "step 'venv': $PYTHON not found; set PYTHON=/path/to/python3.11"
+PY_VER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ "$PY_VER" = 3.11 ] || die "step 'venv': the project needs Python 3.11, $PYTHON is $PY_VER; set PYTHON=python3.11"
+REQ_HASH=$(cat "$ROOT/requirements.txt" | sha256sum | cut -c1-16)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ]; then
+  say "venv: up to date (skipped)"
+else
+  make_venv() {
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt"
+    echo "$REQ_HASH" > "$VENV/.requirements-hash"
+  }
+  run_step venv "$LOG_DIR/venv.log" make_venv
+fi
+VPY=$VENV/bin/python
+
+# ---- Caffe (cached) ----------------------------------------------------------------------------
+CPU_ONLY=ON
+if [ "${PARK3D_CUDA:-auto}" != off ] && command -v nvcc >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  CPU_ONLY=OFF
+fi
+[ "${PARK3D_CUDA:-auto}" = on ] && CPU_ONLY=OFF
+PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
+CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third_party/caffe/patches/*.patch;
+               echo "$CAFFE_CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI"; } | sha256sum | cut -c1-16)
+CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
+
+if [ -f "$CAFFE_HOME/.complete" ]; then
+  say "caffe: cached at $CAFFE_HOME (skipped)"
+else
+  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY, $JOBS jobs); a cold build takes 15-30 min on 2 cores"
+  DL=$CACHE_ROOT/downloads
+  WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
+  STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
+  trap 'rm -rf "$WORK" "$STAGE"' EXIT
+  mkdir -p "$DL"
+
+  fetch() {
+    local f sha url ok
+    for pair in "$CAFFE_ORIG:$CAFFE_ORIG_SHA256" "$CAFFE_DEBIAN:$CAFFE_DEBIAN_SHA256"; do
+      f=${pair%%:*}; sha=${pair##*:}
+      if [ -f "$DL/$f" ] && echo "$sha  $DL/$f" | sha256sum -c --status; then continue; fi
+      ok=0
+      for m in $CAFFE_MIRRORS; do
+        url="$m/$f"
+        echo "fetching $url"
+        if curl -fsSL --retry 2 -m 600 -o "$DL/$f.part" "$url"; then ok=1; break; fi
+      done
+      [ $ok = 1 ] || { echo "no mirror served $f"; return 1; }
+      mv "$DL/$f.part" "$DL/$f"
+    done
+  }
+  run_step download "$LOG_DIR/caffe-download.log" fetch
+
+  checksum() {
+    echo "$CAFFE_ORIG_SHA256  $DL/$CAFFE_ORIG" | sha256sum -c &&
+    echo "$CAFFE_DEBIAN_SHA256  $DL/$CAFFE_DEBIAN" | sha256sum -c ||
+    { echo "checksum mismatch: delete $DL and retry; if it persists the mirror serves different bytes"; return 1; }
+  }
+  run_step checksum "$LOG_DIR/caffe-checksum.log" checksum
+
+  SRC=$WORK/src
+  apply_patches() {
+    mkdir -p "$SRC" && tar xzf "$DL/$CAFFE_ORIG" -C "$SRC" && tar xJf "$DL/$CAFFE_DEBIAN" -C "$WORK"
+    while read -r p; do
+      case "$p" in ''|'#'*) continue ;; esac
+      echo "debian: $p"; patch -d "$SRC" -p1 --forward < "$WORK/debian/patches/$p"
+    done < "$WORK/debian/patches/series"
+    for p in "$ROOT"/third_party/caffe/patches/*.patch; do
+      echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p"
+    done
+  }
+  run_step patch "$LOG_DIR/caffe-patch.log" apply_patches
+
+  PY_INC=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  PY_LIB=$("$VPY" -c 'import sysconfig, os; d = sysconfig.get_config_var("LIBDIR"); print(os.path.join(d, sysconfig.get_config_var("LDLIBRARY")))')
+  [ -f "$PY_LIB" ] || PY_LIB=$("$VPY" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("MULTIARCH") or "", sysconfig.get_config_var("LDLIBRARY")))')
+  [ -f "$PY_LIB" ] || die "step 'configure': no shared libpython at $PY_LIB (the embedded Python layer needs one); use a Python built with --enable-shared, e.g. Debian's python3.11"
+  LAUNCHER=()
+  command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  configure() {
+    # shellcheck disable=SC2086
+    cmake -S "$SRC" -B "$WORK/build" $CAFFE_CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${LAUNCHER[@]}" \
+      -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
+      -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
+      -DCMAKE_INSTALL_PREFIX="$STAGE" \
+      -DCMAKE_INSTALL_RPATH="$CAFFE_HOME/lib" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
+      -DCMAKE_CXX_FLAGS="-Wno-deprecated-declarations"
+  }
+  run_step configure "$LOG_DIR/caffe-configure.log" configure
+  run_step build "$LOG_DIR/caffe-build.log" cmake --build "$WORK/build" -j "$JOBS" --target install
+  run_step build-tests "$LOG_DIR/caffe-build-tests.log" cmake --build "$WORK/build" -j "$JOBS" --target test.testbin
+  install_tests() {
+    install -m 755 "$WORK/build/test/test.testbin" "$STAGE/bin/caffe_layer_tests"
+    echo "$CAFFE_TEST_SUBSET" > "$STAGE/share/caffe_layer_tests.txt"
+    echo "$CAFFE_VERSION" > "$STAGE/share/caffe_version.txt"
+    touch "$STAGE/.complete"
+  }
+  run_step install "$LOG_DIR/caffe-install.log" install_tests
+  rm -rf "$CAFFE_HOME" && mv "$STAGE" "$CAFFE_HOME"
+  rm -rf "$WORK"; trap - EXIT
+fi
+
+# ---- link Caffe into the venv; install the project ----------------------------------------------
+link() {
+  local site caffe_py
+  site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  caffe_py=$(ls -d "$CAFFE_HOME"/lib/python3*/dist-packages "$CAFFE_HOME"/python 2>/dev/null | head -n1)
+  [ -f "$caffe_py/caffe/__init__.py" ] || { echo "no pycaffe under $CAFFE_HOME"; return 1; }
+  echo "$caffe_py" > "$site/caffe.pth"
+  # The caffe tool embeds Python for Python layers. With no program name set, Python 3.11 finds its
+  # prefix by looking up `python3` on PATH, so putting the venv first makes it the venv's interpreter.
+  cat > "$VENV/bin/caffe" <<EOF
+#!/bin/sh
+# Generated by tools/setup.sh: Caffe from $CAFFE_HOME with this venv's Python for Python layers.
+PATH="$VENV/bin:\$PATH" exec "$CAFFE_HOME/bin/caffe" "\$@"
+EOF
+  chmod +x "$VENV/bin/caffe"
+  echo "$CAFFE_HOME" > "$VENV/.caffe-home"
+  if [ "$(cat "$VENV/.project-installed" 2>/dev/null)" != "$(sha256sum "$ROOT/setup.py" | cut -c1-16)" ]; then
+    "$VPY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT"
+    sha256sum "$ROOT/setup.py" | cut -c1-16 > "$VENV/.project-installed"
+  fi
+  "$VPY" -c "import caffe, layers, data_prep"
+}
+run_step link "$LOG_DIR/link.log" link
+say "ready in $((SECONDS - T_START)) s: source .venv/bin/activate (caffe at $CAFFE_HOME)"
