@@ -139,27 +139,40 @@ else
   [ -f "$PY_LIB" ] || PY_LIB=$("$VPY" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("MULTIARCH") or "", sysconfig.get_config_var("LDLIBRARY")))')
   [ -f "$PY_LIB" ] || die "step 'configure': no shared libpython at $PY_LIB (the embedded Python layer needs one); use a Python built with --enable-shared, e.g. Debian's python3.11"
   LAUNCHER=()
-  command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  if command -v ccache >/dev/null; then
+    LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
+  fi
   configure() {
     # shellcheck disable=SC2086
     cmake -S "$SRC" -B "$WORK/build" $CAFFE_CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${LAUNCHER[@]}" \
       -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
       -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
-      -DCMAKE_INSTALL_PREFIX="$STAGE" \
-      -DCMAKE_INSTALL_RPATH="$CAFFE_HOME/lib" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
+      -DCMAKE_INSTALL_PREFIX="$CAFFE_HOME" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
       -DCMAKE_CXX_FLAGS="-Wno-deprecated-declarations"
   }
   run_step configure "$LOG_DIR/caffe-configure.log" configure
-  run_step build "$LOG_DIR/caffe-build.log" cmake --build "$WORK/build" -j "$JOBS" --target install
+  # Installed with DESTDIR into $STAGE, then renamed to $CAFFE_HOME: the RPATHs Caffe's CMake writes
+  # (the install prefix) are right, and a failed build leaves no half-installed $CAFFE_HOME.
+  build() { cmake --build "$WORK/build" -j "$JOBS" && DESTDIR=$STAGE cmake --build "$WORK/build" --target install; }
+  run_step build "$LOG_DIR/caffe-build.log" build
   run_step build-tests "$LOG_DIR/caffe-build-tests.log" cmake --build "$WORK/build" -j "$JOBS" --target test.testbin
   install_tests() {
-    install -m 755 "$WORK/build/test/test.testbin" "$STAGE/bin/caffe_layer_tests"
-    echo "$CAFFE_TEST_SUBSET" > "$STAGE/share/caffe_layer_tests.txt"
-    echo "$CAFFE_VERSION" > "$STAGE/share/caffe_version.txt"
-    touch "$STAGE/.complete"
+    local d=$STAGE$CAFFE_HOME
+    install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests"
+    echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt"
+    cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
+    echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
   }
   run_step install "$LOG_DIR/caffe-install.log" install_tests
-  rm -rf "$CAFFE_HOME" && mv "$STAGE" "$CAFFE_HOME"
+  rm -rf "$CAFFE_HOME" && mv "$STAGE$CAFFE_HOME" "$CAFFE_HOME" && rm -rf "$STAGE"
+  # Marked complete only once it runs from its final place (RPATHs, pycaffe); else the next set-up rebuilds.
+  verify() {
+    "$CAFFE_HOME/bin/caffe" --version &&
+    PYTHONPATH=$(ls -d "$CAFFE_HOME"/lib/python3*/dist-packages) "$VPY" -c "import caffe; print(caffe.__file__)" &&
+    touch "$CAFFE_HOME/.complete"
+  }
+  run_step verify "$LOG_DIR/caffe-verify.log" verify
   rm -rf "$WORK"; trap - EXIT
 fi
 

@@ -1,0 +1,167 @@
+"""Reading the official Human3.6M layout (per subject S*):
+
+  MyPoseFeatures/D3_Positions_mono/<Action>.<camera>.cdf   Pose (1, frames, 96): 32 joints xyz, mm, camera coords
+  MyPoseFeatures/D2_Positions/<Action>.<camera>.cdf        Pose (1, frames, 64): 32 joints xy, pixels (optional)
+  Videos/<Action>.<camera>.mp4                             50 fps
+  MySegmentsMat/ground_truth_bb/<Action>.<camera>.mat      MATLAB v7.3, Masks{frame}: bounding-box mask
+
+Errors name the file and what to do; the LMDB builder turns them into counted skips per sequence.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from .cameras import CAMERA_MODELS, project
+from .skeleton import CAMERAS, H36M_TO_17, NUM_H36M_JOINTS, action_of_file_stem
+
+
+class SequenceError(Exception):
+    """A sequence that cannot be used (missing/corrupt file, bad values); the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequence:
+    subject: str
+    action: str  # the paper's action name
+    file_action: str  # as spelled in the file names, e.g. 'TakingPhoto 1'
+    camera: str
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.file_action}.{self.camera}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}/{self.file_action.replace(' ', '_')}/{self.camera}"
+
+    def path(self, kind: str) -> Path:
+        s = self.root / self.subject
+        return {
+            "d3_mono": s / "MyPoseFeatures" / "D3_Positions_mono" / f"{self.name}.cdf",
+            "d2": s / "MyPoseFeatures" / "D2_Positions" / f"{self.name}.cdf",
+            "video": s / "Videos" / f"{self.name}.mp4",
+            "bbox": s / "MySegmentsMat" / "ground_truth_bb" / f"{self.name}.mat",
+        }[kind]
+
+
+@dataclasses.dataclass
+class Discovery:
+    sequences: list
+    unmatched: list  # file names whose action is not one of the 15
+    missing_subjects: list
+
+
+def discover(root: Path, subjects, actions=None) -> Discovery:
+    """All (subject, action, subaction, camera) sequences under root, from the D3_Positions_mono files.
+
+    Names that map to none of the 15 actions are reported in `unmatched` (the '_ALL' files too)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory; pass the folder that holds S1, S5, ... S11")
+    seqs, unmatched, missing = [], [], []
+    for subject in subjects:
+        mono = root / subject / "MyPoseFeatures" / "D3_Positions_mono"
+        if not mono.is_dir():
+            missing.append(subject)
+            continue
+        for f in sorted(mono.glob("*.cdf")):
+            stem, _, camera = f.stem.rpartition(".")
+            action = action_of_file_stem(stem)
+            if action is None or camera not in CAMERAS:
+                unmatched.append(str(f))
+                continue
+            if actions is None or action in actions:
+                seqs.append(Sequence(subject, action, stem, camera, root))
+    return Discovery(seqs, unmatched, missing)
+
+
+def read_pose_cdf(path: Path, width: int) -> np.ndarray:
+    """(frames, width) float64 from a Human3.6M pose CDF (variable 'Pose', shape (1, frames, width))."""
+    import cdflib
+
+    path = Path(path)
+    if not path.is_file():
+        raise SequenceError(f"{path}: missing pose file")
+    try:
+        pose = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
+    except Exception as e:  # cdflib raises several types on damaged files
+        raise SequenceError(f"{path}: not a readable CDF with variable 'Pose' ({e}); re-extract it from the release") from e
+    if pose.shape[-1] != width:
+        raise SequenceError(f"{path}: expected {width} values per frame ({width // (NUM_H36M_JOINTS)} x 32 joints), "
+                            f"got shape {pose.shape}; is this the right D2/D3 folder?")
+    pose = pose.reshape(-1, width)
+    if len(pose) == 0:
+        raise SequenceError(f"{path}: no frames")
+    bad = np.nonzero(~np.all(np.isfinite(pose), axis=1))[0]
+    if len(bad):
+        raise SequenceError(f"{path}: NaN/inf in frames {bad[:5].tolist()}{'...' if len(bad) > 5 else ''}; "
+                            "the sequence is skipped")
+    return pose
+
+
+def read_poses(seq: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """(pose3d (F, 17, 3) mm camera coordinates, joints2d (F, 17, 2) pixels) of a sequence.
+
+    2D comes from D2_Positions where present, else from projecting the 3D pose through the camera
+    model (distortion included)."""
+    p3 = read_pose_cdf(seq.path("d3_mono"), 3 * NUM_H36M_JOINTS).reshape(-1, NUM_H36M_JOINTS, 3)[:, H36M_TO_17]
+    if seq.path("d2").is_file():
+        p2 = read_pose_cdf(seq.path("d2"), 2 * NUM_H36M_JOINTS).reshape(-1, NUM_H36M_JOINTS, 2)[:, H36M_TO_17]
+        n = min(len(p2), len(p3))
+        p3, p2 = p3[:n], p2[:n]
+    else:
+        if np.any(p3[..., 2] <= 0):
+            raise SequenceError(f"{seq.path('d3_mono')}: joints behind the camera; is this a D3_Positions_mono file?")
+        p2 = project(p3, CAMERA_MODELS[seq.camera])
+    return p3, p2
+
+
+def read_bboxes(path: Path, frames=None) -> np.ndarray:
+    """(len(frames), 4) boxes x0, y0, x1, y1 (inclusive pixels; -1 where the mask is empty or the file
+    has no such frame) from a ground_truth_bb v7.3 .mat file; all frames when `frames` is None."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise SequenceError(f"{path}: missing bounding-box mask file")
+    try:
+        with h5py.File(path, "r") as f:
+            refs = f["Masks"]
+            frames = np.arange(refs.shape[0]) if frames is None else np.asarray(frames)
+            boxes = np.full((len(frames), 4), -1, dtype=np.int64)
+            for i, frame in enumerate(frames):
+                if frame >= refs.shape[0]:
+                    continue
+                mask = np.asarray(f[refs[frame, 0]]).T  # stored column-major by MATLAB
+                rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+                if len(rows):
+                    boxes[i] = cols[0], rows[0], cols[-1], rows[-1]
+    except (OSError, KeyError) as e:
+        raise SequenceError(f"{path}: not a MATLAB v7.3 file with a 'Masks' cell ({e})") from e
+    return boxes
+
+
+class VideoFrames:
+    """Sequential frames of a video with a clear error if it cannot be decoded."""
+
+    def __init__(self, path: Path):
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SequenceError(f"{self.path}: missing video")
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            raise SequenceError(f"{self.path}: corrupt or undecodable video; the sequence is skipped")
+
+    def __iter__(self):
+        while True:
+            ok, frame = self.cap.read()
+            if not ok:
+                break
+            yield frame
+        self.cap.release()

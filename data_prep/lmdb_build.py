@@ -1,0 +1,247 @@
+"""Human3.6M layout -> per-action LMDBs of person crops with 2D joints and normalised 3D poses (section 4).
+
+<out>/<action>_train.lmdb and <out>/<action>_test.lmdb (train S1 S5 S6 S7 S8, test S9 S11), each with a
+meta.json beside its data: counts, joint names, record layout, the training crops' BGR mean and RGB
+covariance eigen-decomposition (fancy-PCA augmentation), and the training set's mean bone lengths
+(scale recovery at test time). Sequences are processed in parallel; the main process is the only
+writer; each LMDB is written under a '.partial' name and renamed when complete.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .crop import CROP_SIZE, apply_affine, crop_person
+from .h36m import Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
+from .poses import bone_lengths, normalise_poses
+from .records import FLOAT_FIELDS, encode_record, record_key
+from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
+
+FORMAT_VERSION = 1
+DEFAULT_FRAME_STEP = 5  # paper-notes: protocol; the paper does not say which frames it used
+LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes disk space
+
+
+@dataclasses.dataclass
+class SequenceResult:
+    sequence: Sequence
+    records: list  # (key, value)
+    poses_mm: np.ndarray  # (n, 17, 3)
+    pixel_sum: np.ndarray  # (3,) BGR
+    pixel_outer: np.ndarray  # (3, 3) RGB
+    pixel_count: int
+    frames_used: int
+    note: str = ""  # e.g. frame-count mismatch
+    error: str = ""  # the sequence was skipped
+
+
+def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: int = CROP_SIZE) -> SequenceResult:
+    """Every `step`-th frame of one sequence as records; errors become a skipped result, never a crash."""
+    empty = SequenceResult(seq, [], np.zeros((0, len(JOINTS), 3)), np.zeros(3), np.zeros((3, 3)), 0, 0)
+    try:
+        pose3d_mm, joints2d = read_poses(seq)
+        wanted = np.arange(0, len(pose3d_mm), step)
+        boxes = read_bboxes(seq.path("bbox"), wanted)
+        normalised, mean, scale = normalise_poses(pose3d_mm[wanted])
+        result = dataclasses.replace(empty, records=[], pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)))
+        kept = []
+        wanted_pos = 0
+        video_frames = 0
+        for index, frame in enumerate(VideoFrames(seq.path("video"))):
+            video_frames = index + 1
+            if wanted_pos >= len(wanted):
+                break  # the rest of the video carries no wanted frame (nor labels, if it is longer)
+            if index != wanted[wanted_pos]:
+                continue
+            i = wanted_pos
+            wanted_pos += 1
+            if boxes[i, 0] < 0:
+                continue  # no person mask on this frame
+            crop, affine = crop_person(frame, boxes[i], crop_size)
+            sample = crop[::4, ::4].reshape(-1, 3).astype(np.float64)
+            result.pixel_sum += sample.sum(0)
+            rgb = sample[:, ::-1]
+            result.pixel_outer += rgb.T @ rgb
+            result.pixel_count += len(sample)
+            result.records.append((record_key(seq.key, index), encode_record(
+                crop, index, joints2d=apply_affine(joints2d[index], affine), pose3d=normalised[i],
+                pose3d_mm=pose3d_mm[index], mean_mm=mean[i], scale_mm=[scale[i]])))
+            kept.append(i)
+        if video_frames == 0:
+            raise SequenceError(f"{seq.path('video')}: no decodable frame (corrupt video); the sequence is skipped")
+        if wanted_pos < len(wanted):
+            result.note = (f"{seq.path('video')}: {video_frames} video frames for {len(pose3d_mm)} poses; "
+                           f"used the common prefix")
+        result.poses_mm = pose3d_mm[wanted[kept]]
+        result.frames_used = len(kept)
+        return result
+    except SequenceError as e:
+        return dataclasses.replace(empty, error=str(e))
+
+
+def _process(args):
+    return process_sequence(*args)
+
+
+class _LmdbWriter:
+    """Writes one LMDB under <path>.partial; commit() renames it into place."""
+
+    def __init__(self, path: Path):
+        import lmdb
+
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.env = lmdb.open(str(self.partial), map_size=LMDB_MAP_SIZE, subdir=True, meminit=False, map_async=True)
+        self.count = 0
+
+    def put_many(self, records):
+        with self.env.begin(write=True) as txn:
+            for key, value in records:
+                if not txn.put(key, value, overwrite=False):
+                    raise ValueError(f"{self.path}: duplicate record key {key!r}")
+        self.count += len(records)
+
+    def commit(self, meta: dict):
+        self.env.sync()
+        self.env.close()
+        tmp = self.partial / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, self.partial / "meta.json")
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.replace(self.partial, self.path)
+
+    def abort(self):
+        try:
+            self.env.close()
+        finally:
+            shutil.rmtree(self.partial, ignore_errors=True)
+
+
+def image_statistics(pixel_sum, pixel_outer, count) -> dict:
+    """BGR mean and the eigen-decomposition of the RGB covariance (0-255 scale) for fancy-PCA."""
+    if count == 0:
+        raise ValueError("no training pixels: no training frame was readable")
+    mean_bgr = pixel_sum / count
+    mean_rgb = mean_bgr[::-1]
+    cov = pixel_outer / count - np.outer(mean_rgb, mean_rgb)
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1]
+    return {"mean_bgr": mean_bgr.tolist(), "pca_eigval_rgb": np.maximum(eigval[order], 0).tolist(),
+            "pca_eigvec_rgb": eigvec[:, order].tolist()}  # columns are eigenvectors
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    sequences: int = 0
+    frames: int = 0
+    skipped: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    unmatched: list = dataclasses.field(default_factory=list)
+    outputs: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["frames_per_second"] = self.frames_per_second
+        return d
+
+
+def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAME_STEP, workers: int = 1,
+                train_subjects=TRAIN_SUBJECTS, test_subjects=TEST_SUBJECTS, progress: bool = True,
+                crop_size: int = CROP_SIZE) -> BuildSummary:
+    """Build <out>/<action>_{train,test}.lmdb for each action. Bad sequences are skipped and counted."""
+    from tqdm import tqdm
+
+    for a in actions:
+        action_slug(a)  # validates the name
+    if step < 1:
+        raise ValueError(f"frame step must be >= 1, got {step}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = BuildSummary()
+    t0 = time.time()
+    found = discover(root, tuple(train_subjects) + tuple(test_subjects), actions)
+    summary.unmatched = found.unmatched
+    if found.missing_subjects:
+        summary.notes.append(f"{root}: no MyPoseFeatures/D3_Positions_mono for {', '.join(found.missing_subjects)}")
+    if not found.sequences:
+        raise FileNotFoundError(f"{root}: no D3_Positions_mono/*.cdf for subjects {train_subjects + test_subjects} "
+                                f"and actions {list(actions)}; is this the Human3.6M root (holding S1, S5, ...)?")
+    bar = tqdm(total=len(found.sequences), desc="LMDB", unit="seq", disable=not progress)
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        for action in actions:
+            train_stats = None
+            for split, subjects in (("train", train_subjects), ("test", test_subjects)):
+                seqs = [s for s in found.sequences if s.action == action and s.subject in subjects]
+                if not seqs:
+                    summary.notes.append(f"{action} {split}: no sequences found")
+                    continue
+                path = out / f"{action_slug(action)}_{split}.lmdb"
+                writer = _LmdbWriter(path)
+                try:
+                    sums, outer, count, poses = np.zeros(3), np.zeros((3, 3)), 0, []
+                    used = []
+                    jobs = [(s, step, crop_size) for s in seqs]
+                    results = pool.map(_process, jobs) if workers > 1 else map(_process, jobs)
+                    for r in results:
+                        bar.update()
+                        if r.error:
+                            summary.skipped.append(r.error)
+                            warnings.warn(r.error)
+                            continue
+                        if r.note:
+                            summary.notes.append(r.note)
+                        writer.put_many(r.records)
+                        sums, outer, count = sums + r.pixel_sum, outer + r.pixel_outer, count + r.pixel_count
+                        poses.append(r.poses_mm)
+                        used.append(r.sequence.key)
+                        summary.sequences += 1
+                        summary.frames += r.frames_used
+                    if writer.count == 0:
+                        raise ValueError(f"{path}: every {split} sequence of {action} was skipped; see the messages above")
+                    poses = np.concatenate(poses)
+                    if split == "train":
+                        train_stats = image_statistics(sums, outer, count)
+                        train_stats["mean_bone_lengths_mm"] = bone_lengths(poses).mean(0).tolist()
+                        train_stats["mean_torso_lengths_mm"] = bone_lengths(poses, TORSO_BONES).mean(0).tolist()
+                        train_stats["mean_pose_normalised"] = normalise_poses(poses)[0].mean(0).tolist()
+                    if train_stats is None:
+                        raise ValueError(f"{action}: no training LMDB, so no image mean or bone lengths for {split}")
+                    writer.commit(dict(
+                        format_version=FORMAT_VERSION, action=action, split=split, count=writer.count,
+                        subjects=sorted({s.subject for s in seqs}), sequences=used, frame_step=step,
+                        crop_size=crop_size, joints=list(JOINTS), bones=[list(b) for b in BONES],
+                        torso_bones=[list(b) for b in TORSO_BONES],
+                        float_fields={k: {"offset": o, "shape": list(s)} for k, (o, s) in FLOAT_FIELDS.items()},
+                        image_stats_from="train", **train_stats))
+                    summary.outputs[str(path)] = writer.count
+                except BaseException:
+                    writer.abort()
+                    raise
+    bar.close()
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def read_meta(lmdb_path: Path) -> dict:
+    path = Path(lmdb_path) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; {lmdb_path} is not an LMDB made by tools/make_lmdb.py "
+                                "(or its build did not finish): rebuild it")
+    meta = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}; rebuild")
+    return meta

@@ -1,0 +1,62 @@
+"""One LMDB record per frame: a Caffe Datum (the only place data_prep touches Caffe, for its protobuf).
+
+Datum.channels/height/width = 3, 250, 250; Datum.data = the BGR crop in Caffe's C x H x W byte order;
+Datum.float_data = the labels below, in this order (FLOAT_FIELDS); Datum.label = frame index.
+Keys: b"<subject>/<action_file>/<camera>/<frame:06d>", sortable by subject/action/camera/frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .skeleton import NUM_JOINTS
+
+# name -> (offset, shape) inside Datum.float_data
+FLOAT_FIELDS = {}
+_offset = 0
+for _name, _shape in (("joints2d", (NUM_JOINTS, 2)),       # crop pixels (250 x 250 crop)
+                      ("pose3d", (NUM_JOINTS, 3)),         # zero mean, unit Frobenius norm (section 4)
+                      ("pose3d_mm", (NUM_JOINTS, 3)),      # original camera-coordinate pose, mm
+                      ("mean_mm", (3,)), ("scale_mm", (1,))):  # pose3d_mm = pose3d * scale + mean
+    FLOAT_FIELDS[_name] = (_offset, _shape)
+    _offset += int(np.prod(_shape))
+NUM_FLOATS = _offset
+
+
+def _datum_class():
+    from caffe.proto import caffe_pb2  # Caffe's protobuf only; no Caffe runtime needed
+
+    return caffe_pb2.Datum
+
+
+def record_key(sequence_key: str, frame: int) -> bytes:
+    return f"{sequence_key}/{frame:06d}".encode()
+
+
+def encode_record(crop_bgr: np.ndarray, frame: int, **labels) -> bytes:
+    if crop_bgr.dtype != np.uint8 or crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
+        raise ValueError(f"crop: expected (H, W, 3) uint8, got {crop_bgr.shape} {crop_bgr.dtype}")
+    floats = np.empty(NUM_FLOATS, dtype=np.float32)
+    for name, (off, shape) in FLOAT_FIELDS.items():
+        value = np.asarray(labels[name], dtype=np.float32)
+        if value.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
+        floats[off:off + value.size] = value.ravel()
+    datum = _datum_class()(channels=3, height=crop_bgr.shape[0], width=crop_bgr.shape[1], label=int(frame),
+                           data=np.ascontiguousarray(crop_bgr.transpose(2, 0, 1)).tobytes())
+    datum.float_data.extend(floats.tolist())
+    return datum.SerializeToString()
+
+
+def decode_record(value: bytes) -> dict:
+    """{'image': (3, H, W) uint8 BGR, 'frame': int, and each FLOAT_FIELDS entry as float32}."""
+    datum = _datum_class()()
+    datum.ParseFromString(value)
+    if len(datum.float_data) != NUM_FLOATS:
+        raise ValueError(f"record has {len(datum.float_data)} label values, expected {NUM_FLOATS}: "
+                         "an LMDB from another tool or version? Rebuild it with tools/make_lmdb.py")
+    out = {"image": np.frombuffer(datum.data, dtype=np.uint8).reshape(datum.channels, datum.height, datum.width),
+           "frame": datum.label}
+    floats = np.asarray(datum.float_data, dtype=np.float32)
+    for name, (off, shape) in FLOAT_FIELDS.items():
+        out[name] = floats[off:off + int(np.prod(shape))].reshape(shape)
+    return out

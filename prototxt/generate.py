@@ -1,0 +1,256 @@
+"""The paper's nets (sections 3-4) from one function, and every prototxt in prototxt/ from one command:
+
+  python -m prototxt.generate                      # rewrite prototxt/ from prototxt/train_counts.json
+  python -m prototxt.generate --counts-from data/lmdb   # first take the counts from your LMDBs' meta.json
+
+build_net(split, multi_root=..., use_2d_cls=...) gives the four variants of Table 2:
+baseline (False, False), multi-reg (True, False), 2D-cls (False, True), both (True, True).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import caffe
+from caffe import layers as L
+from caffe import params as P
+
+from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, action_slug
+from layers import config as C
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
+WEIGHTS = [dict(lr_mult=1, decay_mult=1)]
+WEIGHTS_BIAS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
+FROZEN = [dict(lr_mult=0, decay_mult=0)]
+
+
+def bn_scale_relu(n, name, bottom):
+    """BatchNorm (+Scale, Caffe's BN has no affine part) and ReLU, in place."""
+    setattr(n, f"{name}_bn", L.BatchNorm(bottom, in_place=True, param=FROZEN * 3))
+    setattr(n, f"{name}_scale", L.Scale(bottom, in_place=True, bias_term=True,
+                                        param=[dict(lr_mult=1, decay_mult=0), dict(lr_mult=1, decay_mult=0)]))
+    setattr(n, f"{name}_relu", L.ReLU(bottom, in_place=True))
+    return bottom
+
+
+def conv_bn_relu(n, name, bottom, maps, kernel, stride, pad):
+    conv = L.Convolution(bottom, num_output=maps, kernel_size=kernel, stride=stride, pad=pad, bias_term=False,
+                         weight_filler=dict(type="msra"), param=WEIGHTS)
+    setattr(n, name, conv)
+    return bn_scale_relu(n, name, conv)
+
+
+def fc_bn_relu_dropout(n, name, bottom, size=C.FC_SIZE):
+    """A hidden fully connected layer: BN on every fc layer, dropout 0.3 on every fc layer (section 4)."""
+    fc = L.InnerProduct(bottom, num_output=size, bias_term=False, weight_filler=dict(type="msra"), param=WEIGHTS)
+    setattr(n, name, fc)
+    bn_scale_relu(n, name, fc)
+    setattr(n, f"{name}_drop", L.Dropout(fc, in_place=True, dropout_ratio=C.DROPOUT))
+    return fc
+
+
+def linear(bottom, size, std=0.001):
+    return L.InnerProduct(bottom, num_output=size, weight_filler=dict(type="gaussian", std=std),
+                          bias_filler=dict(type="constant", value=0), param=WEIGHTS_BIAS)
+
+
+def python_layer(bottom, layer, params=None, ntop=1, module="layers.pose_layers", **kw):
+    return L.Python(*bottom, module=module, layer=layer, param_str=json.dumps(params or {}, sort_keys=True),
+                    ntop=ntop, **kw)
+
+
+def root_name(r: int) -> str:
+    return JOINTS[r].lower().replace("/", "_")
+
+
+def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | None = None, batch_size: int = C.BATCH_SIZE,
+              lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
+    """split: 'train' or 'test' (data layer over `lmdb`, losses) or 'deploy' (Input, eq. (7) averaging, pose3d)."""
+    if split not in ("train", "test", "deploy"):
+        raise ValueError(f"split must be train, test or deploy, not {split!r}")
+    roots = list(roots if roots is not None else (ROOTS if multi_root else BASELINE_ROOTS))
+    n = caffe.NetSpec()
+    if split == "deploy":
+        n.data = L.Input(shape=dict(dim=[1, 3, C.INPUT_SIZE, C.INPUT_SIZE]))
+    else:
+        if lmdb is None:
+            raise ValueError(f"build_net({split!r}) needs the LMDB path")
+        data_params = dict(lmdb=lmdb, batch_size=batch_size, seed=seed, workers=workers)
+        n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer")
+    x = n.data
+    for name, maps, kernel, stride, pad, pool in C.CONV_LAYERS:
+        x = conv_bn_relu(n, name, x, maps, kernel, stride, pad)
+        if pool:
+            x = L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+            setattr(n, f"pool{name[-1]}", x)
+    trunk = x
+    # 2D branch (Fig. 1): fc1 2D, fc2 2D, then N_g*N_g classes per joint and a softmax per joint.
+    x = fc_bn_relu_dropout(n, "fc1_2d", trunk)
+    x = fc_bn_relu_dropout(n, "fc2_2d", x)
+    n.fc_out_2d = linear(x, len(JOINTS) * C.NUM_CLASSES_2D, std=0.01)
+    n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), C.NUM_CLASSES_2D]))
+    if split != "deploy":
+        n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=C.INPUT_SIZE, grid=C.GRID))
+        loss_params = dict(lambda_2d=list(C.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
+        n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
+                                 loss_weight=1, param=FROZEN)
+    # 3D branch (Fig. 1 / Fig. 2, paper-notes): fc1 3D; with 2D-cls, the vectorised softmax through
+    # "fc probs 2D" concatenated with it ("fc 2D-3D"); one fc2 3D and output per root.
+    x3 = fc_bn_relu_dropout(n, "fc1_3d", trunk)
+    if use_2d_cls:
+        n.probs_2d = L.Softmax(n.logits_2d, axis=2)
+        probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d)
+        n.fc_2d3d = L.Concat(x3, probs, axis=1)
+        x3 = n.fc_2d3d
+    if split != "deploy":
+        tops = python_layer([n.pose3d], "RootRelativeTargets", dict(roots=roots), ntop=len(roots))
+        tops = tops if isinstance(tops, tuple) else (tops,)
+    outs = []
+    for i, r in enumerate(roots):
+        rn = root_name(r)
+        h = fc_bn_relu_dropout(n, f"fc2_3d_{rn}", x3)
+        out = linear(h, C.OUTPUT_3D)
+        setattr(n, f"out_3d_{rn}", out)
+        outs.append(out)
+        if split != "deploy":
+            setattr(n, f"target_3d_{rn}", tops[i])
+            # Caffe's EuclideanLoss is 1/(2N) sum ||.||^2; weight 2*lambda_3D gives eq. (5)/(6)'s lambda_3D * mean.
+            setattr(n, f"loss_3d_{rn}", L.EuclideanLoss(out, tops[i], loss_weight=2 * C.LAMBDA_3D))
+    if split == "deploy":
+        # Eq. (7) as a fixed linear map (weights set by layers.deploy.load_deploy_net): insert each root's
+        # zero row, centre each pose, average over roots; then (N, 17, 3).
+        n.out_3d_all = L.Concat(*outs, axis=1) if len(outs) > 1 else L.Split(outs[0])
+        n.root_average = L.InnerProduct(n.out_3d_all, num_output=3 * len(JOINTS), bias_term=False, param=FROZEN)
+        n.pose3d = L.Reshape(n.root_average, shape=dict(dim=[0, len(JOINTS), 3]))
+    net = n.to_proto()
+    net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
+    return net
+
+
+def build_solver(*, train_net: str, test_net: str, train_count: int, test_count: int, snapshot_prefix: str,
+                 batch_size: int = C.BATCH_SIZE, test_batch_size: int = 64, epochs: int = C.EPOCHS,
+                 lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4, display: int = 50) -> caffe.proto.caffe_pb2.SolverParameter:
+    """Section 4's SGD: lr 0.01 halved every 4 epochs, 28 epochs, momentum 0.9, weight decay 0.001;
+    iterations from the training set's size; test and snapshot every 4 epochs (Fig. 4)."""
+    iters_per_epoch = max(1, math.ceil(train_count / batch_size))
+    s = caffe.proto.caffe_pb2.SolverParameter()
+    s.train_net = train_net
+    s.test_net.append(test_net)
+    s.test_iter.append(max(1, math.ceil(test_count / test_batch_size)))
+    s.test_interval = test_every_epochs * iters_per_epoch
+    s.test_initialization = False
+    s.base_lr = C.BASE_LR
+    s.lr_policy = "step"
+    s.gamma = C.LR_GAMMA
+    s.stepsize = lr_step_epochs * iters_per_epoch
+    s.max_iter = epochs * iters_per_epoch
+    s.momentum = C.MOMENTUM
+    s.weight_decay = C.WEIGHT_DECAY
+    s.display = display
+    s.average_loss = 1
+    s.snapshot = test_every_epochs * iters_per_epoch
+    s.snapshot_prefix = snapshot_prefix
+    s.solver_mode = caffe.proto.caffe_pb2.SolverParameter.CPU
+    s.random_seed = 0
+    return s
+
+
+def write_text(path: Path, message) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "# Generated by prototxt/generate.py: do not edit; regenerate with `python -m prototxt.generate`.\n"
+    text += str(message)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str, test_lmdb: str, train_count: int,
+                     test_count: int, snapshot_prefix: str, rel_to: Path, batch_size: int = C.BATCH_SIZE,
+                     epochs: int = C.EPOCHS, lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4,
+                     display: int = 50, test_batch_size: int = 64, workers: int = 1) -> Path:
+    """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir; paths in them relative
+    to `rel_to` (the directory caffe is run from). Returns the solver path."""
+    multi_root, use_2d_cls = VARIANTS[variant]
+    iters_per_epoch = max(1, math.ceil(train_count / batch_size))
+    step = C.LAMBDA_2D_STEP_EPOCH * epochs // C.EPOCHS * iters_per_epoch
+    rel = lambda p: str(Path(p).resolve().relative_to(rel_to.resolve())) if Path(p).is_absolute() else str(p)
+    train = out_dir / f"{name}_train.prototxt"
+    test = out_dir / f"{name}_test.prototxt"
+    write_text(train, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=train_lmdb,
+                                batch_size=batch_size, lambda_step_iter=step, workers=workers))
+    write_text(test, build_net("test", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=test_lmdb,
+                               batch_size=test_batch_size, lambda_step_iter=step, workers=workers))
+    solver = out_dir / f"solver_{name}.prototxt"
+    write_text(solver, build_solver(train_net=rel(train), test_net=rel(test), train_count=train_count,
+                                    test_count=test_count, snapshot_prefix=snapshot_prefix, batch_size=batch_size,
+                                    test_batch_size=test_batch_size, epochs=epochs, lr_step_epochs=lr_step_epochs,
+                                    test_every_epochs=test_every_epochs, display=display))
+    return solver
+
+
+def write_deploy_nets(out_dir: Path) -> None:
+    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
+        write_text(out_dir / f"deploy_{variant}.prototxt", build_net("deploy", multi_root=multi_root, use_2d_cls=use_2d_cls))
+
+
+def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb", repo_root: Path = HERE.parent) -> list:
+    """Every committed file: the full model for all 15 actions, the four variants for Table 2's six
+    actions (prototxt/ablation/), the four deploy nets."""
+    written = []
+    write_deploy_nets(out_dir)
+    for action in ACTIONS:
+        slug = action_slug(action)
+        c = counts[action]
+        common = dict(train_lmdb=f"{lmdb_root}/{slug}_train.lmdb", test_lmdb=f"{lmdb_root}/{slug}_test.lmdb",
+                      train_count=c["train"], test_count=c["test"], rel_to=repo_root)
+        written.append(write_experiment(out_dir / "nets", slug, variant="both",
+                                        snapshot_prefix=f"snapshots/{slug}_both", **common))
+        solver = written[-1]
+        # the solvers the README names: prototxt/solver_<action>.prototxt
+        text = solver.read_text()
+        (out_dir / f"solver_{slug}.prototxt").write_text(text)
+        solver.unlink()
+        if action in ABLATION_ACTIONS:
+            for variant in VARIANTS:
+                written.append(write_experiment(out_dir / "ablation", f"{slug}_{variant}", variant=variant,
+                                                snapshot_prefix=f"snapshots/{slug}_{variant}", **common))
+    return written
+
+
+def counts_from_lmdbs(lmdb_root: Path) -> dict:
+    from data_prep.lmdb_build import read_meta
+
+    counts = {}
+    for action in ACTIONS:
+        slug = action_slug(action)
+        try:
+            counts[action] = {split: read_meta(Path(lmdb_root) / f"{slug}_{split}.lmdb")["count"] for split in ("train", "test")}
+        except FileNotFoundError:
+            continue
+    return counts
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--counts-from", help="LMDB folder: update train_counts.json from its meta.json files first")
+    p.add_argument("--lmdb-root", default="data/lmdb", help="LMDB folder named in the nets (relative to the repo)")
+    a = p.parse_args(argv)
+    counts_file = HERE / "train_counts.json"
+    doc = json.loads(counts_file.read_text())
+    if a.counts_from:
+        found = counts_from_lmdbs(Path(a.counts_from))
+        if not found:
+            raise SystemExit(f"{a.counts_from}: no <action>_train.lmdb/<action>_test.lmdb with meta.json found")
+        doc["counts"].update(found)
+        doc["source"] = f"meta.json of the LMDBs in {a.counts_from}"
+        counts_file.write_text(json.dumps(doc, indent=1) + "\n")
+    generate_all(doc["counts"], lmdb_root=a.lmdb_root)
+    print(f"wrote prototxt/ from {counts_file.name} ({doc['source']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures: a small synthetic Human3.6M (the project's own generator) and its LMDBs, built once
+per test session; Caffe's location; a numerical gradient checker for Python layers."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def caffe_home() -> Path:
+    marker = REPO / ".venv" / ".caffe-home"
+    if not marker.is_file():
+        pytest.fail("no .venv/.caffe-home: run tools/setup.sh first")
+    return Path(marker.read_text().strip())
+
+
+def caffe_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GLOG_minloglevel", "1")
+    env.setdefault("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
+    return env
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    from data_prep.synthetic import GeneratorConfig, generate
+
+    root = tmp_path_factory.mktemp("h36m")
+    generate(GeneratorConfig(root, actions=("Walking",), frames=24, seed=3), workers=2, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lmdb_root(synthetic_root, tmp_path_factory):
+    from data_prep.lmdb_build import build_lmdbs
+
+    out = tmp_path_factory.mktemp("lmdb")
+    summary = build_lmdbs(synthetic_root, out, actions=("Walking",), step=2, workers=2, progress=False)
+    return out, summary
+
+
+def numerical_gradient(f, x: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of the scalar f() with respect to the array x (perturbed in place)."""
+    grad = np.zeros(x.shape, dtype=np.float64)
+    flat, g = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        g[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def relative_error(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a)), np.max(np.abs(b))))

@@ -1,0 +1,49 @@
+"""Human3.6M (official layout) -> per-action LMDBs of person crops, 2D joints and normalised 3D poses.
+
+  python tools/make_lmdb.py --h36m /data/h36m --out data/lmdb --actions Walking Eating --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
+from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--h36m", required=True, help="folder holding S1, S5, ..., S11 in the release's layout")
+    p.add_argument("--out", required=True, help="output folder for <action>_{train,test}.lmdb")
+    p.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
+    p.add_argument("--frame-step", type=int, default=DEFAULT_FRAME_STEP, help="use every N-th frame (default 5)")
+    p.add_argument("--train-subjects", nargs="+", default=list(TRAIN_SUBJECTS))
+    p.add_argument("--test-subjects", nargs="+", default=list(TEST_SUBJECTS))
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel sequences (default: all cores)")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
+                          train_subjects=a.train_subjects, test_subjects=a.test_subjects,
+                          progress=not a.quiet and sys.stderr.isatty())
+    with open(os.path.join(a.out, "build_summary.json"), "w") as f:
+        json.dump(summary.as_dict(), f, indent=1)
+    if not a.quiet:
+        print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} skipped, "
+              f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
+        for s in summary.skipped:
+            print(f"  skipped: {s}")
+        for n in summary.notes:
+            print(f"  note: {n}")
+        if summary.unmatched:
+            print(f"  {len(summary.unmatched)} files matched none of the 15 actions, e.g. {summary.unmatched[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
