@@ -25,7 +25,7 @@ from data_prep.lmdb_build import read_meta
 from data_prep.records import decode_record
 
 from .config import INPUT_SIZE, PCA_SIGMA
-from .pose_layers import check_counts, parse_params
+from .pose_layers import ReportingLayer, check_counts, parse_params
 
 
 def augment_record(record: dict, rng: np.random.Generator | None, crop: int, mean_bgr: np.ndarray,
@@ -91,7 +91,7 @@ class BatchSource:
         except lmdb.Error as e:
             raise ValueError(f"{lmdb_path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
         with self.env.begin() as txn:
-            self.keys = [k for k, _ in txn.cursor().iternext(keys=True, values=False)]
+            self.keys = list(txn.cursor().iternext(keys=True, values=False))
         if len(self.keys) != self.meta["count"]:
             raise ValueError(f"{lmdb_path}: {len(self.keys)} records but meta.json says {self.meta['count']}: "
                              "truncated or mixed LMDB; rebuild it with tools/make_lmdb.py")
@@ -156,7 +156,7 @@ def _slot_views(buf, shapes):
     return views
 
 
-class PoseDataLayer(caffe.Layer):
+class PoseDataLayer(ReportingLayer):
     """See the module docstring. param_str (JSON): lmdb (required), batch_size (128), crop_size (225),
     seed (0), pca_sigma (0.1; train only), workers (1), prefetch (slots per worker, 2), shuffle
     (default: true in TRAIN)."""
@@ -186,8 +186,8 @@ class PoseDataLayer(caffe.Layer):
         self._pool = None
 
     def reshape(self, bottom, top):
-        for t, shape in zip(top, self.shapes):
-            t.reshape(*shape)
+        for i, shape in enumerate(self.shapes):  # index: pycaffe's blob vectors cannot be iterated
+            top[i].reshape(*shape)
 
     def _start_workers(self):
         import multiprocessing as mp
@@ -218,8 +218,8 @@ class PoseDataLayer(caffe.Layer):
             w = self.batch % self.workers
             slot, batch = self._next_ready(w)
             assert batch == self.batch, (batch, self.batch)
-            for t, view in zip(top, self._slots[slot]):
-                t.data[...] = view
+            for i, view in enumerate(self._slots[slot]):
+                top[i].data[...] = view
             self._free[w].put(slot)
         self.batch += 1
 

@@ -6,13 +6,39 @@ pure functions of layers.targets.
 """
 from __future__ import annotations
 
+import functools
 import json
+import sys
+import traceback
 
 import caffe
 import numpy as np
 
 from . import targets as T
 from .config import GRID, INPUT_SIZE, LAMBDA_2D
+
+
+class ReportingLayer(caffe.Layer):
+    """A caffe.Layer whose errors print their Python traceback: the caffe tool itself only says
+    'boost::python::error_already_set' and aborts."""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name in ("setup", "reshape", "forward", "backward"):
+            if name in cls.__dict__:
+                setattr(cls, name, _reported(cls.__dict__[name]))
+
+
+def _reported(method):
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        try:
+            return method(self, *args)
+        except Exception:
+            print(f"Error in Python layer {type(self).__name__}.{method.__name__}:\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+            raise
+    return wrapper
 
 
 def parse_params(layer, allowed: dict) -> dict:
@@ -36,7 +62,7 @@ def check_counts(layer, bottom, top, n_bottom, n_top):
         raise ValueError(f"{name}: needs {n_top} top blob(s), got {len(top)}")
 
 
-class SoftLabelTargets(caffe.Layer):
+class SoftLabelTargets(ReportingLayer):
     """joints2d (N, J, 2) in input-crop pixels -> soft 2D labels (N, J, grid*grid), eq. (1)-(2)."""
 
     def setup(self, bottom, top):
@@ -57,7 +83,7 @@ class SoftLabelTargets(caffe.Layer):
         pass  # targets: nothing to propagate
 
 
-class SoftLabelCrossEntropyLoss(caffe.Layer):
+class SoftLabelCrossEntropyLoss(ReportingLayer):
     """Eq. (3) for every joint, summed over joints, mean over the batch, times lambda_2D.
 
     bottoms: logits (N, J, C) (softmax over C inside), soft targets (N, J, C). lambda_2D follows the
@@ -103,11 +129,12 @@ class SoftLabelCrossEntropyLoss(caffe.Layer):
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             bottom[0].diff[...] = self.lam * top[0].diff[0] * self.grad
-        if propagate_down[1]:
-            raise ValueError("SoftLabelCrossEntropyLoss: cannot propagate to the targets")
+        if propagate_down[1]:  # d/d targets of -sum t log p / N (asked for under force_backward)
+            logits = bottom[0].data
+            bottom[1].diff[...] = -self.lam * top[0].diff[0] * T.log_softmax(logits) / len(logits)
 
 
-class RootRelativeTargets(caffe.Layer):
+class RootRelativeTargets(ReportingLayer):
     """pose3d (N, J, 3) -> one top per root: (N, 3*(J-1)) positions relative to that root, eq. (4).
 
     param_str: {"roots": [0, 8, 2, 5, 12, 15]} (tops in this order)."""
@@ -124,13 +151,13 @@ class RootRelativeTargets(caffe.Layer):
 
     def reshape(self, bottom, top):
         n, j, _ = bottom[0].data.shape
-        for t in top:
-            t.reshape(n, 3 * (j - 1))
+        for i in range(len(top)):  # index: pycaffe's blob vectors cannot be iterated
+            top[i].reshape(n, 3 * (j - 1))
 
     def forward(self, bottom, top):
         rel = T.root_relative_targets(bottom[0].data, self.roots)
-        for i, (t, r) in enumerate(zip(top, self.roots)):
-            t.data[...] = T.drop_root(rel[:, i], r)
+        for i, r in enumerate(self.roots):
+            top[i].data[...] = T.drop_root(rel[:, i], r)
 
     def backward(self, top, propagate_down, bottom):
         pass

@@ -28,8 +28,10 @@ FROZEN = [dict(lr_mult=0, decay_mult=0)]
 
 
 def bn_scale_relu(n, name, bottom):
-    """BatchNorm (+Scale, Caffe's BN has no affine part) and ReLU, in place."""
-    setattr(n, f"{name}_bn", L.BatchNorm(bottom, in_place=True, param=FROZEN * 3))
+    """BatchNorm (+Scale, Caffe's BN has no affine part) and ReLU, in place: BN before the
+    nonlinearity, as in Ioffe & Szegedy, whom the paper cites for it."""
+    # no param specs: Caffe 1.0's BatchNorm keeps its statistics out of the solver's updates itself
+    setattr(n, f"{name}_bn", L.BatchNorm(bottom, in_place=True))
     setattr(n, f"{name}_scale", L.Scale(bottom, in_place=True, bias_term=True,
                                         param=[dict(lr_mult=1, decay_mult=0), dict(lr_mult=1, decay_mult=0)]))
     setattr(n, f"{name}_relu", L.ReLU(bottom, in_place=True))
@@ -134,7 +136,11 @@ def build_solver(*, train_net: str, test_net: str, train_count: int, test_count:
                  batch_size: int = C.BATCH_SIZE, test_batch_size: int = 64, epochs: int = C.EPOCHS,
                  lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4, display: int = 50) -> caffe.proto.caffe_pb2.SolverParameter:
     """Section 4's SGD: lr 0.01 halved every 4 epochs, 28 epochs, momentum 0.9, weight decay 0.001;
-    iterations from the training set's size; test and snapshot every 4 epochs (Fig. 4)."""
+    iterations from the training set's size; test and snapshot every 4 epochs (Fig. 4).
+
+    For a batch other than the paper's 128 the learning rate scales linearly (0.01 * batch / 128):
+    the 3D heads' per-sample step grows as lr * |h|^2 / batch, and at batch 16 with lr 0.01 training
+    diverges within 20 iterations, while 128 / 0.01 and 16 / 0.00125 train (docs/benchmarks.md)."""
     iters_per_epoch = max(1, math.ceil(train_count / batch_size))
     s = caffe.proto.caffe_pb2.SolverParameter()
     s.train_net = train_net
@@ -142,7 +148,7 @@ def build_solver(*, train_net: str, test_net: str, train_count: int, test_count:
     s.test_iter.append(max(1, math.ceil(test_count / test_batch_size)))
     s.test_interval = test_every_epochs * iters_per_epoch
     s.test_initialization = False
-    s.base_lr = C.BASE_LR
+    s.base_lr = C.BASE_LR * batch_size / C.BATCH_SIZE
     s.lr_policy = "step"
     s.gamma = C.LR_GAMMA
     s.stepsize = lr_step_epochs * iters_per_epoch
@@ -168,15 +174,16 @@ def write_text(path: Path, message) -> None:
 
 
 def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str, test_lmdb: str, train_count: int,
-                     test_count: int, snapshot_prefix: str, rel_to: Path, batch_size: int = C.BATCH_SIZE,
+                     test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None, batch_size: int = C.BATCH_SIZE,
                      epochs: int = C.EPOCHS, lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4,
                      display: int = 50, test_batch_size: int = 64, workers: int = 1) -> Path:
-    """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir; paths in them relative
-    to `rel_to` (the directory caffe is run from). Returns the solver path."""
+    """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir. The solver names the nets
+    as `solver_net_dir`/<name>_train.prototxt (relative to where caffe runs; default: out_dir, absolute).
+    Returns the solver path."""
     multi_root, use_2d_cls = VARIANTS[variant]
     iters_per_epoch = max(1, math.ceil(train_count / batch_size))
     step = C.LAMBDA_2D_STEP_EPOCH * epochs // C.EPOCHS * iters_per_epoch
-    rel = lambda p: str(Path(p).resolve().relative_to(rel_to.resolve())) if Path(p).is_absolute() else str(p)
+    net_dir = solver_net_dir if solver_net_dir is not None else str(Path(out_dir).resolve())
     train = out_dir / f"{name}_train.prototxt"
     test = out_dir / f"{name}_test.prototxt"
     write_text(train, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=train_lmdb,
@@ -184,7 +191,7 @@ def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str,
     write_text(test, build_net("test", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=test_lmdb,
                                batch_size=test_batch_size, lambda_step_iter=step, workers=workers))
     solver = out_dir / f"solver_{name}.prototxt"
-    write_text(solver, build_solver(train_net=rel(train), test_net=rel(test), train_count=train_count,
+    write_text(solver, build_solver(train_net=f"{net_dir}/{train.name}", test_net=f"{net_dir}/{test.name}", train_count=train_count,
                                     test_count=test_count, snapshot_prefix=snapshot_prefix, batch_size=batch_size,
                                     test_batch_size=test_batch_size, epochs=epochs, lr_step_epochs=lr_step_epochs,
                                     test_every_epochs=test_every_epochs, display=display))
@@ -196,7 +203,7 @@ def write_deploy_nets(out_dir: Path) -> None:
         write_text(out_dir / f"deploy_{variant}.prototxt", build_net("deploy", multi_root=multi_root, use_2d_cls=use_2d_cls))
 
 
-def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb", repo_root: Path = HERE.parent) -> list:
+def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb") -> list:
     """Every committed file: the full model for all 15 actions, the four variants for Table 2's six
     actions (prototxt/ablation/), the four deploy nets."""
     written = []
@@ -205,17 +212,15 @@ def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb
         slug = action_slug(action)
         c = counts[action]
         common = dict(train_lmdb=f"{lmdb_root}/{slug}_train.lmdb", test_lmdb=f"{lmdb_root}/{slug}_test.lmdb",
-                      train_count=c["train"], test_count=c["test"], rel_to=repo_root)
-        written.append(write_experiment(out_dir / "nets", slug, variant="both",
+                      train_count=c["train"], test_count=c["test"])
+        written.append(write_experiment(out_dir / "nets", slug, variant="both", solver_net_dir="prototxt/nets",
                                         snapshot_prefix=f"snapshots/{slug}_both", **common))
-        solver = written[-1]
         # the solvers the README names: prototxt/solver_<action>.prototxt
-        text = solver.read_text()
-        (out_dir / f"solver_{slug}.prototxt").write_text(text)
-        solver.unlink()
+        written[-1] = written[-1].replace(out_dir / f"solver_{slug}.prototxt")
         if action in ABLATION_ACTIONS:
             for variant in VARIANTS:
                 written.append(write_experiment(out_dir / "ablation", f"{slug}_{variant}", variant=variant,
+                                                solver_net_dir="prototxt/ablation",
                                                 snapshot_prefix=f"snapshots/{slug}_{variant}", **common))
     return written
 

@@ -1,0 +1,166 @@
+"""Issue 3: synthetic Human3.6M layout -> real reader -> LMDB -> read back, and bad input."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import lmdb
+import numpy as np
+import pytest
+
+from data_prep.cameras import CAMERA_MODELS, project
+from data_prep.crop import apply_affine, crop_transform, square_around_box
+from data_prep.h36m import SequenceError, discover, read_bboxes, read_pose_cdf
+from data_prep.lmdb_build import build_lmdbs, read_meta
+from data_prep.poses import normalise_poses
+from data_prep.records import decode_record
+from data_prep.skeleton import CAMERAS, H36M_TO_17, SUBJECTS, action_of_file_stem
+from data_prep.synthetic import GeneratorConfig, generate, write_pose_cdf
+
+
+def read_all(path):
+    env = lmdb.open(str(path), readonly=True, lock=False)
+    with env.begin() as txn:
+        out = [(k.decode(), decode_record(v)) for k, v in txn.cursor()]
+    env.close()
+    return out
+
+
+def test_layout_has_the_release_file_kinds_and_names(synthetic_root):
+    s1 = synthetic_root / "S1"
+    for cam in CAMERAS:
+        for rel in (f"MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf", f"MyPoseFeatures/D2_Positions/Walking.{cam}.cdf",
+                    f"Videos/Walking.{cam}.mp4", f"MySegmentsMat/ground_truth_bb/Walking.{cam}.mat"):
+            assert (s1 / rel).is_file(), rel
+    assert read_pose_cdf(s1 / f"MyPoseFeatures/D3_Positions_mono/Walking.{CAMERAS[0]}.cdf", 96).shape == (24, 96)
+    assert open(s1 / f"MySegmentsMat/ground_truth_bb/Walking.{CAMERAS[0]}.mat", "rb").read(19) == b"MATLAB 7.3 MAT-file"
+    assert len(discover(synthetic_root, SUBJECTS).sequences) == 7 * 4
+
+
+def test_action_names_map_to_the_papers_actions():
+    assert action_of_file_stem("TakingPhoto 1") == "Photo"
+    assert action_of_file_stem("WalkingDog") == "WalkDog"
+    assert action_of_file_stem("Sitting 2") == "Sitting"
+    assert action_of_file_stem("SittingDown") == "SittingDown"
+    assert action_of_file_stem("WalkTogether 1") == "WalkTogether"
+    assert action_of_file_stem("_ALL") is None and action_of_file_stem("Dancing") is None
+
+
+def test_d2_positions_match_projection_of_the_mono_pose(synthetic_root):
+    for cam in CAMERAS:
+        d3 = read_pose_cdf(synthetic_root / f"S9/MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf", 96).reshape(-1, 32, 3)
+        d2 = read_pose_cdf(synthetic_root / f"S9/MyPoseFeatures/D2_Positions/Walking.{cam}.cdf", 64).reshape(-1, 32, 2)
+        assert np.abs(project(d3, CAMERA_MODELS[cam]) - d2).max() < 0.05  # float32 storage
+
+
+def test_roundtrip_labels_poses_and_counts(lmdb_root, synthetic_root):
+    out, summary = lmdb_root
+    assert not summary.skipped
+    for split, subjects in (("train", {"S1", "S5", "S6", "S7", "S8"}), ("test", {"S9", "S11"})):
+        path = out / f"walking_{split}.lmdb"
+        meta = read_meta(path)
+        records = read_all(path)
+        assert len(records) == meta["count"] == summary.outputs[str(path)]
+        assert {k.split("/")[0] for k, _ in records} == subjects
+        assert [k for k, _ in records] == sorted(k for k, _ in records)
+        for key, r in records[::7]:
+            subject, action, cam, frame = key.split("/")
+            assert r["image"].shape == (3, 250, 250)
+            # 2D labels agree with projecting the stored mm pose, moved into the crop, within 0.5 px
+            boxes = read_bboxes(synthetic_root / subject / "MySegmentsMat/ground_truth_bb" / f"{action}.{cam}.mat", [int(frame)])
+            affine = crop_transform(*square_around_box(boxes[0]))
+            expect = apply_affine(project(r["pose3d_mm"].astype(np.float64), CAMERA_MODELS[cam]), affine)
+            assert np.abs(expect - r["joints2d"]).max() < 0.5
+            assert (r["joints2d"] >= 0).all() and (r["joints2d"] <= 249).all()
+            # normalised: zero mean, unit Frobenius norm; mm pose = normalised * scale + mean
+            assert np.allclose(r["pose3d"].mean(0), 0, atol=1e-5)
+            assert np.linalg.norm(r["pose3d"]) == pytest.approx(1, abs=1e-5)
+            assert np.allclose(r["pose3d"] * r["scale_mm"] + r["mean_mm"], r["pose3d_mm"], atol=0.05)
+    assert summary.frames == sum(summary.outputs.values())
+    meta = read_meta(out / "walking_train.lmdb")
+    assert len(meta["mean_torso_lengths_mm"]) == 6 and len(meta["pca_eigval_rgb"]) == 3
+    assert np.allclose(np.array(meta["pca_eigvec_rgb"]).T @ np.array(meta["pca_eigvec_rgb"]), np.eye(3), atol=1e-6)
+
+
+@pytest.fixture()
+def small_copy(synthetic_root, tmp_path):
+    """Two subjects of the generated layout (one train, one test), copied so a test may damage it."""
+    root = tmp_path / "h36m"
+    for s in ("S1", "S9"):
+        shutil.copytree(synthetic_root / s, root / s)
+    return root
+
+
+def build(root, out, **kw):
+    return build_lmdbs(root, out, actions=("Walking",), step=4, workers=1, progress=False,
+                       train_subjects=("S1",), test_subjects=("S9",), **kw)
+
+
+def test_missing_file_is_a_counted_skip(small_copy, tmp_path):
+    (small_copy / f"S1/Videos/Walking.{CAMERAS[1]}.mp4").unlink()
+    with pytest.warns(UserWarning, match="missing video"):
+        summary = build(small_copy, tmp_path / "out")
+    assert len(summary.skipped) == 1 and "Walking.55011271.mp4" in summary.skipped[0]
+    assert summary.sequences == 7
+
+
+def test_cut_video_is_a_counted_skip_and_a_short_one_uses_the_common_prefix(small_copy, tmp_path):
+    from data_prep.h36m import VideoFrames
+    from data_prep.synthetic import write_video
+
+    cut = small_copy / f"S9/Videos/Walking.{CAMERAS[0]}.mp4"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # index lost: undecodable
+    short = small_copy / f"S9/Videos/Walking.{CAMERAS[1]}.mp4"
+    write_video(short, list(VideoFrames(short))[:10])  # 10 of 24 frames
+    with pytest.warns(UserWarning, match="corrupt"):
+        summary = build(small_copy, tmp_path / "out")
+    assert len(summary.skipped) == 1 and "Walking.54138969.mp4" in summary.skipped[0]
+    assert any("Walking.55011271.mp4: 10 video frames for 24 poses" in n for n in summary.notes), summary.notes
+    keys = [k for k, _ in read_all(tmp_path / "out" / "walking_test.lmdb") if "55011271" in k]
+    assert [int(k.rsplit("/", 1)[1]) for k in keys] == [0, 4, 8]  # step 4 within the first 10 frames
+
+
+def test_wrong_cdf_width_nan_pose_are_clear_errors(small_copy, tmp_path):
+    bad = small_copy / f"S1/MyPoseFeatures/D3_Positions_mono/Walking.{CAMERAS[2]}.cdf"
+    write_pose_cdf(bad, np.zeros((24, 90)))
+    with pytest.raises(SequenceError, match="expected 96 values per frame"):
+        read_pose_cdf(bad, 96)
+    nan = small_copy / f"S1/MyPoseFeatures/D3_Positions_mono/Walking.{CAMERAS[3]}.cdf"
+    pose = read_pose_cdf(nan, 96)
+    pose[5, 7] = np.nan
+    write_pose_cdf(nan, pose)
+    with pytest.warns(UserWarning):
+        summary = build(small_copy, tmp_path / "out")
+    assert any("expected 96 values" in s for s in summary.skipped)
+    assert any("NaN" in s and "frames [5]" in s for s in summary.skipped)
+
+
+def test_unknown_action_name_is_reported_not_matched(small_copy, tmp_path):
+    src = small_copy / f"S1/MyPoseFeatures/D3_Positions_mono/Walking.{CAMERAS[0]}.cdf"
+    shutil.copy(src, src.with_name(f"Dancing.{CAMERAS[0]}.cdf"))
+    summary = build(small_copy, tmp_path / "out")
+    assert any("Dancing.54138969.cdf" in u for u in summary.unmatched)
+    with pytest.raises(ValueError, match="unknown action"):
+        build_lmdbs(small_copy, tmp_path / "out2", actions=("Dancing",), progress=False)
+
+
+def test_no_partial_lmdb_is_left_behind(small_copy, tmp_path):
+    for cam in CAMERAS:  # every test sequence unusable: the test LMDB cannot be built
+        (small_copy / f"S9/Videos/Walking.{cam}.mp4").unlink()
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="every test sequence of Walking was skipped"):
+        build(small_copy, out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["walking_train.lmdb"], names  # complete train LMDB, no test LMDB, no .partial
+    assert read_meta(out / "walking_train.lmdb")["count"] > 0
+
+
+def test_generator_is_deterministic(tmp_path):
+    cfg = dict(subjects=("S5",), actions=("Sitting",), cameras=(CAMERAS[2],), frames=5, seed=11)
+    generate(GeneratorConfig(tmp_path / "a", **cfg), progress=False)
+    generate(GeneratorConfig(tmp_path / "b", **cfg), progress=False)
+    rel = f"S5/MyPoseFeatures/D3_Positions_mono/Sitting.{CAMERAS[2]}.cdf"
+    assert np.array_equal(read_pose_cdf(tmp_path / "a" / rel, 96), read_pose_cdf(tmp_path / "b" / rel, 96))
+    pose = read_pose_cdf(tmp_path / "a" / rel, 96).reshape(-1, 32, 3)[:, H36M_TO_17]
+    assert (pose[..., 2] > 1000).all()  # in front of the camera, metres away
+    normalise_poses(pose)

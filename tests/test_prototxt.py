@@ -1,0 +1,95 @@
+"""Issue 4: the generated nets and solvers against the paper's numbers, and prototxt/ up to date."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import caffe
+import pytest
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
+
+from conftest import REPO
+from data_prep.skeleton import ROOTS
+from prototxt.generate import VARIANTS, generate_all
+
+PROTO = REPO / "prototxt"
+GENERATED = lambda root: sorted(p.relative_to(root) for p in root.rglob("*.prototxt"))
+
+
+def parse(path, cls=caffe_pb2.NetParameter):
+    msg = cls()
+    text_format.Merge(Path(path).read_text(), msg)
+    return msg
+
+
+def test_committed_prototxt_is_what_the_generator_writes(tmp_path):
+    counts = json.loads((PROTO / "train_counts.json").read_text())["counts"]
+    generate_all(counts, out_dir=tmp_path)
+    assert GENERATED(tmp_path) == GENERATED(PROTO)
+    stale = [str(p) for p in GENERATED(PROTO) if (PROTO / p).read_text() != (tmp_path / p).read_text()]
+    assert not stale, f"out of date, run `python -m prototxt.generate`: {stale}"
+    assert len(list(PROTO.glob("solver_*.prototxt"))) == 15
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_train_net_layers_match_the_paper(variant):
+    multi_root, use_2d_cls = VARIANTS[variant]
+    net = parse(PROTO / "ablation" / f"walking_{variant}_train.prototxt")
+    types = Counter(l.type for l in net.layer)
+    roots = 6 if multi_root else 1
+    hidden_fc = 2 + 1 + (1 if use_2d_cls else 0) + roots  # fc1/fc2 2D, fc1 3D, fc probs 2D, fc2 3D per root
+    assert types["Convolution"] == 5 and types["Pooling"] == 3
+    assert types["BatchNorm"] == types["Scale"] == 5 + hidden_fc  # BN on every conv and fc layer
+    assert types["Dropout"] == hidden_fc
+    assert all(l.dropout_param.dropout_ratio == pytest.approx(0.3) for l in net.layer if l.type == "Dropout")
+    assert types["EuclideanLoss"] == roots
+    assert all(l.loss_weight == [1.0] for l in net.layer if l.type == "EuclideanLoss")  # 2 * lambda_3D, Caffe's 1/2
+    assert types["Softmax"] == (1 if use_2d_cls else 0) and types["Concat"] == (1 if use_2d_cls else 0)
+    convs = [l.convolution_param for l in net.layer if l.type == "Convolution"]
+    assert [(c.num_output, c.kernel_size[0], c.stride[0]) for c in convs] == [
+        (64, 7, 2), (128, 5, 2), (192, 3, 1), (192, 3, 1), (192, 3, 1)]
+    assert all((l.pooling_param.kernel_size, l.pooling_param.stride) == (3, 2) for l in net.layer if l.type == "Pooling")
+    fc_sizes = {l.name: l.inner_product_param.num_output for l in net.layer if l.type == "InnerProduct"}
+    assert fc_sizes["fc1_2d"] == fc_sizes["fc2_2d"] == fc_sizes["fc1_3d"] == 2048
+    assert fc_sizes["fc_out_2d"] == 17 * 16 * 16
+    assert sorted(v for k, v in fc_sizes.items() if k.startswith("out_3d")) == [48] * roots
+    loss2d = next(l for l in net.layer if l.name == "loss_2d")
+    p = json.loads(loss2d.python_param.param_str)
+    assert p["lambda_2d"] == [0.1, 0.01] and loss2d.loss_weight == [1.0]
+    rel = next(l for l in net.layer if l.name.startswith("python") or l.python_param.layer == "RootRelativeTargets")
+    assert json.loads(rel.python_param.param_str)["roots"] == (list(ROOTS) if multi_root else [0])
+
+
+def test_solvers_follow_section_4():
+    counts = json.loads((PROTO / "train_counts.json").read_text())["counts"]
+    for path in PROTO.glob("solver_*.prototxt"):
+        s = parse(path, caffe_pb2.SolverParameter)
+        action = next(a for a in counts if a.lower() == path.stem[len("solver_"):])
+        epoch = math.ceil(counts[action]["train"] / 128)
+        assert s.lr_policy == "step"  # float32 fields below
+        assert (s.base_lr, s.gamma, s.momentum, s.weight_decay) == pytest.approx((0.01, 0.5, 0.9, 0.001), rel=1e-6)
+        assert s.stepsize == 4 * epoch and s.max_iter == 28 * epoch
+        assert s.test_interval == s.snapshot == 4 * epoch and s.display == 50
+        train = parse(REPO / s.train_net)
+        data = json.loads(train.layer[0].python_param.param_str)
+        assert data["batch_size"] == 128
+        loss2d = json.loads(next(l for l in train.layer if l.name == "loss_2d").python_param.param_str)
+        assert loss2d["lambda_step_iter"] == 16 * epoch
+        assert (REPO / s.test_net[0]).is_file()
+
+
+def test_deploy_nets_shapes_and_parameter_counts():
+    sizes = {}
+    for variant in VARIANTS:
+        net = caffe.Net(str(PROTO / f"deploy_{variant}.prototxt"), caffe.TEST)
+        assert net.blobs["data"].data.shape == (1, 3, 225, 225)
+        assert net.blobs["pool5"].data.shape == (1, 192, 6, 6)
+        assert net.blobs["pose3d"].data.shape == (1, 17, 3)
+        if VARIANTS[variant][1]:
+            assert net.blobs["probs_2d"].data.shape == (1, 17, 256)
+            assert net.blobs["fc_2d3d"].data.shape == (1, 4096)
+        sizes[variant] = sum(b.data.size for k, v in net.params.items() if k != "root_average" for b in v)
+    assert sizes["baseline"] < sizes["2dcls"] < sizes["multireg"] < sizes["both"]
