@@ -11,7 +11,7 @@ setup(
     packages=["data_prep", "layers", "tools", "prototxt"],
     python_requires=">=3.11,<3.12",
     install_requires=[
-        "numpy", "protobuf", "six", "h5py", "lmdb", "opencv-python-headless", "cdflib", "tqdm", "PyYAML",
+        "numpy", "protobuf", "six", "h5py", "lmdb", "opencv-python-headless", "cdflib", "tqdm",
         "matplotlib",
     ],
 )

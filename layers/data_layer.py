@@ -100,7 +100,9 @@ class BatchSource:
         self.eigval = np.asarray(self.meta["pca_eigval_rgb"], dtype=np.float64)
         self.eigvec = np.asarray(self.meta["pca_eigvec_rgb"], dtype=np.float64)
 
-    def fill(self, batch: int, image: np.ndarray, joints: np.ndarray, pose: np.ndarray) -> None:
+    def fill(self, batch: int, image: np.ndarray, joints: np.ndarray, pose: np.ndarray, extra: dict | None = None) -> None:
+        """Fill the arrays with batch number `batch`; `extra` maps other record fields (e.g. 'pose3d_mm')
+        to arrays to fill as well."""
         idx = batch_indices(len(self.keys), self.batch_size, batch, self.seed, self.train)
         rng = np.random.default_rng([self.seed, 1_000_003, batch]) if self.train else None
         with self.env.begin() as txn:
@@ -108,8 +110,11 @@ class BatchSource:
                 value = txn.get(self.keys[i])
                 if value is None:
                     raise ValueError(f"{self.path}: record {self.keys[i]!r} vanished; the LMDB is damaged, rebuild it")
-                image[k], joints[k], pose[k] = augment_record(decode_record(value), rng, self.crop, self.mean_bgr,
+                record = decode_record(value)
+                image[k], joints[k], pose[k] = augment_record(record, rng, self.crop, self.mean_bgr,
                                                               self.eigval, self.eigvec, self.pca_sigma)
+                for name, array in (extra or {}).items():
+                    array[k] = record[name]
 
 
 def _worker(source_args, worker, workers, shm_name, shapes, free_q, ready_q, first_batch):

@@ -1,0 +1,114 @@
+"""Issue 5: evaluate.py, predict.py, train_all.py (resume), figures, on a tiny net trained for real."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO
+from data_prep.lmdb_build import read_meta
+from data_prep.tables import format_table1, format_table2
+from prototxt.generate import write_experiment
+from tools.training import read_solver, train_to_completion
+
+
+def small_solver(directory, lmdb_root, name, max_iter, variant="baseline"):
+    out, _ = lmdb_root
+    solver = write_experiment(directory, name, variant=variant, train_lmdb=str(out / "walking_train.lmdb"),
+                              test_lmdb=str(out / "walking_test.lmdb"),
+                              train_count=read_meta(out / "walking_train.lmdb")["count"],
+                              test_count=read_meta(out / "walking_test.lmdb")["count"],
+                              snapshot_prefix=str(directory / "snap"), batch_size=8, test_batch_size=16, display=1)
+    text = solver.read_text()
+    for key, value in (("max_iter", max_iter), ("snapshot", 3), ("test_interval", 1000)):
+        text = "\n".join(f"{key}: {value}" if l.startswith(f"{key}:") else l for l in text.splitlines()) + "\n"
+    solver.write_text(text)
+    return solver
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, lmdb_root):
+    d = tmp_path_factory.mktemp("trained")
+    solver = small_solver(d, lmdb_root, "solver_walking", 3)
+    final = train_to_completion(solver.rename(d / "solver_walking.prototxt"), d / "train.log", progress=False)
+    return d, final
+
+
+def test_train_all_resumes_an_interrupted_run_and_skips_a_finished_one(trained, lmdb_root, capsys):
+    from tools import train_all
+
+    d, first = trained
+    assert first.name == "snap_iter_3.caffemodel"
+    solver = d / "solver_walking.prototxt"
+    # the run was "interrupted" at iteration 3 of 6: a later call resumes from that snapshot
+    solver.write_text(solver.read_text().replace("max_iter: 3", "max_iter: 6"))
+    assert read_solver(solver).max_iter == 6
+    out, _ = lmdb_root
+    args = ["--actions", "Walking", "--solver-dir", str(d), "--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"),
+            "--lmdb-root", str(out), "--logs", str(d / "logs"), "--results", str(d / "results"), "--quiet"]
+    assert train_all.main(args) == 0
+    log = (d / "logs" / "walking_both.log").read_text()
+    assert "Resuming from" in log and "snap_iter_3.solverstate" in log
+    assert (d / "snap_iter_6.caffemodel").is_file()
+    size = (d / "logs" / "walking_both.log").stat().st_size
+    assert train_all.main(args) == 0  # finished: no training, same log
+    assert (d / "logs" / "walking_both.log").stat().st_size == size
+    results = json.loads((d / "results" / "results.json").read_text())
+    assert results["Walking"]["frames"] == read_meta(out / "walking_test.lmdb")["count"]
+
+
+def test_evaluate_writes_the_table_and_files(trained, lmdb_root, capsys):
+    from tools import evaluate
+
+    d, weights = trained
+    out, _ = lmdb_root
+    assert evaluate.main(["--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"), "--lmdb-root", str(out),
+                          "--weights", f"Walking={weights}", "--batch-size", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "Walking" in printed and "Mean pose" in printed and "Paper" in printed and "62.64" in printed
+    r = json.loads((d / "results.json").read_text())["Walking"]
+    assert r["mpjpe"] > 0 and r["pa_mpjpe"] <= r["mpjpe"] and len(r["per_joint"]) == 17
+    assert (d / "results.csv").read_text().startswith("action,frames,mpjpe_mm")
+    with pytest.raises(SystemExit, match="ACTION=path"):
+        evaluate.main(["--lmdb-root", str(out), "--weights", str(weights)])
+
+
+def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_root, tmp_path):
+    from tools import predict
+
+    d, weights = trained
+    out, _ = lmdb_root
+    cap = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.55011271.mp4"))
+    ok, frame = cap.read()
+    assert ok
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), frame)
+    assert predict.main([str(image), "--bbox", "350", "250", "300", "500", "--weights", str(weights),
+                         "--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"),
+                         "--train-lmdb", str(out / "walking_train.lmdb")]) == 0
+    doc = json.loads((tmp_path / "person.pose3d.json").read_text())
+    pose = np.array(doc["pose3d_mm"])
+    assert pose.shape == (17, 3) and np.isfinite(pose).all() and len(doc["joints"]) == 17
+    assert cv2.imread(str(tmp_path / "person.pose3d.png")) is not None
+    with pytest.raises(SystemExit, match="not a readable image"):
+        predict.main([str(tmp_path / "nope.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")])
+
+
+def test_figures_from_a_real_log(trained, tmp_path):
+    from tools.figures import loss_3d_curve, parse_caffe_log, plot_fig4
+
+    d, _ = trained
+    parsed = parse_caffe_log((d / "train.log").read_text())
+    iters, values = loss_3d_curve(parsed, "train")
+    assert list(iters) == [0, 1, 2] and (values > 0).all()
+    png = plot_fig4({"run": d / "train.log"}, tmp_path / "fig4.png")
+    assert cv2.imread(str(png)).shape[0] > 100
+
+
+def test_table_layouts():
+    t1 = format_table1({"Ours": {"Walking": 50.0, "Eating": 70.0}})
+    assert "Average" in t1 and "60.00" in t1 and t1.index("Directions") < t1.index("Posing") < t1.index("Walk")
+    t2 = format_table2({"baseline": {"Walking": 80.0}, "both": {"Walking": 60.0}}, ["Walking"])
+    assert "Baseline CNN (ours)" in t2 and "72.55" in t2 and "62.64" in t2

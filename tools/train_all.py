@@ -1,0 +1,53 @@
+"""Train the full model for every action (the paper trains each action separately) or a chosen subset
+with the `caffe` tool, then evaluate them all and print the Table 1 layout. Resumable: finished actions
+are skipped, an interrupted one resumes from its latest snapshot.
+
+  python tools/train_all.py --lmdb-root data/lmdb                  # all 15, prototxt/solver_<action>.prototxt
+  python tools/train_all.py --lmdb-root data/lmdb --actions Walking Eating --gpu 0
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from data_prep.skeleton import ACTIONS, action_slug
+from tools.evaluate import evaluate, report, write_results
+from tools.training import REPO, train_to_completion
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
+    p.add_argument("--lmdb-root", default="data/lmdb", help="the LMDBs the solvers' nets name (for evaluation)")
+    p.add_argument("--solver-dir", default=str(REPO / "prototxt"), help="folder with solver_<action>.prototxt")
+    p.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
+    p.add_argument("--logs", default=str(REPO / "logs"))
+    p.add_argument("--results", default=str(REPO / "results" / "table1"))
+    p.add_argument("--gpu", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    progress = not a.quiet and sys.stderr.isatty()
+    weights = {}
+    for action in a.actions:
+        solver = Path(a.solver_dir) / f"solver_{action_slug(action)}.prototxt"
+        if not solver.is_file():
+            raise SystemExit(f"{solver}: missing; run `python -m prototxt.generate` (or pass --solver-dir)")
+        if not a.quiet:
+            print(f"[{action}] {solver}", flush=True)
+        weights[action] = str(train_to_completion(solver, Path(a.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
+                                                  gpu=a.gpu, progress=progress, desc=f"train {action}"))
+    results = evaluate(a.deploy, a.lmdb_root, weights, a.gpu, progress=progress)
+    js, cs = write_results(results, Path(a.results))
+    if not a.quiet:
+        print(report(results))
+        print(f"wrote {js} and {cs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

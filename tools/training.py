@@ -1,0 +1,90 @@
+"""Running the `caffe` tool from the drivers (demo, train_all, ablation): log to a file, progress bar,
+resume from the latest snapshot."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_ITER = re.compile(r"Iteration (\d+)")
+
+
+def caffe_binary() -> str:
+    local = REPO / ".venv" / "bin" / "caffe"
+    return str(local) if local.is_file() else "caffe"
+
+
+def latest_snapshot(prefix: str) -> Path | None:
+    """The .solverstate with the highest iteration for a snapshot prefix, or None."""
+    p = Path(prefix)
+    states = sorted(p.parent.glob(p.name + "_iter_*.solverstate"), key=lambda s: int(s.stem.rsplit("_", 1)[1]))
+    return states[-1] if states else None
+
+
+def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | None = None, cwd: Path = REPO,
+                    progress: bool = True, desc: str = "caffe train", extra_args=()) -> None:
+    """`caffe train -solver solver [-snapshot resume]`, its log appended to log_path; raises with the
+    log's tail if Caffe fails."""
+    from tqdm import tqdm
+
+    cmd = [caffe_binary(), "train", "-solver", str(solver), *extra_args]
+    if resume is not None:
+        cmd += ["-snapshot", str(resume)]
+    env = {**os.environ, "GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = int(resume.stem.rsplit("_", 1)[1]) if resume else 0
+    bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=not progress)
+    tail = []
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            log.write(line)
+            log.flush()  # so that the log can be followed while Caffe runs
+            tail = (tail + [line])[-40:]
+            if "solver.cpp" in line:
+                m = _ITER.search(line)
+                if m and int(m.group(1)) > bar.n:
+                    bar.update(int(m.group(1)) - bar.n)
+        code = proc.wait()
+    bar.close()
+    if code != 0:
+        raise RuntimeError(f"caffe train failed (exit {code}); full log: {log_path}\n" + "".join(tail))
+
+
+def read_solver(path: Path):
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    s = caffe_pb2.SolverParameter()
+    try:
+        text_format.Merge(Path(path).read_text(), s)
+    except (OSError, text_format.ParseError) as e:
+        raise SystemExit(f"{path}: not a readable solver prototxt ({e})") from e
+    return s
+
+
+def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | None = None, progress: bool = True,
+                        desc: str = "caffe train", prune: bool = False) -> Path:
+    """Train until the solver's final snapshot exists: skipped when it does, resumed from the latest
+    snapshot when an earlier run was interrupted. With `prune`, the intermediate snapshots (hundreds of MB
+    each for the full model) are deleted once the final one exists. Returns the final .caffemodel."""
+    s = read_solver(solver)
+    prefix = Path(s.snapshot_prefix) if Path(s.snapshot_prefix).is_absolute() else Path(cwd) / s.snapshot_prefix
+    final = Path(f"{prefix}_iter_{s.max_iter}.caffemodel")
+    if final.is_file():
+        return final
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    resume = latest_snapshot(str(prefix))
+    run_caffe_train(solver, log, s.max_iter, resume=resume, cwd=cwd, progress=progress, desc=desc,
+                    extra_args=["-gpu", str(gpu)] if gpu is not None else [])
+    if not final.is_file():
+        raise RuntimeError(f"caffe train ended without {final}; is `snapshot` a divisor of max_iter? log: {log}")
+    if prune:
+        for f in prefix.parent.glob(prefix.name + "_iter_*"):
+            if f.suffix in (".caffemodel", ".solverstate") and f.stem != final.stem:
+                f.unlink()
+    return final
