@@ -165,3 +165,22 @@ class VideoFrames:
                 break
             yield frame
         self.cap.release()
+
+    def select(self, indices):
+        """(index, frame) for the wanted frame indices (ascending); other frames are only grabbed, not
+        converted. Afterwards `self.seen` is the number of frames the video had up to the last one wanted
+        (fewer when the video ends early)."""
+        self.seen = 0
+        wanted = iter(indices)
+        target = next(wanted, None)
+        while target is not None:
+            if not self.cap.grab():
+                break
+            index, self.seen = self.seen, self.seen + 1
+            if index == target:
+                ok, frame = self.cap.retrieve()
+                if not ok:
+                    break
+                yield index, frame
+                target = next(wanted, None)
+        self.cap.release()

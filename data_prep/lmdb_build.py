@@ -54,13 +54,8 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
         result = dataclasses.replace(empty, records=[], pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)))
         kept = []
         wanted_pos = 0
-        video_frames = 0
-        for index, frame in enumerate(VideoFrames(seq.path("video"))):
-            video_frames = index + 1
-            if wanted_pos >= len(wanted):
-                break  # the rest of the video carries no wanted frame (nor labels, if it is longer)
-            if index != wanted[wanted_pos]:
-                continue
+        video = VideoFrames(seq.path("video"))
+        for index, frame in video.select(wanted):
             i = wanted_pos
             wanted_pos += 1
             if boxes[i, 0] < 0:
@@ -75,10 +70,10 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
                 crop, index, joints2d=apply_affine(joints2d[index], affine), pose3d=normalised[i],
                 pose3d_mm=pose3d_mm[index], mean_mm=mean[i], scale_mm=[scale[i]])))
             kept.append(i)
-        if video_frames == 0:
+        if video.seen == 0:
             raise SequenceError(f"{seq.path('video')}: no decodable frame (corrupt video); the sequence is skipped")
         if wanted_pos < len(wanted):
-            result.note = (f"{seq.path('video')}: {video_frames} video frames for {len(pose3d_mm)} poses; "
+            result.note = (f"{seq.path('video')}: {video.seen} video frames for {len(pose3d_mm)} poses; "
                            f"used the common prefix")
         result.poses_mm = pose3d_mm[wanted[kept]]
         result.frames_used = len(kept)

@@ -16,6 +16,7 @@ while it runs C++, so a Python thread would starve); forward only copies a ready
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import caffe
@@ -145,6 +146,17 @@ def _worker(source_args, worker, workers, shm_name, shapes, free_q, ready_q, fir
         shm.close()
 
 
+def _shutdown(shm, pool):
+    for proc in pool:
+        proc.terminate()
+        proc.join(timeout=2)
+    try:
+        shm.close()
+    except BufferError:  # a view is still alive somewhere; unlinking still frees the name
+        pass
+    shm.unlink()
+
+
 def _slot_views(buf, shapes):
     """Per slot: (image, joints, pose) float32 views into one shared buffer."""
     per_slot = sum(int(np.prod(s)) for s in shapes)
@@ -213,6 +225,9 @@ class PoseDataLayer(ReportingLayer):
                       for w in range(self.workers)]
         for proc in self._pool:
             proc.start()
+        # Stop the workers and free the shared memory when the net goes away (pycaffe); under the caffe
+        # tool the workers exit when their parent does and multiprocessing's tracker frees the memory.
+        weakref.finalize(self, _shutdown, self._shm, self._pool)
 
     def forward(self, bottom, top):
         if self.workers == 0:

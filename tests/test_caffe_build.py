@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -55,47 +54,25 @@ def test_caffe_own_python_layer_tests_pass():
     assert caffe is not None
 
 
-# A tiny net: a constant input, one InnerProduct producing 2 joints x 16 classes, and this repo's
+SOLVER = REPO / "tests" / "data" / "tiny_solver.prototxt"  # constant input -> 2 joints x 16 classes, this repo's
 # SoftLabelTargets and SoftLabelCrossEntropyLoss: the loss must fall as the logits fit the soft labels.
-TINY_NET = textwrap.dedent("""
-    name: "tiny"
-    layer { name: "x" type: "DummyData" top: "x" top: "joints"
-      dummy_data_param { shape { dim: 4 dim: 8 } shape { dim: 4 dim: 2 dim: 2 }
-        data_filler { type: "constant" value: 1 } data_filler { type: "constant" value: 5 } } }
-    layer { name: "fc" type: "InnerProduct" bottom: "x" top: "fc"
-      inner_product_param { num_output: 32 weight_filler { type: "gaussian" std: 0.1 } } }
-    layer { name: "logits" type: "Reshape" bottom: "fc" top: "logits" reshape_param { shape { dim: 0 dim: 2 dim: 16 } } }
-    layer { name: "targets" type: "Python" bottom: "joints" top: "targets"
-      python_param { module: "layers.pose_layers" layer: "SoftLabelTargets" param_str: '{"image_size": 16, "grid": 4}' } }
-    layer { name: "loss" type: "Python" bottom: "logits" bottom: "targets" top: "loss" loss_weight: 1
-      param { lr_mult: 0 decay_mult: 0 }
-      python_param { module: "layers.pose_layers" layer: "SoftLabelCrossEntropyLoss" param_str: '{"lambda_2d": [1.0]}' } }
-    """)
 
 
-def _write_tiny(tmp_path, iters=20):
-    net = tmp_path / "tiny.prototxt"
-    net.write_text(TINY_NET)
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(f'net: "{net}"\nbase_lr: 0.5\nlr_policy: "fixed"\nmax_iter: {iters}\ndisplay: 1\n'
-                      f'solver_mode: CPU\nsnapshot_prefix: "{tmp_path}/tiny"\nrandom_seed: 1\n')
-    return solver
-
-
-def test_python_layer_net_trains_with_caffe_tool(tmp_path):
-    solver = _write_tiny(tmp_path)
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "train", "-solver", str(solver)], cwd=tmp_path,
+def test_python_layer_net_trains_with_caffe_tool():
+    """As the README's check: `.venv/bin/caffe train -solver tests/data/tiny_solver.prototxt` from the repo root."""
+    out = subprocess.run([".venv/bin/caffe", "train", "-solver", "tests/data/tiny_solver.prototxt"], cwd=REPO,
                          capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0"}, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     losses = [float(v) for v in re.findall(r"Iteration \d+ .*loss = ([0-9.e+-]+)", out.stderr)]
     assert len(losses) >= 10 and losses[-1] < 0.5 * losses[0], losses
 
 
-def test_python_layer_net_trains_with_pycaffe(tmp_path):
+def test_python_layer_net_trains_with_pycaffe(monkeypatch):
     import caffe
 
     caffe.set_mode_cpu()
-    solver = caffe.SGDSolver(str(_write_tiny(tmp_path)))
+    monkeypatch.chdir(REPO)  # the solver names its net relative to the repo root
+    solver = caffe.SGDSolver(str(SOLVER))
     first = None
     for _ in range(20):
         solver.step(1)

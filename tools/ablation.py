@@ -7,6 +7,10 @@ Resumable like train_all.py.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
+
 import argparse
 import json
 import sys
@@ -65,7 +69,8 @@ def main(argv=None) -> int:
             if not a.quiet:
                 print(f"[{action} / {VARIANT_LABELS[variant]}] {solver}", flush=True)
             weights[action, variant] = train_to_completion(solver, log_of[action, variant], cwd=REPO, gpu=a.gpu,
-                                                           progress=progress, desc=f"{action} {variant}", prune=True)
+                                                           progress=progress or ("lines" if not a.quiet else False),
+                                                           desc=f"{action} {variant}", prune=True)
     if a.gpu is not None:
         caffe.set_mode_gpu()
         caffe.set_device(a.gpu)

@@ -10,6 +10,10 @@ latest snapshot (delete out/demo to start over).
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
+
 import argparse
 import json
 import sys
@@ -66,7 +70,9 @@ def main(argv=None) -> int:
                                              out / "snapshots")
     log = out / "logs" / "walking_both.log"
     st.say(f"training {train_meta['count']} images, testing {test_meta['count']}; {max_iter} iterations of {a.batch_size}")
-    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=progress, desc="caffe train (demo)", prune=True))
+    train_progress = progress or ("lines" if not a.quiet else False)  # a line per 10% where there is no terminal
+    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=train_progress, desc="caffe train (demo)",
+                                                              prune=True))
 
     def evaluate_and_plot():
         import caffe

@@ -7,10 +7,13 @@ results.json and results.csv next to the (first) weights.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
+
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path

@@ -77,11 +77,11 @@ def plot_fig4(logs: dict, out_png: Path) -> Path:
 
 
 def _draw_pose(ax, pose, title):
-    from data_prep.skeleton import BONES, LEFT_JOINTS
+    from data_prep.skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
     p = np.asarray(pose) - np.asarray(pose).mean(0)
     for a, b in BONES:
-        colour = "tab:red" if b in LEFT_JOINTS else ("tab:blue" if b in (1, 2, 3, 14, 15, 16) else "black")
+        colour = "tab:red" if b in LEFT_JOINTS else ("tab:blue" if b in RIGHT_JOINTS else "black")
         # camera coordinates: x right, y down, z forward -> plot x, z (depth), -y (up)
         ax.plot([p[a, 0], p[b, 0]], [p[a, 2], p[b, 2]], [-p[a, 1], -p[b, 1]], color=colour, lw=2)
     r = np.abs(p).max() * 1.1

@@ -7,9 +7,12 @@ Without --bbox the whole image is taken as the person's box.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
+
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 

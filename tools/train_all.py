@@ -7,6 +7,10 @@ are skipped, an interrupted one resumes from its latest snapshot.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
+
 import argparse
 import sys
 from pathlib import Path
@@ -40,7 +44,8 @@ def main(argv=None) -> int:
         if not a.quiet:
             print(f"[{action}] {solver}", flush=True)
         weights[action] = str(train_to_completion(solver, Path(a.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
-                                                  gpu=a.gpu, progress=progress, desc=f"train {action}"))
+                                                  gpu=a.gpu, progress=progress or ("lines" if not a.quiet else False),
+                                                  desc=f"train {action}"))
     results = evaluate(a.deploy, a.lmdb_root, weights, a.gpu, progress=progress)
     js, cs = write_results(results, Path(a.results))
     if not a.quiet:

@@ -25,9 +25,10 @@ def latest_snapshot(prefix: str) -> Path | None:
 
 
 def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | None = None, cwd: Path = REPO,
-                    progress: bool = True, desc: str = "caffe train", extra_args=()) -> None:
+                    progress: bool | str = True, desc: str = "caffe train", extra_args=()) -> None:
     """`caffe train -solver solver [-snapshot resume]`, its log appended to log_path; raises with the
-    log's tail if Caffe fails."""
+    log's tail if Caffe fails. progress: True for a bar on a terminal, "lines" for a line every 10% of
+    the iterations (logs, CI), False for nothing."""
     from tqdm import tqdm
 
     cmd = [caffe_binary(), "train", "-solver", str(solver), *extra_args]
@@ -37,7 +38,8 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = int(resume.stem.rsplit("_", 1)[1]) if resume else 0
-    bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=not progress)
+    bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=progress is not True)
+    next_line = start + max(1, max_iter // 10)
     tail = []
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.PIPE, text=True)
@@ -49,6 +51,9 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
                 m = _ITER.search(line)
                 if m and int(m.group(1)) > bar.n:
                     bar.update(int(m.group(1)) - bar.n)
+                    if progress == "lines" and bar.n >= next_line:
+                        print(f"{desc}: iteration {bar.n}/{max_iter}", flush=True)
+                        next_line += max(1, max_iter // 10)
         code = proc.wait()
     bar.close()
     if code != 0:
@@ -67,7 +72,7 @@ def read_solver(path: Path):
     return s
 
 
-def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | None = None, progress: bool = True,
+def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | None = None, progress: bool | str = True,
                         desc: str = "caffe train", prune: bool = False) -> Path:
     """Train until the solver's final snapshot exists: skipped when it does, resumed from the latest
     snapshot when an earlier run was interrupted. With `prune`, the intermediate snapshots (hundreds of MB
