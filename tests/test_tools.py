@@ -112,3 +112,13 @@ def test_table_layouts():
     assert "Average" in t1 and "60.00" in t1 and t1.index("Directions") < t1.index("Posing") < t1.index("Walk")
     t2 = format_table2({"baseline": {"Walking": 80.0}, "both": {"Walking": 60.0}}, ["Walking"])
     assert "Baseline CNN (ours)" in t2 and "72.55" in t2 and "62.64" in t2
+
+
+def test_training_progress_lines_without_a_terminal(tmp_path, capsys, monkeypatch):
+    from tools.training import run_caffe_train
+
+    monkeypatch.chdir(REPO)
+    run_caffe_train(REPO / "tests/data/tiny_solver.prototxt", tmp_path / "tiny.log", 20, progress="lines", desc="tiny")
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("tiny: iteration")]
+    assert lines[0] == "tiny: iteration 2/20" and lines[-1] == "tiny: iteration 20/20" and len(lines) == 10
+    assert "Iteration 19" in (tmp_path / "tiny.log").read_text()

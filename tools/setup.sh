@@ -90,7 +90,7 @@ CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
 if [ -f "$CAFFE_HOME/.complete" ]; then
   say "caffe: cached at $CAFFE_HOME (skipped)"
 else
-  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY, $JOBS jobs); a cold build takes 15-30 min on 2 cores"
+  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY, $JOBS jobs); a cold build takes about 5 min on 2 cores"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$

@@ -39,7 +39,8 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = int(resume.stem.rsplit("_", 1)[1]) if resume else 0
     bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=progress is not True)
-    next_line = start + max(1, max_iter // 10)
+    done, step = start, max(1, max_iter // 10)  # a disabled bar does not count, so count here
+    next_line = start + step
     tail = []
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.PIPE, text=True)
@@ -49,11 +50,12 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
             tail = (tail + [line])[-40:]
             if "solver.cpp" in line:
                 m = _ITER.search(line)
-                if m and int(m.group(1)) > bar.n:
-                    bar.update(int(m.group(1)) - bar.n)
-                    if progress == "lines" and bar.n >= next_line:
-                        print(f"{desc}: iteration {bar.n}/{max_iter}", flush=True)
-                        next_line += max(1, max_iter // 10)
+                if m and int(m.group(1)) > done:
+                    bar.update(int(m.group(1)) - done)
+                    done = int(m.group(1))
+                    if progress == "lines" and done >= next_line:
+                        print(f"{desc}: iteration {done}/{max_iter}", flush=True)
+                        next_line += step
         code = proc.wait()
     bar.close()
     if code != 0:
