@@ -1,7 +1,6 @@
 """Numbers the paper fixes (sections 3-4), in one place. Sizes chosen where the figures are lost are
 marked (paper-notes)."""
-from data_prep.crop import CROP_SIZE  # 250: stored person crop (section 4)
-from data_prep.skeleton import NUM_JOINTS, ROOTS  # 17 joints (section 3); six roots (section 3.3)
+from data_prep.skeleton import NUM_JOINTS  # 17 joints (section 3); the six roots are skeleton.ROOTS
 
 INPUT_SIZE = 225  # section 3.1: "accepts a 225x225 sized image"
 GRID = 16  # N_g (section 3.1 / Fig. 1)

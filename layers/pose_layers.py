@@ -12,7 +12,6 @@ import sys
 import traceback
 
 import caffe
-import numpy as np
 
 from . import targets as T
 from .config import GRID, INPUT_SIZE, LAMBDA_2D

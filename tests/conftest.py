@@ -3,14 +3,12 @@ per test session; Caffe's location; a numerical gradient checker for Python laye
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 
 
 def caffe_home() -> Path:
@@ -21,11 +19,9 @@ def caffe_home() -> Path:
 
 
 def caffe_env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("GLOG_minloglevel", "1")
-    env.setdefault("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
-    return env
+    from tools.training import caffe_env as env
+
+    return env(GLOG_minloglevel=os.environ.get("GLOG_minloglevel", "1"))
 
 
 @pytest.fixture(scope="session")

@@ -20,16 +20,12 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO l
 
 import argparse
 import json
-import math
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("setup", "caffe-time", "lmdb", "data-layer", "train", "eval", "torch")
@@ -39,12 +35,6 @@ rows = []
 def row(section, what, value, unit):
     rows.append((section, what, value, unit))
     print(f"  {section:11s} {what:60s} {value:>10.2f} {unit}", flush=True)
-
-
-def caffe_env():
-    env = dict(os.environ)
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def zfnet_like(batch):
@@ -71,8 +61,10 @@ def zfnet_like(batch):
 
 
 def caffe_time(model: Path, iterations: int = 5) -> tuple[float, float]:
+    from tools.training import caffe_env
+
     out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "time", "-model", str(model), "-iterations", str(iterations)],
-                         capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0"}, cwd=REPO)
+                         capture_output=True, text=True, env=caffe_env(GLOG_minloglevel="0"), cwd=REPO)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     fwd = float(re.search(r"Average Forward pass: ([0-9.]+) ms", out.stderr).group(1))
@@ -167,15 +159,15 @@ def section_data_layer(work, a):
 
 def section_train(work, a):
     from tools.experiments import short_schedule_solver
+    from tools.training import caffe_env
 
     lmdb = ensure_data(work, a.frames)
     solver, _ = short_schedule_solver(work / "train", "Walking", "both", lmdb, a.batch, 28, work / "train")
     text = re.sub(r"max_iter: \d+", f"max_iter: {a.train_iters}", solver.read_text())
     text = re.sub(r"(test_interval|snapshot): \d+", r"\1: 100000", text)
     solver.write_text(text)
-    t0 = time.time()
     out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "train", "-solver", str(solver)], capture_output=True,
-                         text=True, env={**caffe_env(), "GLOG_minloglevel": "0"}, cwd=REPO)
+                         text=True, env=caffe_env(GLOG_minloglevel="0"), cwd=REPO)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     stamps = [time.mktime(time.strptime(m.group(1), "%Y%m%d %H:%M:%S")) + float("0." + m.group(2))

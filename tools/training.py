@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,6 +14,14 @@ _ITER = re.compile(r"Iteration (\d+)")
 def caffe_binary() -> str:
     local = REPO / ".venv" / "bin" / "caffe"
     return str(local) if local.is_file() else "caffe"
+
+
+def caffe_env(**overrides) -> dict:
+    """The environment for the caffe tool: the venv first on PATH (its embedded Python then finds the
+    venv, see tools/setup.sh), plus `overrides`."""
+    env = {**os.environ, **overrides}
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
 def latest_snapshot(prefix: str) -> Path | None:
@@ -34,8 +41,7 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     cmd = [caffe_binary(), "train", "-solver", str(solver), *extra_args]
     if resume is not None:
         cmd += ["-snapshot", str(resume)]
-    env = {**os.environ, "GLOG_logtostderr": "1", "GLOG_minloglevel": "0"}
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env = caffe_env(GLOG_logtostderr="1", GLOG_minloglevel="0")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = int(resume.stem.rsplit("_", 1)[1]) if resume else 0
     bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=progress is not True)
