@@ -68,9 +68,10 @@ def test_lambda_2d_schedule_counts_training_iterations_only(tmp_path):
     assert float(test.params["loss"][0].data[0]) == 0
 
 
-def test_bad_param_str_names_the_layer(tmp_path):
-    with pytest.raises(Exception):
+def test_bad_param_str_names_the_layer_and_the_key(tmp_path, capfd):
+    with pytest.raises(ValueError, match=r"SoftLabelCrossEntropyLoss: unknown param_str keys \['lambda2d'\]"):
         net_from_string(tmp_path, LOSS_NET % (1, '{"lambda2d": [0.1]}'))
+    assert "Error in Python layer SoftLabelCrossEntropyLoss.setup" in capfd.readouterr().err  # what `caffe train` shows
 
 
 TARGETS_NET = """
