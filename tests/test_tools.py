@@ -122,3 +122,16 @@ def test_training_progress_lines_without_a_terminal(tmp_path, capsys, monkeypatc
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("tiny: iteration")]
     assert lines[0] == "tiny: iteration 2/20" and lines[-1] == "tiny: iteration 20/20" and len(lines) == 10
     assert "Iteration 19" in (tmp_path / "tiny.log").read_text()
+
+
+def test_evaluate_gpu_flag_on_a_cpu_only_build_is_a_clear_error(trained, lmdb_root):
+    from layers.inference import caffe_has_cuda
+    from tools import evaluate
+
+    if caffe_has_cuda():
+        pytest.skip("this Caffe has CUDA")
+    d, weights = trained
+    out, _ = lmdb_root
+    with pytest.raises(SystemExit, match="built CPU-only"):
+        evaluate.main(["--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"), "--lmdb-root", str(out),
+                       "--weights", f"Walking={weights}", "--gpu", "0", "--quiet"])
