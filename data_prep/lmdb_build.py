@@ -154,10 +154,64 @@ class BuildSummary:
         return d
 
 
+class _SplitBuild:
+    """One LMDB being written (train or test, one action or all), with the statistics its meta.json needs."""
+
+    def __init__(self, path: Path, action: str, split: str):
+        self.path, self.action, self.split = Path(path), action, split
+        self.writer = _LmdbWriter(path)
+        self.pixel_sum, self.pixel_outer, self.pixel_count = np.zeros(3), np.zeros((3, 3)), 0
+        self.poses, self.sequences, self.subjects = [], [], set()
+        self.done = False
+
+    def add(self, r: SequenceResult):
+        self.writer.put_many(r.records)
+        self.pixel_sum = self.pixel_sum + r.pixel_sum
+        self.pixel_outer = self.pixel_outer + r.pixel_outer
+        self.pixel_count += r.pixel_count
+        self.poses.append(r.poses_mm)
+        self.sequences.append(r.sequence.key)
+        self.subjects.add(r.sequence.subject)
+
+    def require_records(self):
+        if self.writer.count == 0:
+            raise ValueError(f"{self.path}: every {self.split} sequence of {self.action} was skipped; "
+                             "see the messages above")
+
+    def training_statistics(self) -> dict:
+        """Image mean, fancy-PCA eigen-decomposition and mean bone lengths of this (training) split."""
+        poses = np.concatenate(self.poses)
+        stats = image_statistics(self.pixel_sum, self.pixel_outer, self.pixel_count)
+        stats["mean_bone_lengths_mm"] = bone_lengths(poses).mean(0).tolist()
+        stats["mean_torso_lengths_mm"] = bone_lengths(poses, TORSO_BONES).mean(0).tolist()
+        stats["mean_pose_normalised"] = normalise_poses(poses)[0].mean(0).tolist()
+        return stats
+
+    def commit(self, train_stats: dict, step: int, crop_size: int) -> int:
+        self.require_records()
+        self.writer.commit(dict(
+            format_version=FORMAT_VERSION, action=self.action, split=self.split, count=self.writer.count,
+            subjects=sorted(self.subjects), sequences=self.sequences, frame_step=step,
+            crop_size=crop_size, joints=list(JOINTS), bones=[list(b) for b in BONES],
+            torso_bones=[list(b) for b in TORSO_BONES],
+            float_fields={k: {"offset": o, "shape": list(s)} for k, (o, s) in FLOAT_FIELDS.items()},
+            image_stats_from="train", **train_stats))
+        self.done = True
+        return self.writer.count
+
+    def abort(self):
+        if not self.done:
+            self.writer.abort()
+
+
+ALL_ACTIONS_NAME = "All"  # <out>/all_{train,test}.lmdb with --all-actions
+
+
 def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAME_STEP, workers: int = 1,
                 train_subjects=TRAIN_SUBJECTS, test_subjects=TEST_SUBJECTS, progress: bool = True,
-                crop_size: int = CROP_SIZE) -> BuildSummary:
-    """Build <out>/<action>_{train,test}.lmdb for each action. Bad sequences are skipped and counted."""
+                crop_size: int = CROP_SIZE, all_actions: bool = False) -> BuildSummary:
+    """Build <out>/<action>_{train,test}.lmdb for each action, and with `all_actions` also
+    <out>/all_{train,test}.lmdb holding every action's frames. Bad sequences are skipped and counted."""
     from tqdm import tqdm
 
     for a in actions:
@@ -175,57 +229,52 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     if not found.sequences:
         raise FileNotFoundError(f"{root}: no D3_Positions_mono/*.cdf for subjects {train_subjects + test_subjects} "
                                 f"and actions {list(actions)}; is this the Human3.6M root (holding S1, S5, ...)?")
+    splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
+    combined = {split: _SplitBuild(out / f"all_{split}.lmdb", ALL_ACTIONS_NAME, split)
+                for split, _ in splits} if all_actions else {}
     bar = tqdm(total=len(found.sequences), desc="LMDB", unit="seq", disable=not progress)
-    with ProcessPoolExecutor(max(1, workers)) as pool:
-        for action in actions:
-            train_stats = None
-            for split, subjects in (("train", train_subjects), ("test", test_subjects)):
-                seqs = [s for s in found.sequences if s.action == action and s.subject in subjects]
-                if not seqs:
-                    summary.notes.append(f"{action} {split}: no sequences found")
-                    continue
-                path = out / f"{action_slug(action)}_{split}.lmdb"
-                writer = _LmdbWriter(path)
-                try:
-                    sums, outer, count, poses = np.zeros(3), np.zeros((3, 3)), 0, []
-                    used = []
-                    jobs = [(s, step, crop_size) for s in seqs]
-                    results = pool.map(_process, jobs) if workers > 1 else map(_process, jobs)
-                    for r in results:
-                        bar.update()
-                        if r.error:
-                            summary.skipped.append(r.error)
-                            warnings.warn(r.error)
-                            continue
-                        if r.note:
-                            summary.notes.append(r.note)
-                        writer.put_many(r.records)
-                        sums, outer, count = sums + r.pixel_sum, outer + r.pixel_outer, count + r.pixel_count
-                        poses.append(r.poses_mm)
-                        used.append(r.sequence.key)
-                        summary.sequences += 1
-                        summary.frames += r.frames_used
-                    if writer.count == 0:
-                        raise ValueError(f"{path}: every {split} sequence of {action} was skipped; see the messages above")
-                    poses = np.concatenate(poses)
-                    if split == "train":
-                        train_stats = image_statistics(sums, outer, count)
-                        train_stats["mean_bone_lengths_mm"] = bone_lengths(poses).mean(0).tolist()
-                        train_stats["mean_torso_lengths_mm"] = bone_lengths(poses, TORSO_BONES).mean(0).tolist()
-                        train_stats["mean_pose_normalised"] = normalise_poses(poses)[0].mean(0).tolist()
-                    if train_stats is None:
-                        raise ValueError(f"{action}: no training LMDB, so no image mean or bone lengths for {split}")
-                    writer.commit(dict(
-                        format_version=FORMAT_VERSION, action=action, split=split, count=writer.count,
-                        subjects=sorted({s.subject for s in seqs}), sequences=used, frame_step=step,
-                        crop_size=crop_size, joints=list(JOINTS), bones=[list(b) for b in BONES],
-                        torso_bones=[list(b) for b in TORSO_BONES],
-                        float_fields={k: {"offset": o, "shape": list(s)} for k, (o, s) in FLOAT_FIELDS.items()},
-                        image_stats_from="train", **train_stats))
-                    summary.outputs[str(path)] = writer.count
-                except BaseException:
-                    writer.abort()
-                    raise
+    try:
+        with ProcessPoolExecutor(max(1, workers)) as pool:
+            for action in actions:
+                train_stats = None
+                for split, subjects in splits:
+                    seqs = [s for s in found.sequences if s.action == action and s.subject in subjects]
+                    if not seqs:
+                        summary.notes.append(f"{action} {split}: no sequences found")
+                        continue
+                    build = _SplitBuild(out / f"{action_slug(action)}_{split}.lmdb", action, split)
+                    try:
+                        jobs = [(s, step, crop_size) for s in seqs]
+                        for r in (pool.map(_process, jobs) if workers > 1 else map(_process, jobs)):
+                            bar.update()
+                            if r.error:
+                                summary.skipped.append(r.error)
+                                warnings.warn(r.error)
+                                continue
+                            if r.note:
+                                summary.notes.append(r.note)
+                            build.add(r)
+                            if split in combined:
+                                combined[split].add(r)
+                            summary.sequences += 1
+                            summary.frames += r.frames_used
+                        build.require_records()
+                        if split == "train":
+                            train_stats = build.training_statistics()
+                        if train_stats is None:
+                            raise ValueError(f"{action}: no training LMDB, so no image mean or bone lengths "
+                                             f"for {split}")
+                        summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
+                    finally:
+                        build.abort()
+        if combined:
+            combined["train"].require_records()
+            train_stats = combined["train"].training_statistics()
+            for build in combined.values():
+                summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
+    finally:
+        for build in combined.values():
+            build.abort()
     bar.close()
     summary.seconds = time.time() - t0
     return summary

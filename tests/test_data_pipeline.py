@@ -154,6 +154,31 @@ def test_no_partial_lmdb_is_left_behind(small_copy, tmp_path):
     assert read_meta(out / "walking_train.lmdb")["count"] > 0
 
 
+def test_all_actions_lmdb_pools_every_action_and_is_atomic(small_copy, tmp_path):
+    generate(GeneratorConfig(small_copy, subjects=("S1", "S9"), actions=("Eating",), frames=8, seed=5),
+             progress=False)
+    out = tmp_path / "out"
+    summary = build_lmdbs(small_copy, out, actions=("Walking", "Eating"), step=4, workers=1, progress=False,
+                          train_subjects=("S1",), test_subjects=("S9",), all_actions=True)
+    for split in ("train", "test"):
+        pooled = read_meta(out / f"all_{split}.lmdb")
+        per_action = [read_meta(out / f"{a}_{split}.lmdb")["count"] for a in ("walking", "eating")]
+        assert pooled["action"] == "All" and pooled["count"] == sum(per_action) > 0
+        assert {k.split("/")[1] for k, _ in read_all(out / f"all_{split}.lmdb")} == {"Walking", "Eating"}
+    assert summary.frames == sum(per_action) + sum(read_meta(out / f"{a}_train.lmdb")["count"]
+                                                   for a in ("walking", "eating"))
+    # the pooled training statistics lie between the two actions' own
+    torso = [read_meta(out / f"{a}_train.lmdb")["mean_torso_lengths_mm"][0] for a in ("walking", "eating", "all")]
+    assert min(torso[:2]) <= torso[2] <= max(torso[:2])
+    for cam in CAMERAS:  # Eating's test sequences unusable: no pooled LMDB may appear, complete or partial
+        (small_copy / f"S9/Videos/Eating.{cam}.mp4").unlink()
+    out2 = tmp_path / "out2"
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="every test sequence of Eating was skipped"):
+        build_lmdbs(small_copy, out2, actions=("Walking", "Eating"), step=4, workers=1, progress=False,
+                    train_subjects=("S1",), test_subjects=("S9",), all_actions=True)
+    assert sorted(p.name for p in out2.iterdir()) == ["eating_train.lmdb", "walking_test.lmdb", "walking_train.lmdb"]
+
+
 def test_generator_is_deterministic(tmp_path):
     cfg = dict(subjects=("S5",), actions=("Sitting",), cameras=(CAMERAS[2],), frames=5, seed=11)
     generate(GeneratorConfig(tmp_path / "a", **cfg), progress=False)

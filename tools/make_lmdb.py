@@ -22,6 +22,8 @@ def parse_args(argv=None):
     p.add_argument("--train-subjects", nargs="+", default=list(TRAIN_SUBJECTS))
     p.add_argument("--test-subjects", nargs="+", default=list(TEST_SUBJECTS))
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel sequences (default: all cores)")
+    p.add_argument("--all-actions", action="store_true",
+                   help="also write all_{train,test}.lmdb holding every chosen action's frames")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -30,7 +32,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
                           train_subjects=a.train_subjects, test_subjects=a.test_subjects,
-                          progress=not a.quiet and sys.stderr.isatty())
+                          all_actions=a.all_actions, progress=not a.quiet and sys.stderr.isatty())
     with open(os.path.join(a.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
     if not a.quiet:
