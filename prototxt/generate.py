@@ -134,7 +134,8 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | Non
 
 def build_solver(*, train_net: str, test_net: str, train_count: int, test_count: int, snapshot_prefix: str,
                  batch_size: int = C.BATCH_SIZE, test_batch_size: int = 64, epochs: int = C.EPOCHS,
-                 lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4, display: int = 50) -> caffe.proto.caffe_pb2.SolverParameter:
+                 lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4, display: int = 50,
+                 seed: int = 0) -> caffe.proto.caffe_pb2.SolverParameter:
     """Section 4's SGD: lr 0.01 halved every 4 epochs, 28 epochs, momentum 0.9, weight decay 0.001;
     iterations from the training set's size; test and snapshot every 4 epochs (Fig. 4).
 
@@ -160,7 +161,7 @@ def build_solver(*, train_net: str, test_net: str, train_count: int, test_count:
     s.snapshot = test_every_epochs * iters_per_epoch
     s.snapshot_prefix = snapshot_prefix
     s.solver_mode = caffe.proto.caffe_pb2.SolverParameter.CPU
-    s.random_seed = 0
+    s.random_seed = seed
     return s
 
 
@@ -176,7 +177,7 @@ def write_text(path: Path, message) -> None:
 def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str, test_lmdb: str, train_count: int,
                      test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None, batch_size: int = C.BATCH_SIZE,
                      epochs: int = C.EPOCHS, lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4,
-                     display: int = 50, test_batch_size: int = 64, workers: int = 1) -> Path:
+                     display: int = 50, test_batch_size: int = 64, workers: int = 1, seed: int = 0) -> Path:
     """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir. The solver names the nets
     as `solver_net_dir`/<name>_train.prototxt (relative to where caffe runs; default: out_dir, absolute).
     Returns the solver path."""
@@ -187,14 +188,14 @@ def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str,
     train = out_dir / f"{name}_train.prototxt"
     test = out_dir / f"{name}_test.prototxt"
     write_text(train, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=train_lmdb,
-                                batch_size=batch_size, lambda_step_iter=step, workers=workers))
+                                batch_size=batch_size, lambda_step_iter=step, workers=workers, seed=seed))
     write_text(test, build_net("test", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=test_lmdb,
-                               batch_size=test_batch_size, lambda_step_iter=step, workers=workers))
+                               batch_size=test_batch_size, lambda_step_iter=step, workers=workers, seed=seed))
     solver = out_dir / f"solver_{name}.prototxt"
     write_text(solver, build_solver(train_net=f"{net_dir}/{train.name}", test_net=f"{net_dir}/{test.name}", train_count=train_count,
                                     test_count=test_count, snapshot_prefix=snapshot_prefix, batch_size=batch_size,
                                     test_batch_size=test_batch_size, epochs=epochs, lr_step_epochs=lr_step_epochs,
-                                    test_every_epochs=test_every_epochs, display=display))
+                                    test_every_epochs=test_every_epochs, display=display, seed=seed))
     return solver
 
 

@@ -32,6 +32,9 @@ def parse_args(argv=None):
     p.add_argument("--frame-step", type=int, default=4, help="synthetic: LMDB frame step")
     p.add_argument("--batch-size", type=int, default=32, help="synthetic: batch (lr scales as batch/128)")
     p.add_argument("--epochs", type=int, default=6, help="synthetic: epochs per variant")
+    p.add_argument("--seed", type=int, default=0,
+                   help="synthetic: training seed (weights, shuffling, augmentation; the data stay the same); "
+                        "use a fresh OUT per seed")
     p.add_argument("--results", help="output folder (default results/ablation or OUT)")
     p.add_argument("--gpu", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
@@ -62,7 +65,7 @@ def main(argv=None) -> int:
             slug = action_slug(action)
             if a.synthetic:
                 solver, _ = short_schedule_solver(out / "prototxt", action, variant, lmdb_root, a.batch_size, a.epochs,
-                                                  out / "snapshots")
+                                                  out / "snapshots", seed=a.seed)
             else:
                 solver = REPO / "prototxt" / "ablation" / f"solver_{slug}_{variant}.prototxt"
             log_of[action, variant] = logs / f"{slug}_{variant}.log"

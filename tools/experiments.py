@@ -27,9 +27,10 @@ def prepare_synthetic(out: Path, actions, frames: int, frame_step: int, seed: in
 
 
 def short_schedule_solver(out_dir: Path, action: str, variant: str, lmdb: Path, batch_size: int, epochs: int,
-                          snapshot_dir: Path) -> tuple[Path, int]:
+                          snapshot_dir: Path, seed: int = 0) -> tuple[Path, int]:
     """The paper's net and solver on a short schedule: lr 0.01*batch/128 halved every epochs/3 epochs,
     lambda_2D switched at 16/28 of the run, tested and snapshotted every epochs/3 epochs.
+    `seed` sets Caffe's weight initialisation and the data layer's shuffling and augmentation.
     Returns (solver path, max_iter)."""
     slug = action_slug(action)
     train, test = read_meta(lmdb / f"{slug}_train.lmdb"), read_meta(lmdb / f"{slug}_test.lmdb")
@@ -37,5 +38,5 @@ def short_schedule_solver(out_dir: Path, action: str, variant: str, lmdb: Path, 
     solver = write_experiment(out_dir, f"{slug}_{variant}", variant=variant, train_lmdb=str(lmdb / f"{slug}_train.lmdb"),
                               test_lmdb=str(lmdb / f"{slug}_test.lmdb"), train_count=train["count"], test_count=test["count"],
                               snapshot_prefix=str(Path(snapshot_dir).resolve() / f"{slug}_{variant}"), batch_size=batch_size,
-                              epochs=epochs, lr_step_epochs=third, test_every_epochs=third, display=10)
+                              epochs=epochs, lr_step_epochs=third, test_every_epochs=third, display=10, seed=seed)
     return solver, epochs * math.ceil(train["count"] / batch_size)
