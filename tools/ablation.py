@@ -20,7 +20,7 @@ from data_prep.skeleton import ABLATION_ACTIONS, action_slug
 from data_prep.tables import VARIANT_LABELS, format_table2
 from prototxt.generate import VARIANTS
 from tools.experiments import prepare_synthetic, short_schedule_solver
-from tools.training import REPO, train_to_completion
+from tools.training import REPO, train_progress, train_to_completion
 
 
 def parse_args(argv=None):
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             if not a.quiet:
                 print(f"[{action} / {VARIANT_LABELS[variant]}] {solver}", flush=True)
             weights[action, variant] = train_to_completion(solver, log_of[action, variant], cwd=REPO, gpu=a.gpu,
-                                                           progress=progress or ("lines" if not a.quiet else False),
+                                                           progress=train_progress(a.quiet),
                                                            desc=f"{action} {variant}", prune=True)
     if a.gpu is not None:
         caffe.set_mode_gpu()

@@ -24,7 +24,7 @@ from data_prep.lmdb_build import read_meta
 from tools.evaluate import report, write_results
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.figures import plot_fig4, plot_fig5
-from tools.training import train_to_completion
+from tools.training import train_progress, train_to_completion
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,9 +70,8 @@ def main(argv=None) -> int:
                                              out / "snapshots")
     log = out / "logs" / "walking_both.log"
     st.say(f"training {train_meta['count']} images, testing {test_meta['count']}; {max_iter} iterations of {a.batch_size}")
-    train_progress = progress or ("lines" if not a.quiet else False)  # a line per 10% where there is no terminal
-    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=train_progress, desc="caffe train (demo)",
-                                                              prune=True))
+    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=train_progress(a.quiet),
+                                                              desc="caffe train (demo)", prune=True))
 
     def evaluate_and_plot():
         import caffe

@@ -104,14 +104,22 @@ def report(results: dict) -> str:
     return text
 
 
+def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu=None, batch_size=32, progress=True,
+                        quiet=False) -> dict:
+    """evaluate(), then the JSON and CSV into out_dir and, unless quiet, the Table 1 report."""
+    results = evaluate(deploy, lmdb_root, weights, gpu, batch_size, progress=progress)
+    js, cs = write_results(results, out_dir)
+    if not quiet:
+        print(report(results))
+        print(f"wrote {js} and {cs}")
+    return results
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     weights = parse_weights(a.weights)
-    results = evaluate(a.deploy, a.lmdb_root, weights, a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty())
-    js, cs = write_results(results, Path(a.out) if a.out else Path(next(iter(weights.values()))).parent)
-    if not a.quiet:
-        print(report(results))
-        print(f"wrote {js} and {cs}")
+    evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.out) if a.out else Path(next(iter(weights.values()))).parent,
+                        a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty(), quiet=a.quiet)
     return 0
 
 

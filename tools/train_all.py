@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from data_prep.skeleton import ACTIONS, action_slug
-from tools.evaluate import evaluate, report, write_results
-from tools.training import REPO, train_to_completion
+from tools.evaluate import evaluate_and_report
+from tools.training import REPO, train_progress, train_to_completion
 
 
 def parse_args(argv=None):
@@ -44,13 +44,9 @@ def main(argv=None) -> int:
         if not a.quiet:
             print(f"[{action}] {solver}", flush=True)
         weights[action] = str(train_to_completion(solver, Path(a.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
-                                                  gpu=a.gpu, progress=progress or ("lines" if not a.quiet else False),
+                                                  gpu=a.gpu, progress=train_progress(a.quiet),
                                                   desc=f"train {action}"))
-    results = evaluate(a.deploy, a.lmdb_root, weights, a.gpu, progress=progress)
-    js, cs = write_results(results, Path(a.results))
-    if not a.quiet:
-        print(report(results))
-        print(f"wrote {js} and {cs}")
+    evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.results), a.gpu, progress=progress, quiet=a.quiet)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +23,13 @@ def caffe_env(**overrides) -> dict:
     env = {**os.environ, **overrides}
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def train_progress(quiet: bool) -> bool | str:
+    """How run_caffe_train shows progress: nothing when quiet, a bar on a terminal, else a line every 10%."""
+    if quiet:
+        return False
+    return True if sys.stderr.isatty() else "lines"
 
 
 def latest_snapshot(prefix: str) -> Path | None:
