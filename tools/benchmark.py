@@ -10,7 +10,14 @@ Sections:
   data-layer  PoseDataLayer images/s (TRAIN, augmentation) with 0, 1, 2 worker processes
   train       images/s of a real `caffe train` run of the full model
   eval        evaluation images/s through the deploy net (pycaffe)
-  torch       the same net in PyTorch, training images/s (if torch is installed)
+  torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv)
+  speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
+              (`caffe time`, TRAIN) and the deploy net's forward (TEST), per layer type, the OpenBLAS core
+              in use, and the ratios Caffe / PyTorch (> 1: Caffe is faster)
+
+The PyTorch peer runs in its own venv (torch is not a project dependency): `--install-torch` makes it at
+--torch-venv (default ~/.cache/park3dpose/torch-venv) with torch 2.13.0 (CPU build). `--caffe-home DIR`
+times another Caffe build (a cache folder of tools/setup.sh) in the speed section, for before/after tables.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("setup", "caffe-time", "lmdb", "data-layer", "train", "eval", "torch")
+SECTIONS = ("setup", "caffe-time", "lmdb", "data-layer", "train", "eval", "torch", "speed")
 rows = []
 
 
@@ -203,54 +210,125 @@ def _random_weights(work: Path) -> Path:
     return path
 
 
+CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
+TORCH_PIN = "torch==2.13.0"
+
+
+def torch_python(a) -> Path | None:
+    """The torch venv's interpreter, made first with --install-torch; None when there is none."""
+    venv = Path(a.torch_venv)
+    py = venv / "bin" / "python"
+    if not py.is_file() and a.install_torch:
+        print(f"  installing {TORCH_PIN} (CPU build) into {venv}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH_PIN, "numpy==1.26.4"], check=True)
+    return py if py.is_file() else None
+
+
+def run_peer(a, iters: int) -> dict | None:
+    py = torch_python(a)
+    if py is None:
+        print(f"  torch       no torch venv at {a.torch_venv} (pass --install-torch); skipped")
+        return None
+    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(a.batch), "--iters", str(iters)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def section_torch(work, a):
+    peer = run_peer(a, a.torch_iters)
+    if peer:
+        row("torch", f"PyTorch {peer['torch']} same net, train step (SGD included), batch {a.batch}",
+            a.batch * 1000 / peer["train_step_ms"], "img/s")
+
+
+def caffe_cpu_model() -> str:
     try:
-        import torch
-        from torch import nn
-    except ImportError:
-        print("  torch       not installed (pip install torch==2.13.0 into .venv to compare); skipped")
-        return
-    torch.set_num_threads(os.cpu_count())
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    m = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    return m.group(1).strip() if m else "unknown CPU"
 
-    def block(cin, cout, k, s, p):
-        return [nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
-    def fc(cin, cout):
-        return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True), nn.Dropout(0.3))
+def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str) -> dict:
+    """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
+    'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe."""
+    from tools.training import caffe_env
 
-    class Net(nn.Module):  # the paper's full model (six roots + 2D-cls), as prototxt/generate.py builds it
-        def __init__(self):
-            super().__init__()
-            pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.trunk = nn.Sequential(*block(3, 64, 7, 2, 0), pool(), *block(64, 128, 5, 2, 0), pool(),
-                                       *block(128, 192, 3, 1, 1), *block(192, 192, 3, 1, 1), *block(192, 192, 3, 1, 1), pool(),
-                                       nn.Flatten())
-            self.b2d = nn.Sequential(fc(6912, 2048), fc(2048, 2048), nn.Linear(2048, 17 * 256))
-            self.fc1_3d, self.fc_probs = fc(6912, 2048), fc(17 * 256, 2048)
-            self.heads = nn.ModuleList([nn.Sequential(fc(4096, 2048), nn.Linear(2048, 48)) for _ in range(6)])
+    env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
+    binary = str(REPO / ".venv" / "bin" / "caffe")
+    if caffe_home is not None:
+        binary = str(caffe_home / "bin" / "caffe")
+        env["PYTHONPATH"] = ":".join(str(p) for p in caffe_home.glob("lib/python3*/dist-packages"))
+    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    log = out.stdout + out.stderr
+    layers = {(m.group(1), m.group(2)): float(m.group(3))
+              for m in re.finditer(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms", log)}
+    core = re.search(r"^Core: (\S+)", log, re.M)
+    return {"forward": float(re.search(r"Average Forward pass: ([0-9.]+) ms", log).group(1)),
+            "backward": float(re.search(r"Average Backward pass: ([0-9.]+) ms", log).group(1)),
+            "layers": layers, "core": core.group(1) if core else "unknown"}
 
-        def forward(self, x):
-            t = self.trunk(x)
-            logits = self.b2d(t).view(-1, 17, 256)
-            h = torch.cat([self.fc1_3d(t), self.fc_probs(torch.softmax(logits, 2).flatten(1))], 1)
-            return logits, [head(h) for head in self.heads]
 
-    net = Net()
-    opt = torch.optim.SGD(net.parameters(), lr=0.01 * a.batch / 128, momentum=0.9, weight_decay=0.001)
-    x, t2, t3 = torch.randn(a.batch, 3, 225, 225), torch.softmax(torch.randn(a.batch, 17, 256), 2), torch.randn(a.batch, 48)
+def by_layer_type(model: Path, layers: dict) -> dict:
+    """Per-layer times summed by Caffe layer type (Python layers by their class)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
 
-    def step():
-        opt.zero_grad()
-        logits, outs = net(x)
-        loss = 0.1 * -(t2 * torch.log_softmax(logits, 2)).sum() / a.batch + sum(0.5 * ((o - t3) ** 2).sum() / a.batch for o in outs)
-        loss.backward()
-        opt.step()
+    net = text_format.Merge(model.read_text(), caffe_pb2.NetParameter())
+    kind = {l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer}
+    totals: dict = {}
+    for (name, direction), ms in layers.items():
+        key = kind.get(name, name)
+        totals[key] = totals.get(key, 0.0) + ms
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
-    step()
-    t0 = time.time()
-    for _ in range(a.torch_iters):
-        step()
-    row("torch", f"PyTorch {torch.__version__} same net, train step, batch {a.batch}", a.torch_iters * a.batch / (time.time() - t0), "img/s")
+
+def section_speed(work, a):
+    """Caffe vs PyTorch on the same net, same machine, same run (absolute times drift here; ratios hold)."""
+    from prototxt.generate import build_net, write_text
+
+    lmdb = ensure_data(work, a.frames)
+    train = work / "speed_train_both.prototxt"
+    write_text(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=a.batch,
+                                lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
+    deploy = work / "speed_deploy_both.prototxt"
+    net = build_net("deploy", multi_root=True, use_2d_cls=True)
+    net.layer[0].input_param.shape[0].dim[0] = a.batch
+    write_text(deploy, net)
+    home = Path(a.caffe_home) if a.caffe_home else None
+    print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}; Caffe: {home or 'the venv build'}", flush=True)
+    # Interleaved, twice each: Caffe, PyTorch, Caffe, PyTorch; each side's faster run counts.
+    caffe_runs, peer_runs = [], []
+    for _ in range(a.speed_rounds):
+        caffe_runs.append((caffe_time_layers(home, train, a.speed_iters, "TRAIN"),
+                           caffe_time_layers(home, deploy, a.speed_iters, "TEST")))
+        peer = run_peer(a, a.speed_iters)
+        if peer:
+            peer_runs.append(peer)
+    tr, dp = min(caffe_runs, key=lambda r: r[0]["forward"] + r[0]["backward"])
+    dp = min((r[1] for r in caffe_runs), key=lambda r: r["forward"])
+    core = tr["core"]
+    row("speed", f"Caffe full model forward+backward, batch {a.batch} (OpenBLAS core {core})", tr["forward"] + tr["backward"], "ms")
+    row("speed", f"Caffe deploy net forward, batch {a.batch} (OpenBLAS core {dp['core']})", dp["forward"], "ms")
+    for kind, ms in by_layer_type(train, tr["layers"]).items():
+        if ms >= 1.0:
+            row("speed", f"  Caffe train net, {kind} (forward+backward)", ms, "ms")
+    if peer_runs:
+        fb = min(p["forward_backward_ms"] for p in peer_runs)
+        step = min(p["train_step_ms"] for p in peer_runs)
+        fwd = min(p["deploy_forward_ms"] for p in peer_runs)
+        version = peer_runs[0]["torch"]
+        row("speed", f"PyTorch {version} same net forward+backward, batch {a.batch}, {peer_runs[0]['threads']} threads", fb, "ms")
+        row("speed", f"PyTorch {version} same net, train step with SGD update", step, "ms")
+        row("speed", f"PyTorch {version} eval-mode forward, batch {a.batch}", fwd, "ms")
+        row("speed", "ratio Caffe / PyTorch, training forward+backward (PyTorch ms / Caffe ms)", fb / (tr["forward"] + tr["backward"]), "x")
+        row("speed", "ratio Caffe / PyTorch, deploy-net inference", fwd / dp["forward"], "x")
 
 
 def main(argv=None) -> int:
@@ -262,6 +340,11 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
     p.add_argument("--train-iters", type=int, default=30)
     p.add_argument("--torch-iters", type=int, default=5)
+    p.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")
+    p.add_argument("--install-torch", action="store_true", help=f"create --torch-venv with {TORCH_PIN} if missing")
+    p.add_argument("--caffe-home", help="speed section: time this Caffe build folder instead of the venv's")
+    p.add_argument("--speed-iters", type=int, default=5, help="speed section: iterations per timing")
+    p.add_argument("--speed-rounds", type=int, default=2, help="speed section: interleaved Caffe/PyTorch rounds")
     a = p.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ source "$ROOT/third_party/caffe/build_options.env"
 APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
-  libopenblas-dev python3-dev python3-venv"
+  libopenblas-dev libopenblas0-openmp python3-dev python3-venv"
 
 say() { [ "$QUIET" = 1 ] || echo "[setup] $*"; }
 die() { echo "[setup] FAILED: $*" >&2; exit 1; }
@@ -83,8 +83,18 @@ if [ "${PARK3D_CUDA:-auto}" != off ] && command -v nvcc >/dev/null && nvidia-smi
 fi
 [ "${PARK3D_CUDA:-auto}" = on ] && CPU_ONLY=OFF
 PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
+# Compiled for this machine's CPU (-march=native by default; PARK3D_MARCH=x86-64-v3, say, for a build that
+# other machines can share): the CPU's flags are part of the key, so another CPU gets its own build.
+MARCH=${PARK3D_MARCH:-native}
+CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
+CAFFE_CXX_FLAGS="$CAFFE_CXX_FLAGS -march=$MARCH"
+# Caffe links Debian's OpenMP build of OpenBLAS: its GEMMs and the OpenMP loops of patch 0003 then share one
+# thread pool (with the pthread build, each pool's idle threads spin on the cores the other one needs).
+OPENBLAS_OPENMP=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/libopenblas.so.0
+CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DOpenBLAS_LIB=$OPENBLAS_OPENMP"
 CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third_party/caffe/patches/*.patch;
-               echo "$CAFFE_CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI"; } | sha256sum | cut -c1-16)
+               echo "$CAFFE_CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI";
+               echo "$CAFFE_CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS"; } | sha256sum | cut -c1-16)
 CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
 
 if [ -f "$CAFFE_HOME/.complete" ]; then
@@ -149,7 +159,8 @@ else
       -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
       -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
       -DCMAKE_INSTALL_PREFIX="$CAFFE_HOME" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
-      -DCMAKE_CXX_FLAGS="-Wno-deprecated-declarations"
+      -DCMAKE_CXX_FLAGS="$CAFFE_CXX_FLAGS" -DCMAKE_SHARED_LINKER_FLAGS="$CAFFE_LINKER_FLAGS" \
+      -DCMAKE_EXE_LINKER_FLAGS="$CAFFE_LINKER_FLAGS"
   }
   run_step configure "$LOG_DIR/caffe-configure.log" configure
   # Installed with DESTDIR into $STAGE, then renamed to $CAFFE_HOME: the RPATHs Caffe's CMake writes
@@ -176,6 +187,32 @@ else
   rm -rf "$WORK"; trap - EXIT
 fi
 
+# ---- OpenBLAS kernels -----------------------------------------------------------------------------
+# Where OpenBLAS's own CPU detection falls back to generic kernels on this CPU, force the best core the
+# CPU's flags allow (layers/openblas.py), once Caffe's own gtests pass under it; a user's explicit
+# OPENBLAS_CORETYPE still wins. The choice goes into the caffe wrapper and a start-up hook of the venv.
+blas_core() {
+  local core verified
+  core=$(cd "$ROOT" && "$VPY" -m layers.openblas choose "$CAFFE_HOME/bin/caffe")
+  if [ -n "$core" ]; then
+    verified=$CACHE_ROOT/openblas-verified-$CAFFE_KEY-$core
+    if [ ! -f "$verified" ]; then
+      if OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
+           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter='-*GPU*' > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
+        touch "$verified"
+      else
+        echo "Caffe's gtests fail with OPENBLAS_CORETYPE=$core (log: $LOG_DIR/openblas-$core-gtests.log); keeping OpenBLAS's own choice"
+        core=""
+      fi
+    fi
+  fi
+  echo "$core" > "$VENV/.openblas-coretype"
+  echo "OpenBLAS core forced: ${core:-none (its own detection is the best this CPU allows)}"
+}
+run_step openblas "$LOG_DIR/openblas.log" blas_core
+BLAS_CORE=$(cat "$VENV/.openblas-coretype")
+[ -z "$BLAS_CORE" ] || say "openblas: OpenBLAS's CPU detection falls back on this CPU; forcing OPENBLAS_CORETYPE=$BLAS_CORE"
+
 # ---- link Caffe into the venv; install the project ----------------------------------------------
 link() {
   local site caffe_py
@@ -183,11 +220,20 @@ link() {
   caffe_py=$(ls -d "$CAFFE_HOME"/lib/python3*/dist-packages "$CAFFE_HOME"/python 2>/dev/null | head -n1)
   [ -f "$caffe_py/caffe/__init__.py" ] || { echo "no pycaffe under $CAFFE_HOME"; return 1; }
   echo "$caffe_py" > "$site/caffe.pth"
+  # Python start-up hook: OPENBLAS_CORETYPE must be set before NumPy or pycaffe load OpenBLAS.
+  if [ -n "$BLAS_CORE" ]; then
+    echo "import os; os.environ.setdefault('OPENBLAS_CORETYPE', '$BLAS_CORE')  # tools/setup.sh, layers/openblas.py" > "$site/park3dpose_openblas.pth"
+  else
+    rm -f "$site/park3dpose_openblas.pth"
+  fi
   # The caffe tool embeds Python for Python layers. With no program name set, Python 3.11 finds its
   # prefix by looking up `python3` on PATH, so putting the venv first makes it the venv's interpreter.
+  local blas_line="# OpenBLAS's own CPU detection is used (layers/openblas.py)"
+  [ -z "$BLAS_CORE" ] || blas_line=": \"\${OPENBLAS_CORETYPE:=$BLAS_CORE}\"; export OPENBLAS_CORETYPE  # layers/openblas.py"
   cat > "$VENV/bin/caffe" <<EOF
 #!/bin/sh
 # Generated by tools/setup.sh: Caffe from $CAFFE_HOME with this venv's Python for Python layers.
+$blas_line
 PATH="$VENV/bin:\$PATH" exec "$CAFFE_HOME/bin/caffe" "\$@"
 EOF
   chmod +x "$VENV/bin/caffe"

@@ -1,0 +1,115 @@
+"""The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU: the peer a user would pick
+instead of Caffe, for tools/benchmark.py's ratios. Runs in its own venv (torch is not a project dependency);
+the sizes come from layers/config.py, the same numbers prototxt/generate.py builds the Caffe nets from.
+
+  TORCH_VENV/bin/python tools/peer_pytorch.py --batch 32 --iters 5     # prints one JSON line
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from layers import config as C  # noqa: E402  (after the path set-up: this runs outside the project's venv)
+from layers.config import NUM_JOINTS  # noqa: E402
+
+
+def build_net(torch, nn):
+    def conv_block(cin, cout, kernel, stride, pad):
+        return [nn.Conv2d(cin, cout, kernel, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    def fc_block(cin, cout):
+        return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True),
+                             nn.Dropout(C.DROPOUT))
+
+    def trunk_layers():
+        layers, cin, size = [], 3, C.INPUT_SIZE
+        for _name, maps, kernel, stride, pad, pool in C.CONV_LAYERS:
+            layers += conv_block(cin, maps, kernel, stride, pad)
+            cin, size = maps, (size + 2 * pad - kernel) // stride + 1
+            if pool:  # Caffe's pooling rounds up
+                layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+                size = -(-(size - 3) // 2) + 1
+        return nn.Sequential(*layers, nn.Flatten()), cin * size * size
+
+    class FullModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, features = trunk_layers()
+            self.branch_2d = nn.Sequential(fc_block(features, C.FC_SIZE), fc_block(C.FC_SIZE, C.FC_SIZE),
+                                           nn.Linear(C.FC_SIZE, NUM_JOINTS * C.NUM_CLASSES_2D))
+            self.fc1_3d = fc_block(features, C.FC_SIZE)
+            self.fc_probs_2d = fc_block(NUM_JOINTS * C.NUM_CLASSES_2D, C.FC_SIZE)
+            self.heads = nn.ModuleList([nn.Sequential(fc_block(2 * C.FC_SIZE, C.FC_SIZE), nn.Linear(C.FC_SIZE, C.OUTPUT_3D))
+                                        for _ in range(6)])
+
+        def forward(self, x):
+            t = self.trunk(x)
+            logits = self.branch_2d(t).view(-1, NUM_JOINTS, C.NUM_CLASSES_2D)
+            probs = torch.softmax(logits, 2).flatten(1)
+            h = torch.cat([self.fc1_3d(t), self.fc_probs_2d(probs)], 1)
+            return logits, [head(h) for head in self.heads]
+
+    return FullModel()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args(argv)
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    net = build_net(torch, nn)
+    opt = torch.optim.SGD(net.parameters(), lr=C.BASE_LR * args.batch / C.BATCH_SIZE, momentum=C.MOMENTUM,
+                          weight_decay=C.WEIGHT_DECAY)
+    x = torch.randn(args.batch, 3, C.INPUT_SIZE, C.INPUT_SIZE)
+    t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, C.NUM_CLASSES_2D), 2)
+    t3 = torch.randn(args.batch, C.OUTPUT_3D)
+
+    def forward_backward():
+        logits, outs = net(x)
+        loss = C.LAMBDA_2D[0] * -(t2 * torch.log_softmax(logits, 2)).sum() / args.batch
+        loss = loss + sum(C.LAMBDA_3D * ((o - t3) ** 2).sum() / args.batch for o in outs)
+        loss.backward()
+
+    def timed(fn, iters):
+        fn()  # warm-up
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 1000 * sum(times) / len(times)
+
+    net.train()
+
+    def train_step():
+        opt.zero_grad()
+        forward_backward()
+        opt.step()
+
+    def fwd_bwd():
+        net.zero_grad()
+        forward_backward()
+
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
+              "forward_backward_ms": timed(fwd_bwd, args.iters), "train_step_ms": timed(train_step, args.iters)}
+    net.eval()
+    with torch.no_grad():
+        result["deploy_forward_ms"] = timed(lambda: net(x), args.iters)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
