@@ -24,6 +24,22 @@ def caffe_env() -> dict:
     return env(GLOG_minloglevel=os.environ.get("GLOG_minloglevel", "1"))
 
 
+def run_caffe_gtests(**env):
+    """Caffe's own gtests of the layers and solver the nets use (third_party/caffe/build_options.env), CPU cases,
+    from the folder the solver tests read their data from; returns (exit code, log, tests ran, tests passed)."""
+    import re
+    import subprocess
+
+    home = caffe_home()
+    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=-*GPU*"], capture_output=True,
+                         text=True, timeout=1800, cwd=home / "share" / "caffe_gtest_root",
+                         env={**caffe_env(), "LD_LIBRARY_PATH": str(home / "lib"), **env})  # built, not installed, by CMake
+    log = out.stdout + out.stderr
+    ran = re.search(r"\[==========\] (\d+) tests from (\d+) test cases? ran", log)
+    passed = re.search(r"\[  PASSED  \] (\d+) tests", log)
+    return out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     from data_prep.synthetic import GeneratorConfig, generate

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO, caffe_env, caffe_home
+from conftest import REPO, caffe_env, caffe_home, run_caffe_gtests
 
 LAYER_TYPES = ["Convolution", "Pooling", "BatchNorm", "Scale", "InnerProduct", "ReLU", "Dropout", "Concat",
                "Softmax", "EuclideanLoss", "Reshape", "Python", "Input", "Split"]
@@ -29,18 +29,13 @@ def test_caffe_tool_runs_from_the_venv():
 
 
 def test_caffe_own_layer_tests_pass():
-    """Caffe's gtest files for every layer type the nets use (third_party/caffe/build_options.env)."""
-    home = caffe_home()
-    subset = (home / "share" / "caffe_layer_tests.txt").read_text().strip()
-    assert "batch_norm_layer" in subset and "euclidean_loss_layer" in subset
-    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=-*GPU*"],
-                         capture_output=True, text=True, timeout=1800,
-                         env={**caffe_env(), "LD_LIBRARY_PATH": str(home / "lib")})  # built, not installed, by CMake
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-3000:]
-    passed = re.search(r"\[  PASSED  \] (\d+) tests", log)
-    ran = re.search(r"\[==========\] (\d+) tests from (\d+) test cases? ran", log)
-    assert passed and ran and passed.group(1) == ran.group(1) and int(ran.group(1)) > 300, log[-2000:]
+    """Caffe's gtest files for every layer type the nets use, the SGD solver and the math functions
+    (third_party/caffe/build_options.env)."""
+    subset = (caffe_home() / "share" / "caffe_layer_tests.txt").read_text().strip()
+    assert "batch_norm_layer" in subset and "euclidean_loss_layer" in subset and "gradient_based_solver" in subset
+    code, log, ran, passed = run_caffe_gtests()
+    assert code == 0, log[-3000:]
+    assert ran == passed and ran > 500, log[-2000:]
 
 
 def test_caffe_own_python_layer_tests_pass():

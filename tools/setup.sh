@@ -172,6 +172,9 @@ else
     local d=$STAGE$CAFFE_HOME
     install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests"
     echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt"
+    # The solver gtests read their data relative to the working directory: run them from caffe_gtest_root.
+    mkdir -p "$d/share/caffe_gtest_root/src/caffe/test/test_data"
+    cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/"
     cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
     echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
   }
@@ -197,8 +200,8 @@ blas_core() {
   if [ -n "$core" ]; then
     verified=$CACHE_ROOT/openblas-verified-$CAFFE_KEY-$core
     if [ ! -f "$verified" ]; then
-      if OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
-           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter='-*GPU*' > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
+      if (cd "$CAFFE_HOME/share/caffe_gtest_root" && OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
+           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter='-*GPU*') > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
         touch "$verified"
       else
         echo "Caffe's gtests fail with OPENBLAS_CORETYPE=$core (log: $LOG_DIR/openblas-$core-gtests.log); keeping OpenBLAS's own choice"
