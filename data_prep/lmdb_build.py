@@ -21,6 +21,7 @@ import numpy as np
 
 from .crop import CROP_SIZE, apply_affine, crop_person
 from .h36m import Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
+from .metrics import root_aligned
 from .poses import bone_lengths, normalise_poses
 from .records import FLOAT_FIELDS, encode_record, record_key
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
@@ -154,6 +155,16 @@ class BuildSummary:
         return d
 
 
+def pose_statistics(poses_mm: np.ndarray) -> dict:
+    """What meta.json records of the training poses (N, 17, 3) in mm: mean bone and torso lengths (scale
+    recovery), the mean normalised pose, and the mean root-centred pose in mm, camera coordinates, unscaled
+    (the "mean pose" reference row of the evaluation)."""
+    return {"mean_bone_lengths_mm": bone_lengths(poses_mm).mean(0).tolist(),
+            "mean_torso_lengths_mm": bone_lengths(poses_mm, TORSO_BONES).mean(0).tolist(),
+            "mean_pose_normalised": normalise_poses(poses_mm)[0].mean(0).tolist(),
+            "mean_pose_root_centred_mm": root_aligned(poses_mm).mean(0).tolist()}
+
+
 class _SplitBuild:
     """One LMDB being written (train or test, one action or all), with the statistics its meta.json needs."""
 
@@ -180,12 +191,8 @@ class _SplitBuild:
 
     def training_statistics(self) -> dict:
         """Image mean, fancy-PCA eigen-decomposition and mean bone lengths of this (training) split."""
-        poses = np.concatenate(self.poses)
         stats = image_statistics(self.pixel_sum, self.pixel_outer, self.pixel_count)
-        stats["mean_bone_lengths_mm"] = bone_lengths(poses).mean(0).tolist()
-        stats["mean_torso_lengths_mm"] = bone_lengths(poses, TORSO_BONES).mean(0).tolist()
-        stats["mean_pose_normalised"] = normalise_poses(poses)[0].mean(0).tolist()
-        return stats
+        return {**stats, **pose_statistics(np.concatenate(self.poses))}
 
     def commit(self, train_stats: dict, step: int, crop_size: int) -> int:
         self.require_records()

@@ -1,54 +1,93 @@
-"""Evaluation of section 4-5: scale recovery from the training set's torso bone lengths, MPJPE, and
-Procrustes-aligned MPJPE (PA-MPJPE). All on (N, 17, 3) arrays in mm.
+"""Evaluation of sections 4-5: scale recovery from the training set's torso bone lengths, and the pose
+error under three named protocols, on (N, 17, 3) arrays in mm:
 
-Both prediction and ground truth are centred on their joint mean before the error (paper-notes:
-metric): the network predicts a pose up to translation, and the training targets are zero-mean.
+  "p1"         MPJPE, Protocol 1: both poses translated so that the root (Hip) is at the origin, no other
+               alignment; the number the literature quotes for Table 1's other methods, our headline
+  "zero_mean"  MPJPE with both poses centred on their joint mean: the paper's own output convention (eq. 7)
+  "pa"         PA-MPJPE, Protocol 2: after the best similarity transform (rotation, scale, translation) of
+               each prediction onto its ground truth (Procrustes, one batched SVD)
+
+See docs/design.md, "Metrics and reference rows".
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .poses import bone_lengths
-from .skeleton import TORSO_BONES
+from .skeleton import JOINTS, TORSO_BONES
+
+ROOT = JOINTS.index("Hip")
+PROTOCOLS = ("p1", "zero_mean", "pa")
+PROTOCOL_LABELS = {"p1": "MPJPE (P1, root-aligned)", "zero_mean": "MPJPE (zero-mean)", "pa": "PA-MPJPE (P2)"}
 
 
-def _centre(poses: np.ndarray) -> np.ndarray:
+def _check_pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
+        raise ValueError(f"expected two (N, J, 3) arrays of one shape, got {pred.shape} and {gt.shape}")
+    return pred, gt
+
+
+def root_aligned(poses: np.ndarray) -> np.ndarray:
+    """Poses translated so that the root joint (Hip) is at the origin."""
+    poses = np.asarray(poses, dtype=np.float64)
+    return poses - poses[..., ROOT:ROOT + 1, :]
+
+
+def zero_mean(poses: np.ndarray) -> np.ndarray:
+    """Poses centred on their joint mean."""
     poses = np.asarray(poses, dtype=np.float64)
     return poses - poses.mean(axis=-2, keepdims=True)
 
 
-def per_joint_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(N, 17) Euclidean error of each joint after centring both poses on their joint mean."""
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
-        raise ValueError(f"expected two (N, J, 3) arrays of one shape, got {pred.shape} and {gt.shape}")
-    return np.linalg.norm(_centre(pred) - _centre(gt), axis=-1)
-
-
-def mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean per joint position error (mm), poses centred on their joint mean."""
-    return float(per_joint_errors(pred, gt).mean())
-
-
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """pred rigidly aligned (rotation, uniform scale, translation) to gt, per pose (Umeyama)."""
-    pred, gt = _centre(pred), _centre(gt)
-    aligned = np.empty_like(pred)
-    for i, (x, y) in enumerate(zip(pred, gt)):
-        u, s, vt = np.linalg.svd(x.T @ y)
-        d = np.sign(np.linalg.det(u @ vt))
-        s[-1] *= d
-        u[:, -1] *= d
-        rotation = u @ vt
-        norm = np.sum(x ** 2)
-        scale = s.sum() / norm if norm > 0 else 1.0
-        aligned[i] = scale * x @ rotation
-    return aligned
+    """Each predicted pose under the similarity transform that best maps it onto its ground truth (Umeyama:
+    rotation without reflection, uniform scale, translation), all poses in one batched SVD."""
+    pred, gt = _check_pair(pred, gt)
+    x, y = zero_mean(pred), zero_mean(gt)
+    u, s, vt = np.linalg.svd(np.swapaxes(x, 1, 2) @ y)  # (N, 3, 3) cross-covariances
+    d = np.sign(np.linalg.det(u @ vt))
+    d[d == 0] = 1.0
+    s[:, -1] *= d
+    u[:, :, -1] *= d[:, None]
+    rotation = u @ vt
+    norm = np.sum(x ** 2, axis=(1, 2))
+    scale = np.where(norm > 0, s.sum(axis=1) / np.where(norm > 0, norm, 1.0), 1.0)
+    return scale[:, None, None] * (x @ rotation) + gt.mean(axis=1, keepdims=True)
+
+
+def per_joint_errors(pred: np.ndarray, gt: np.ndarray, protocol: str) -> np.ndarray:
+    """(N, J) Euclidean error of each joint (mm) under `protocol` ("p1", "zero_mean" or "pa")."""
+    pred, gt = _check_pair(pred, gt)
+    if protocol == "p1":
+        pred, gt = root_aligned(pred), root_aligned(gt)
+    elif protocol == "zero_mean":
+        pred, gt = zero_mean(pred), zero_mean(gt)
+    elif protocol == "pa":
+        pred = procrustes_align(pred, gt)
+    else:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+    return np.linalg.norm(pred - gt, axis=-1)
+
+
+def mpjpe(pred: np.ndarray, gt: np.ndarray, protocol: str) -> float:
+    """Mean per joint position error (mm) under `protocol`."""
+    return float(per_joint_errors(pred, gt, protocol).mean())
+
+
+def mpjpe_p1(pred: np.ndarray, gt: np.ndarray) -> float:
+    """MPJPE, Protocol 1: root (Hip) aligned."""
+    return mpjpe(pred, gt, "p1")
+
+
+def mpjpe_zero_mean(pred: np.ndarray, gt: np.ndarray) -> float:
+    """MPJPE with both poses centred on their joint mean (eq. 7's convention)."""
+    return mpjpe(pred, gt, "zero_mean")
 
 
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
-    """MPJPE after the best similarity transform of each predicted pose onto its ground truth."""
-    return mpjpe(procrustes_align(pred, gt), gt)
+    """PA-MPJPE, Protocol 2: after the best similarity transform of each prediction onto its ground truth."""
+    return mpjpe(pred, gt, "pa")
 
 
 def mean_torso_lengths(train_poses_mm: np.ndarray) -> np.ndarray:

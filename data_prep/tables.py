@@ -52,3 +52,61 @@ def format_table2(results: dict, actions=ABLATION_ACTIONS) -> str:
         paper = dict(zip(ABLATION_ACTIONS, PAPER_TABLE2[variant]))
         lines.append(f"{label} (paper)".ljust(width) + "".join(_cell(paper.get(a)).rjust(12) for a in actions))
     return "\n".join(lines) + "\n"
+
+
+# ---- Table 2 over several training seeds ----------------------------------------------------------
+
+# Two-sided 95 % critical values of Student's t for n - 1 degrees of freedom (n paired seeds).
+T_CRITICAL_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+CLAIMS = (("multireg", "baseline", "Multi-reg < Baseline"), ("2dcls", "baseline", "2D-cls < Baseline"),
+          ("both", "multireg", "Multi-reg+2D-cls < Multi-reg"), ("both", "2dcls", "Multi-reg+2D-cls < 2D-cls"),
+          ("both", "baseline", "Multi-reg+2D-cls < Baseline"))
+
+
+def paired_verdict(better: list, worse: list) -> dict:
+    """Whether `better` < `worse` over paired seeds (same data, same seed): a paired t-test at 95 %.
+    'holds' / 'does not hold' (significantly the other way) / 'undecided at this size'."""
+    diffs = [b - w for b, w in zip(better, worse)]
+    n = len(diffs)
+    mean = sum(diffs) / n if n else float("nan")
+    if n < 2:
+        return {"diffs": diffs, "mean_diff": mean, "t": None, "verdict": "undecided at this size (one seed)"}
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    t = mean / (sd / n ** 0.5) if sd > 0 else (float("-inf") if mean < 0 else float("inf") if mean > 0 else 0.0)
+    crit = T_CRITICAL_95.get(n - 1, 1.96)
+    verdict = "holds" if t < -crit else "does not hold" if t > crit else "undecided at this size"
+    return {"diffs": diffs, "mean_diff": mean, "t": t, "verdict": verdict}
+
+
+def mean_std(values: list) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    return mean, ((sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0)
+
+
+def format_table2_seeds(per_seed: dict, actions, references: dict | None = None) -> str:
+    """per_seed: variant -> action -> [P1 mm per seed]; rows 'mean ± std (n seeds)' in Table 2's order, then
+    reference rows (label -> action -> mm) and the paper's rows; then the paired verdict of each claim."""
+    width = 30
+    lines = ["".ljust(width) + "".join(a.rjust(18) for a in actions)]
+    for variant, label in VARIANT_LABELS.items():
+        if variant in per_seed:
+            cells = []
+            for a in actions:
+                values = per_seed[variant].get(a)
+                cells.append("-" if not values else "%.1f ± %.1f (%d)" % (*mean_std(values), len(values)))
+            lines.append(f"{label} (ours)".ljust(width) + "".join(c.rjust(18) for c in cells))
+    for label, values in (references or {}).items():
+        lines.append(label.ljust(width) + "".join(_cell(values.get(a)).rjust(18) for a in actions))
+    for variant, label in VARIANT_LABELS.items():
+        paper = dict(zip(ABLATION_ACTIONS, PAPER_TABLE2[variant]))
+        lines.append(f"{label} (paper)".ljust(width) + "".join(_cell(paper.get(a)).rjust(18) for a in actions))
+    lines.append("")
+    lines.append("Paired per-seed comparisons (P1, paired t-test at 95 %):")
+    for better, worse, text in CLAIMS:
+        for a in actions:
+            if better in per_seed and worse in per_seed and per_seed[better].get(a) and per_seed[worse].get(a):
+                v = paired_verdict(per_seed[better][a], per_seed[worse][a])
+                diffs = ", ".join(f"{d:+.1f}" for d in v["diffs"])
+                lines.append(f"  {text:32s} {a:10s} {v['verdict']:24s} (differences per seed: {diffs} mm)")
+    return "\n".join(lines) + "\n"

@@ -1,12 +1,20 @@
 """Test-time pass of sections 4-5: the deploy net over a test LMDB (centre crops), eq. (7) averaging
-inside the net, scale recovered from the training set's torso bone lengths, errors in mm."""
+inside the net, scale recovered from the training set's torso bone lengths, errors in mm under the three
+protocols of data_prep.metrics, beside two reference rows (docs/design.md, "Metrics and reference rows"):
+
+  mean pose    the training set's mean root-centred pose in mm (camera coordinates), unscaled, predicted for
+               every test frame: what a net that learned nothing but the average pose would score
+  scale floor  the ground-truth normalised pose through the same scale recovery as the net: the error that
+               recovering the scale from the training set's torso alone costs
+"""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
-from data_prep.metrics import mpjpe, pa_mpjpe, per_joint_errors, recover_scale
+from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale, root_aligned
 
 from .config import INPUT_SIZE
 from .data_layer import BatchSource
@@ -18,6 +26,7 @@ class Predictions:
     pred_normalised: np.ndarray  # (N, 17, 3) the net's output (eq. 7)
     pred_mm: np.ndarray  # (N, 17, 3) after scale recovery
     gt_mm: np.ndarray  # (N, 17, 3) camera-coordinate ground truth
+    gt_normalised: np.ndarray  # (N, 17, 3) the ground truth as the net's target: zero mean, unit norm
     images: np.ndarray | None = None  # (K, 3, 225, 225) first K inputs (mean added back), for figures
     joints2d: np.ndarray | None = None
 
@@ -41,7 +50,7 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool = False
     image = np.empty((batch, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
     joints, pose = np.empty((batch, j, 2), np.float32), np.empty((batch, j, 3), np.float32)
     gt_b = np.empty((batch, j, 3), np.float32)
-    preds, gts, kept_images, kept_joints = [], [], [], []
+    preds, gts, gts_normalised, kept_images, kept_joints = [], [], [], [], []
     for b in tqdm(range(-(-n // batch)), desc=f"evaluate {source.meta['action']}", unit="batch", disable=not progress):
         source.fill(b, image, joints, pose, extra={"pose3d_mm": gt_b})
         net.blobs["data"].data[...] = image
@@ -49,19 +58,89 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool = False
         take = min(batch, n - b * batch)
         preds.append(out[:take].astype(np.float64).copy())
         gts.append(gt_b[:take].astype(np.float64).copy())
+        gts_normalised.append(pose[:take].astype(np.float64).copy())
         if sum(len(k) for k in kept_images) < keep_images:
             kept_images.append(image[:take] + source.mean_bgr[None, :, None, None])
             kept_joints.append(joints[:take].copy())
     pred = np.concatenate(preds)
     return Predictions(source.keys[:n], pred, recover_scale(pred, mean_torso_lengths), np.concatenate(gts),
+                       np.concatenate(gts_normalised),
                        np.concatenate(kept_images)[:keep_images] if kept_images else None,
                        np.concatenate(kept_joints)[:keep_images] if kept_joints else None)
 
 
-def error_summary(p: Predictions, mean_pose_normalised, mean_torso_lengths) -> dict:
-    """MPJPE, PA-MPJPE, per-joint errors (mm), and the trivial baseline: the training mean pose,
-    scaled the same way, for every test image."""
-    trivial = recover_scale(np.repeat(np.asarray(mean_pose_normalised)[None], len(p.gt_mm), 0), mean_torso_lengths)
-    return {"frames": len(p.gt_mm), "mpjpe": mpjpe(p.pred_mm, p.gt_mm), "pa_mpjpe": pa_mpjpe(p.pred_mm, p.gt_mm),
-            "per_joint": per_joint_errors(p.pred_mm, p.gt_mm).mean(0).tolist(),
-            "mean_pose_mpjpe": mpjpe(trivial, p.gt_mm), "mean_pose_pa_mpjpe": pa_mpjpe(trivial, p.gt_mm)}
+def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
+    """The training set's mean root-centred pose (17, 3) in mm: from meta.json, or, for an LMDB built before
+    make_lmdb stored it, computed from the records of the training LMDB beside it (<action>_train.lmdb)."""
+    if "mean_pose_root_centred_mm" in meta:
+        return np.asarray(meta["mean_pose_root_centred_mm"], dtype=np.float64)
+    import lmdb
+
+    from data_prep.records import decode_record
+
+    path = str(lmdb_path)
+    train = path[: -len("_test.lmdb")] + "_train.lmdb" if path.endswith("_test.lmdb") else path
+    try:
+        env = lmdb.open(train, readonly=True, lock=False, readahead=False)
+    except lmdb.Error as e:
+        raise ValueError(f"{lmdb_path}: meta.json has no mean_pose_root_centred_mm and the training LMDB {train} "
+                         f"cannot be read ({e}); rebuild the LMDBs with tools/make_lmdb.py") from e
+    total, count = np.zeros((len(meta["joints"]), 3)), 0
+    with env.begin() as txn:
+        for _, value in txn.cursor():
+            total += root_aligned(decode_record(value)["pose3d_mm"][None])[0]
+            count += 1
+    env.close()
+    return total / max(count, 1)
+
+
+def protocol_errors(pred_mm: np.ndarray, gt_mm: np.ndarray) -> dict:
+    """{"p1": mm, "zero_mean": mm, "pa": mm}: the mean error under each protocol."""
+    return {protocol: mpjpe(pred_mm, gt_mm, protocol) for protocol in PROTOCOLS}
+
+
+def error_summary(p: Predictions, train_mean_pose_mm, mean_torso_lengths) -> dict:
+    """The net's errors under each protocol (P1, the headline, first), per-joint P1 errors, and the two
+    reference rows computed on the same frames: the training mean pose (mm, unscaled) and the scale floor."""
+    mean_pose = np.broadcast_to(np.asarray(train_mean_pose_mm, dtype=np.float64), p.gt_mm.shape)
+    floor = recover_scale(p.gt_normalised, mean_torso_lengths)
+    return {"frames": len(p.gt_mm), "mpjpe": protocol_errors(p.pred_mm, p.gt_mm),
+            "per_joint_p1": per_joint_errors(p.pred_mm, p.gt_mm, "p1").mean(0).tolist(),
+            "mean_pose": protocol_errors(mean_pose, p.gt_mm), "scale_floor": protocol_errors(floor, p.gt_mm)}
+
+
+def train_lmdb_beside(lmdb_path) -> Path:
+    """<root>/<action>_train.lmdb for <root>/<action>_test.lmdb (and for itself)."""
+    lmdb_path = Path(lmdb_path)
+    if lmdb_path.name.endswith("_train.lmdb"):
+        return lmdb_path
+    if not lmdb_path.name.endswith("_test.lmdb"):
+        raise ValueError(f"{lmdb_path}: expected a folder named <action>_test.lmdb or <action>_train.lmdb")
+    return lmdb_path.with_name(lmdb_path.name[: -len("_test.lmdb")] + "_train.lmdb")
+
+
+def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool = False,
+                    keep_images: int = 0) -> tuple[Predictions, dict]:
+    """The whole test pass for one trained net: load the deploy net, optionally re-estimate its BatchNorm
+    statistics over `bn_batches` batches of the training LMDB beside the test LMDB (layers.bn_stats), predict
+    every frame of `test_lmdb` (a training LMDB too, for the train/test gap), and summarise (error_summary). The summary also says how BatchNorm was set and the
+    evaluation speed. Caffe's mode (CPU/GPU) is the caller's."""
+    import time
+
+    from data_prep.lmdb_build import read_meta
+
+    from .bn_stats import reestimate_batch_norm
+    from .deploy import load_deploy_net
+
+    meta = read_meta(test_lmdb)  # a training LMDB's meta holds the same training statistics
+    net = load_deploy_net(deploy, weights, batch_size)
+    bn_images = 0
+    if bn_batches > 0:
+        bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)), bn_batches)
+    t0 = time.time()
+    pred = predict_lmdb(net, str(test_lmdb), meta["mean_torso_lengths_mm"], progress=progress, keep_images=keep_images)
+    seconds = time.time() - t0
+    summary = {**error_summary(pred, train_mean_pose_mm(meta, test_lmdb), meta["mean_torso_lengths_mm"]),
+               "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds,
+               "batch_norm": f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"}
+    return pred, summary

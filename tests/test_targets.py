@@ -103,15 +103,15 @@ def test_normalise_poses_zero_mean_unit_norm_and_inverse():
         normalise_poses(pose[:, :16])
 
 
-def test_mpjpe_ignores_translation_and_measures_offsets():
+def test_zero_mean_mpjpe_ignores_translation_and_measures_offsets():
     rng = np.random.default_rng(5)
     gt = rng.normal(scale=300, size=(3, NUM_JOINTS, 3))
-    assert mpjpe(gt + [100.0, -50.0, 7.0], gt) == pytest.approx(0, abs=1e-9)
+    assert mpjpe(gt + [100.0, -50.0, 7.0], gt, "zero_mean") == pytest.approx(0, abs=1e-9)
     moved = gt.copy()
     moved[:, 4] += [0.0, 0.0, 170.0]  # one joint 170 mm off; centring spreads it, so compute by hand
     expect = np.linalg.norm((moved - moved.mean(1, keepdims=True)) - (gt - gt.mean(1, keepdims=True)), axis=-1).mean()
-    assert mpjpe(moved, gt) == pytest.approx(expect)
-    assert per_joint_errors(moved, gt).shape == (3, NUM_JOINTS)
+    assert mpjpe(moved, gt, "zero_mean") == pytest.approx(expect)
+    assert per_joint_errors(moved, gt, "zero_mean").shape == (3, NUM_JOINTS)
 
 
 def test_pa_mpjpe_removes_a_known_rotation_and_scale():
@@ -120,7 +120,7 @@ def test_pa_mpjpe_removes_a_known_rotation_and_scale():
     a = 0.7
     rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     pred = 0.6 * gt @ rot.T + 40.0
-    assert mpjpe(pred, gt) > 50
+    assert mpjpe(pred, gt, "zero_mean") > 50
     assert pa_mpjpe(pred, gt) == pytest.approx(0, abs=1e-6)
     reflected = gt * [1, 1, -1]  # a reflection is not a rotation: PA must not undo it
     assert pa_mpjpe(reflected, gt) > 1.0

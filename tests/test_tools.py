@@ -67,10 +67,15 @@ def test_evaluate_writes_the_table_and_files(trained, lmdb_root, capsys):
     assert evaluate.main(["--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"), "--lmdb-root", str(out),
                           "--weights", f"Walking={weights}", "--batch-size", "16"]) == 0
     printed = capsys.readouterr().out
-    assert "Walking" in printed and "Mean pose" in printed and "Paper" in printed and "62.64" in printed
+    for words in ("MPJPE (P1, root-aligned)", "MPJPE (zero-mean)", "PA-MPJPE (P2)", "Mean pose", "Scale floor",
+                  "Paper, Table 1", "62.64", "Walking"):
+        assert words in printed
     r = json.loads((d / "results.json").read_text())["Walking"]
-    assert r["mpjpe"] > 0 and r["pa_mpjpe"] <= r["mpjpe"] and len(r["per_joint"]) == 17
-    assert (d / "results.csv").read_text().startswith("action,frames,mpjpe_mm")
+    errors = r["mpjpe"]
+    assert errors["p1"] > 0 and errors["pa"] <= errors["zero_mean"] and len(r["per_joint_p1"]) == 17
+    assert r["mean_pose"]["p1"] > 0 and r["scale_floor"]["pa"] < 1e-3  # a similarity of the ground truth (float32 labels)
+    assert r["batch_norm"].startswith("re-estimated over")
+    assert (d / "results.csv").read_text().startswith("action,frames,mpjpe_p1_mm,mpjpe_zero_mean_mm,mpjpe_pa_mm")
     with pytest.raises(SystemExit, match="ACTION=path"):
         evaluate.main(["--lmdb-root", str(out), "--weights", str(weights)])
 

@@ -1,6 +1,8 @@
-"""Evaluate trained nets on the test LMDBs: MPJPE per action in the layout of the paper's Table 1,
-plus PA-MPJPE, per-joint errors and the trivial baseline (the training mean pose). Writes
-results.json and results.csv next to the (first) weights.
+"""Evaluate trained nets on the test LMDBs: MPJPE per action in the layout of the paper's Table 1 under
+Protocol 1 (root-aligned; the headline, beside the paper's rows), the zero-mean variant and PA-MPJPE (P2),
+per-joint errors, and two reference rows on the same frames: the training mean pose (mm, unscaled) and the
+scale floor (the ground truth through the same scale recovery). Writes results.json and results.csv next
+to the (first) weights.
 
   python tools/evaluate.py --deploy prototxt/deploy_both.prototxt --lmdb-root data/lmdb \\
       --weights Walking=snapshots/walking_both_iter_4564.caffemodel Eating=snapshots/eating_both_iter_...
@@ -15,12 +17,15 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
 from data_prep.lmdb_build import read_meta
+from data_prep.metrics import PROTOCOL_LABELS, PROTOCOLS
 from data_prep.skeleton import ACTIONS, JOINTS, action_slug
 from data_prep.tables import PAPER_TABLE1, format_table1
+
+
+BN_BATCHES = 100  # docs/design.md, "BatchNorm statistics"
 
 
 def parse_args(argv=None):
@@ -30,6 +35,9 @@ def parse_args(argv=None):
     p.add_argument("--weights", nargs="+", required=True, metavar="ACTION=CAFFEMODEL")
     p.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--bn-batches", type=int, default=BN_BATCHES,
+                   help="re-estimate BatchNorm's statistics over this many training batches (<action>_train.lmdb "
+                        "beside the test LMDB) before testing; 0 keeps the snapshot's moving averages")
     p.add_argument("--out", help="folder for results.json/.csv (default: beside the first weights)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -47,11 +55,10 @@ def parse_weights(items) -> dict:
     return out
 
 
-def evaluate(deploy, lmdb_root, weights: dict, gpu=None, batch_size=32, progress=True) -> dict:
+def evaluate(deploy, lmdb_root, weights: dict, gpu=None, batch_size=32, progress=True, bn_batches=BN_BATCHES) -> dict:
     import caffe
 
-    from layers.deploy import load_deploy_net
-    from layers.inference import caffe_has_cuda, error_summary, predict_lmdb
+    from layers.inference import caffe_has_cuda, evaluate_action
 
     if gpu is not None:
         if not caffe_has_cuda():
@@ -63,14 +70,12 @@ def evaluate(deploy, lmdb_root, weights: dict, gpu=None, batch_size=32, progress
     results = {}
     for action, w in weights.items():
         lmdb = Path(lmdb_root) / f"{action_slug(action)}_test.lmdb"
-        meta = read_meta(lmdb)
-        net = load_deploy_net(deploy, w, batch_size)
-        t0 = time.time()
-        pred = predict_lmdb(net, str(lmdb), meta["mean_torso_lengths_mm"], progress=progress)
-        seconds = time.time() - t0
-        results[action] = {**error_summary(pred, meta["mean_pose_normalised"], meta["mean_torso_lengths_mm"]),
-                           "weights": str(w), "images_per_second": len(pred.gt_mm) / seconds}
+        read_meta(lmdb)  # a clear error before Caffe loads anything
+        results[action] = evaluate_action(deploy, w, lmdb, batch_size, bn_batches=bn_batches, progress=progress)[1]
     return results
+
+
+ROWS = (("mpjpe", "ours"), ("mean_pose", "mean pose"), ("scale_floor", "scale floor"))
 
 
 def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
@@ -80,34 +85,38 @@ def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, js)
     tmp = cs.with_suffix(".csv.tmp")
+    columns = [(row, protocol) for row, _ in ROWS for protocol in PROTOCOLS]
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["action", "frames", "mpjpe_mm", "pa_mpjpe_mm", "mean_pose_mpjpe_mm"] + [f"{j}_mm" for j in JOINTS])
+        w.writerow(["action", "frames"] + [f"{row}_{protocol}_mm" for row, protocol in columns]
+                   + [f"{j}_p1_mm" for j in JOINTS])
         for action, r in results.items():
-            w.writerow([action, r["frames"], f"{r['mpjpe']:.2f}", f"{r['pa_mpjpe']:.2f}", f"{r['mean_pose_mpjpe']:.2f}"]
-                       + [f"{e:.2f}" for e in r["per_joint"]])
+            w.writerow([action, r["frames"]] + [f"{r[row][protocol]:.2f}" for row, protocol in columns]
+                       + [f"{e:.2f}" for e in r["per_joint_p1"]])
     os.replace(tmp, cs)
     return js, cs
 
 
 def report(results: dict) -> str:
     actions = [a for a in ACTIONS if a in results]
-    text = "MPJPE (mm), Table 1 layout\n" + format_table1({
-        "Ours (this run)": {a: results[a]["mpjpe"] for a in actions},
-        "Mean pose": {a: results[a]["mean_pose_mpjpe"] for a in actions},
-        "Paper": {a: PAPER_TABLE1[a] for a in actions}}, actions)
-    text += "\nPA-MPJPE (mm)\n" + format_table1({"Ours (this run)": {a: results[a]["pa_mpjpe"] for a in actions},
-                                                   "Mean pose": {a: results[a]["mean_pose_pa_mpjpe"] for a in actions}}, actions)
-    text += "\nPer-joint MPJPE (mm), mean over actions\n"
-    per_joint = [sum(results[a]["per_joint"][j] for a in actions) / len(actions) for j in range(len(JOINTS))]
+    text = ""
+    for protocol in PROTOCOLS:
+        rows = {"Ours (this run)": {a: results[a]["mpjpe"][protocol] for a in actions},
+                "Mean pose (training, mm)": {a: results[a]["mean_pose"][protocol] for a in actions},
+                "Scale floor (GT, rescaled)": {a: results[a]["scale_floor"][protocol] for a in actions}}
+        if protocol == "p1":
+            rows["Paper, Table 1"] = {a: PAPER_TABLE1[a] for a in actions}
+        text += f"{PROTOCOL_LABELS[protocol]} in mm, Table 1 layout\n" + format_table1(rows, actions) + "\n"
+    text += "Per-joint MPJPE (P1, mm), mean over actions\n"
+    per_joint = [sum(results[a]["per_joint_p1"][j] for a in actions) / len(actions) for j in range(len(JOINTS))]
     text += "  ".join(f"{n} {e:.1f}" for n, e in zip(JOINTS, per_joint)) + "\n"
     return text
 
 
 def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu=None, batch_size=32, progress=True,
-                        quiet=False) -> dict:
+                        quiet=False, bn_batches=BN_BATCHES) -> dict:
     """evaluate(), then the JSON and CSV into out_dir and, unless quiet, the Table 1 report."""
-    results = evaluate(deploy, lmdb_root, weights, gpu, batch_size, progress=progress)
+    results = evaluate(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches)
     js, cs = write_results(results, out_dir)
     if not quiet:
         print(report(results))
@@ -119,7 +128,8 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     weights = parse_weights(a.weights)
     evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.out) if a.out else Path(next(iter(weights.values()))).parent,
-                        a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty(), quiet=a.quiet)
+                        a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty(), quiet=a.quiet,
+                        bn_batches=a.bn_batches)
     return 0
 
 
