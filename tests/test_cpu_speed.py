@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import REPO, caffe_home, run_caffe_gtests
+from conftest import REPO, caffe_home, numerical_gradient, run_caffe_gtests
 from layers.openblas import core_to_force, cpu_flags, level_of_core, level_of_flags, loaded_core
 
 XEON_AVX512 = "flags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl\n"
@@ -178,21 +178,11 @@ def test_patched_layers_backward_matches_numerical_gradient(patched_net):
     def loss():
         return float((reference_forward(x, p)[0] * r).sum())
 
-    def numerical(arr, idx, eps=1e-5):
-        old = arr[idx]
-        arr[idx] = old + eps
-        plus = loss()
-        arr[idx] = old - eps
-        minus = loss()
-        arr[idx] = old
-        return (plus - minus) / (2 * eps)
-
-    for idx in [(0, 0, 0, 0), (1, 1, 4, 4), (2, 0, 8, 3), (0, 1, 5, 7), (2, 1, 2, 2)]:
-        assert net.blobs["x"].diff[idx] == pytest.approx(numerical(x, idx), rel=2e-3, abs=2e-4), idx
+    np.testing.assert_allclose(net.blobs["x"].diff, numerical_gradient(loss, x, 1e-5), rtol=2e-3, atol=2e-4)
     for layer in ("scale", "fc_scale"):
         for k in range(2):  # scale, then bias
-            for c in range(p[layer][k].shape[0]):
-                assert net.params[layer][k].diff[c] == pytest.approx(numerical(p[layer][k], (c,)), rel=2e-3, abs=2e-4)
+            np.testing.assert_allclose(net.params[layer][k].diff, numerical_gradient(loss, p[layer][k], 1e-5),
+                                       rtol=2e-3, atol=2e-4)
 
 
 def test_batch_norm_global_statistics_in_test_phase(tmp_path):

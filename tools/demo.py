@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "out" / "demo"))
-    p.add_argument("--frames", type=int, default=300, help="frames per synthetic sequence (50 fps)")
+    p.add_argument("--frames", type=int, default=400, help="frames per synthetic sequence (50 fps)")
     p.add_argument("--frame-step", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32, help="lr is 0.01 * batch / 128 (prototxt.generate)")
     p.add_argument("--epochs", type=int, default=6, help="short schedule: lr halved every epochs/3, lambda_2D step at 16/28")
