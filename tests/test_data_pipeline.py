@@ -188,3 +188,32 @@ def test_generator_is_deterministic(tmp_path):
     pose = read_pose_cdf(tmp_path / "a" / rel, 96).reshape(-1, 32, 3)[:, H36M_TO_17]
     assert (pose[..., 2] > 1000).all()  # in front of the camera, metres away
     normalise_poses(pose)
+
+
+# The release metadata's camera parameters as every public copy lists them (VideoPose3D's
+# h36m_cameras_intrinsic_params, whose tangential pair is the metadata's reversed): id -> (focal, center,
+# radial, tangential as listed there).
+PUBLISHED_CAMERAS = {
+    "54138969": ((1145.0494384765625, 1143.7811279296875), (512.54150390625, 515.4514770507812),
+                 (-0.20709891617298126, 0.24777518212795258, -0.0030751503072679043),
+                 (-0.0009756988729350269, -0.00142447161488235)),
+    "55011271": ((1149.6756591796875, 1147.5916748046875), (508.8486328125, 508.0649108886719),
+                 (-0.1942136287689209, 0.2404085397720337, 0.006819975562393665),
+                 (-0.0016190266469493508, -0.0027408944442868233)),
+    "58860488": ((1149.1407470703125, 1148.7989501953125), (519.8158569335938, 501.40264892578125),
+                 (-0.2083381861448288, 0.25548800826072693, -0.0024604974314570427),
+                 (0.0014843869721516967, -0.0007599993259645998)),
+    "60457274": ((1145.5113525390625, 1144.77392578125), (514.9682006835938, 501.88201904296875),
+                 (-0.198384091258049, 0.21832367777824402, -0.008947807364165783),
+                 (-0.0005872055771760643, -0.0018133620033040643)),
+}
+
+
+def test_camera_parameters_are_the_published_ones():
+    from data_prep.cameras import CAMERA_MODELS
+
+    assert set(CAMERA_MODELS) == set(PUBLISHED_CAMERAS)
+    for cam_id, (focal, center, radial, tangential) in PUBLISHED_CAMERAS.items():
+        cam = CAMERA_MODELS[cam_id]
+        assert cam.focal_length == focal and cam.center == center and cam.radial == radial, cam_id
+        assert cam.tangential == tangential[::-1], cam_id  # metadata order
