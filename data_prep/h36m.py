@@ -120,9 +120,14 @@ def read_poses(seq: Sequence) -> tuple[np.ndarray, np.ndarray]:
     return p3, p2
 
 
+EMPTY_MASK = -1  # read_bboxes: the frame's person mask has no pixel set
+NO_MASK_FRAME = -2  # read_bboxes: the mask file ends before this frame
+
+
 def read_bboxes(path: Path, frames=None) -> np.ndarray:
-    """(len(frames), 4) boxes x0, y0, x1, y1 (inclusive pixels; -1 where the mask is empty or the file
-    has no such frame) from a ground_truth_bb v7.3 .mat file; all frames when `frames` is None."""
+    """(len(frames), 4) boxes x0, y0, x1, y1 (inclusive pixels) from a ground_truth_bb v7.3 .mat file, all
+    frames when `frames` is None; a row is EMPTY_MASK where the frame's mask is empty and NO_MASK_FRAME where
+    the file has no such frame."""
     import h5py
 
     path = Path(path)
@@ -132,9 +137,10 @@ def read_bboxes(path: Path, frames=None) -> np.ndarray:
         with h5py.File(path, "r") as f:
             refs = f["Masks"]
             frames = np.arange(refs.shape[0]) if frames is None else np.asarray(frames)
-            boxes = np.full((len(frames), 4), -1, dtype=np.int64)
+            boxes = np.full((len(frames), 4), EMPTY_MASK, dtype=np.int64)
             for i, frame in enumerate(frames):
                 if frame >= refs.shape[0]:
+                    boxes[i] = NO_MASK_FRAME
                     continue
                 mask = np.asarray(f[refs[frame, 0]]).T  # stored column-major by MATLAB
                 rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .crop import CROP_SIZE, apply_affine, crop_person
-from .h36m import Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
+from .h36m import NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
 from .metrics import root_aligned
 from .poses import bone_lengths, normalise_poses
 from .records import FLOAT_FIELDS, encode_record, record_key
@@ -42,6 +42,21 @@ class SequenceResult:
     frames_used: int
     note: str = ""  # e.g. frame-count mismatch
     error: str = ""  # the sequence was skipped
+    frames_wanted: int = 0  # every step-th pose of the sequence
+    dropped: dict = dataclasses.field(default_factory=dict)  # reason -> frames of `frames_wanted` not written
+
+
+DROP_NO_MASK_FRAME = "mask file shorter than the poses"
+DROP_EMPTY_MASK = "empty person mask"
+DROP_SHORT_VIDEO = "video shorter than the poses"
+LOUD_DROP_FRACTION = 0.05  # a sequence losing more than this is reported as a warning
+
+
+def drop_line(r: SequenceResult) -> str:
+    """'<sequence>: N of M frames dropped (reason n, ...)' for the summary."""
+    lost = sum(r.dropped.values())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in r.dropped.items())
+    return f"{r.sequence.key}: {lost} of {r.frames_wanted} frames dropped ({reasons})"
 
 
 def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: int = CROP_SIZE) -> SequenceResult:
@@ -52,15 +67,18 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
         wanted = np.arange(0, len(pose3d_mm), step)
         boxes = read_bboxes(seq.path("bbox"), wanted)
         normalised, mean, scale = normalise_poses(pose3d_mm[wanted])
-        result = dataclasses.replace(empty, records=[], pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)))
+        result = dataclasses.replace(empty, records=[], pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)),
+                                     frames_wanted=len(wanted), dropped={})
         kept = []
         wanted_pos = 0
         video = VideoFrames(seq.path("video"))
         for index, frame in video.select(wanted):
             i = wanted_pos
             wanted_pos += 1
-            if boxes[i, 0] < 0:
-                continue  # no person mask on this frame
+            if boxes[i, 0] < 0:  # no person box: counted, and named in the summary
+                reason = DROP_NO_MASK_FRAME if boxes[i, 0] == NO_MASK_FRAME else DROP_EMPTY_MASK
+                result.dropped[reason] = result.dropped.get(reason, 0) + 1
+                continue
             crop, affine = crop_person(frame, boxes[i], crop_size)
             sample = crop[::4, ::4].reshape(-1, 3).astype(np.float64)
             result.pixel_sum += sample.sum(0)
@@ -76,6 +94,7 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
         if wanted_pos < len(wanted):
             result.note = (f"{seq.path('video')}: {video.seen} video frames for {len(pose3d_mm)} poses; "
                            f"used the common prefix")
+            result.dropped[DROP_SHORT_VIDEO] = len(wanted) - wanted_pos
         result.poses_mm = pose3d_mm[wanted[kept]]
         result.frames_used = len(kept)
         return result
@@ -141,6 +160,9 @@ class BuildSummary:
     frames: int = 0
     skipped: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    dropped_frames: int = 0  # frames of kept sequences not written (no mask, empty mask, short video)
+    drops: list = dataclasses.field(default_factory=list)  # one line per sequence that lost frames
+    loud_drops: list = dataclasses.field(default_factory=list)  # those that lost more than LOUD_DROP_FRACTION
     unmatched: list = dataclasses.field(default_factory=list)
     outputs: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
@@ -260,6 +282,12 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
                                 continue
                             if r.note:
                                 summary.notes.append(r.note)
+                            if r.dropped:
+                                summary.dropped_frames += sum(r.dropped.values())
+                                summary.drops.append(drop_line(r))
+                                if sum(r.dropped.values()) > LOUD_DROP_FRACTION * r.frames_wanted:
+                                    summary.loud_drops.append(drop_line(r))
+                                    warnings.warn(f"{drop_line(r)}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
                             build.add(r)
                             if split in combined:
                                 combined[split].add(r)

@@ -217,3 +217,28 @@ def test_camera_parameters_are_the_published_ones():
         cam = CAMERA_MODELS[cam_id]
         assert cam.focal_length == focal and cam.center == center and cam.radial == radial, cam_id
         assert cam.tangential == tangential[::-1], cam_id  # metadata order
+
+
+def test_frames_without_a_person_box_are_counted_and_named(small_copy, tmp_path):
+    """A mask file shorter than the poses, and one empty mask: every lost frame is counted per sequence, and a
+    sequence losing more than 5 % is a warning. Step 4 over 24 poses wants frames 0, 4, ..., 20 (6 frames)."""
+    from data_prep.synthetic import write_bbox_masks_mat
+
+    masks = small_copy / "S1/MySegmentsMat/ground_truth_bb"
+    short = masks / f"Walking.{CAMERAS[0]}.mat"
+    boxes = read_bboxes(short)
+    write_bbox_masks_mat(short, [tuple(b) for b in boxes[:10]], 1000, 1002)  # frames 0..9 only: 12, 16, 20 lost
+    one_empty = masks / f"Walking.{CAMERAS[1]}.mat"
+    boxes = [tuple(b) for b in read_bboxes(one_empty)]
+    boxes[8] = (0, 0, -1, -1)  # an empty mask on frame 8
+    write_bbox_masks_mat(one_empty, boxes, 1000, 1000)
+    assert read_bboxes(one_empty, [8])[0, 0] == -1 and read_bboxes(short, [12])[0, 0] == -2
+    with pytest.warns(UserWarning, match="dropped"):
+        summary = build(small_copy, tmp_path / "out")
+    assert summary.dropped_frames == 4
+    lines = {line.split(":")[0]: line for line in summary.drops}
+    assert lines[f"S1/Walking/{CAMERAS[0]}"].endswith("3 of 6 frames dropped (mask file shorter than the poses 3)")
+    assert lines[f"S1/Walking/{CAMERAS[1]}"].endswith("1 of 6 frames dropped (empty person mask 1)")
+    assert len(summary.loud_drops) == 2  # 50 % and 17 %, both over 5 %
+    keys = [k for k, _ in read_all(tmp_path / "out" / "walking_train.lmdb")]
+    assert sum(CAMERAS[1] in k for k in keys) == 5 and sum(CAMERAS[0] in k for k in keys) == 3

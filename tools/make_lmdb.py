@@ -36,12 +36,16 @@ def main(argv=None) -> int:
     with open(os.path.join(a.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
     if not a.quiet:
-        print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} skipped, "
+        print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} sequences skipped, "
               f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
         for s in summary.skipped:
             print(f"  skipped: {s}")
         for n in summary.notes:
             print(f"  note: {n}")
+        if summary.drops:
+            print(f"  {summary.dropped_frames} frames dropped in {len(summary.drops)} sequences:")
+            for d in summary.drops:
+                print(f"    {'WARNING, over 5 %: ' if d in summary.loud_drops else ''}{d}")
         if summary.unmatched:
             print(f"  {len(summary.unmatched)} files matched none of the 15 actions, e.g. {summary.unmatched[0]}")
     return 0
