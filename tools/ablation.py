@@ -24,6 +24,7 @@ from prototxt.generate import VARIANTS
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.evaluate import BN_BATCHES
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.cli import require_lmdbs, run_tool
 
 
 def parse_args(argv=None):
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
         lmdb_root = prepare_synthetic(Path(a.synthetic), actions, a.frames, a.frame_step, progress=progress)
     else:
         lmdb_root = Path(a.lmdb_root)
+        require_lmdbs(lmdb_root, actions)
 
     def run_dir(seed):
         return out if seed is None else out / f"seed{seed}"
@@ -118,4 +120,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -33,6 +33,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from data_prep.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("setup", "caffe-time", "lmdb", "data-layer", "train", "eval", "torch", "speed")
@@ -358,4 +359,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

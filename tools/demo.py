@@ -25,6 +25,7 @@ from tools.evaluate import BN_BATCHES, report, write_results
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.figures import plot_fig4, plot_fig5
 from tools.training import train_progress, train_to_completion
+from data_prep.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,4 +111,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

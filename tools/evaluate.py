@@ -23,6 +23,7 @@ from data_prep.lmdb_build import read_meta
 from data_prep.metrics import PROTOCOL_LABELS, PROTOCOLS
 from data_prep.skeleton import ACTIONS, JOINTS, action_slug
 from data_prep.tables import PAPER_TABLE1, format_table1
+from data_prep.cli import require_lmdbs, run_tool
 
 
 BN_BATCHES = 100  # docs/design.md, "BatchNorm statistics"
@@ -127,6 +128,7 @@ def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu=Non
 def main(argv=None) -> int:
     a = parse_args(argv)
     weights = parse_weights(a.weights)
+    require_lmdbs(a.lmdb_root, weights, splits=("test",))
     evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.out) if a.out else Path(next(iter(weights.values()))).parent,
                         a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty(), quiet=a.quiet,
                         bn_batches=a.bn_batches)
@@ -134,4 +136,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from data_prep.cli import run_tool
 
 _TRAIN_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+) \(.*\), loss = ")
 _TEST_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+), Testing net")
@@ -136,4 +137,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

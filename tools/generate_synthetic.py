@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data_prep.skeleton import ACTIONS, CAMERAS, SUBJECTS
 from data_prep.synthetic import GeneratorConfig, generate
+from data_prep.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -39,4 +40,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -21,6 +21,7 @@ from data_prep.lmdb_build import read_meta
 from tools.evaluate import BN_BATCHES
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -99,4 +100,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

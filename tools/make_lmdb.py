@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from pathlib import Path
 
 from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
 from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
+from data_prep.cli import UserError, run_tool
 
 
 def parse_args(argv=None):
@@ -30,6 +33,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    root = Path(a.h36m)
+    if re.fullmatch(r"S\d+", root.name) and (root / "MyPoseFeatures").is_dir():
+        raise UserError(f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}")
     summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
                           train_subjects=a.train_subjects, test_subjects=a.test_subjects,
                           all_actions=a.all_actions, progress=not a.quiet and sys.stderr.isatty())
@@ -52,4 +58,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

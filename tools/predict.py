@@ -22,6 +22,7 @@ from data_prep.crop import crop_person
 from data_prep.lmdb_build import read_meta
 from data_prep.metrics import recover_scale
 from data_prep.skeleton import JOINTS
+from data_prep.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
     import cv2
 
     a = parse_args(argv)
+    if not Path(a.image).is_file():
+        raise SystemExit(f"{a.image}: no such file; pass an image file")
     image = cv2.imread(a.image, cv2.IMREAD_COLOR)
     if image is None:
         raise SystemExit(f"{a.image}: not a readable image")
@@ -88,4 +91,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -18,6 +18,7 @@ from pathlib import Path
 from data_prep.skeleton import ACTIONS, action_slug
 from tools.evaluate import evaluate_and_report
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.cli import require_lmdbs, run_tool
 
 
 def parse_args(argv=None):
@@ -36,6 +37,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     progress = not a.quiet and sys.stderr.isatty()
+    require_lmdbs(a.lmdb_root, a.actions)  # before hours of training fail at the first batch
     weights = {}
     for action in a.actions:
         solver = Path(a.solver_dir) / f"solver_{action_slug(action)}.prototxt"
@@ -51,4 +53,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))
