@@ -22,6 +22,7 @@ import numpy as np
 from .crop import CROP_SIZE, apply_affine, crop_person
 from .h36m import NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
 from .metrics import root_aligned
+from .progress import Progress
 from .poses import bone_lengths, normalise_poses
 from .records import FLOAT_FIELDS, encode_record, record_key
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
@@ -237,11 +238,11 @@ ALL_ACTIONS_NAME = "All"  # <out>/all_{train,test}.lmdb with --all-actions
 
 
 def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAME_STEP, workers: int = 1,
-                train_subjects=TRAIN_SUBJECTS, test_subjects=TEST_SUBJECTS, progress: bool = True,
+                train_subjects=TRAIN_SUBJECTS, test_subjects=TEST_SUBJECTS, progress: bool | str = True,
                 crop_size: int = CROP_SIZE, all_actions: bool = False) -> BuildSummary:
     """Build <out>/<action>_{train,test}.lmdb for each action, and with `all_actions` also
-    <out>/all_{train,test}.lmdb holding every action's frames. Bad sequences are skipped and counted."""
-    from tqdm import tqdm
+    <out>/all_{train,test}.lmdb holding every action's frames. Bad sequences are skipped and counted.
+    progress: True (bar), "lines" (plain lines for logs) or False (data_prep.progress)."""
 
     for a in actions:
         action_slug(a)  # validates the name
@@ -261,7 +262,7 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
     combined = {split: _SplitBuild(out / f"all_{split}.lmdb", ALL_ACTIONS_NAME, split)
                 for split, _ in splits} if all_actions else {}
-    bar = tqdm(total=len(found.sequences), desc="LMDB", unit="seq", disable=not progress)
+    bar = Progress(len(found.sequences), "LMDB", unit="sequences", mode=progress)
     try:
         with ProcessPoolExecutor(max(1, workers)) as pool:
             for action in actions:

@@ -395,11 +395,11 @@ def _run_job(args):
     return generate_sequence(cfg, *job)
 
 
-def generate(cfg: GeneratorConfig, workers: int = 1, progress: bool = True) -> dict:
+def generate(cfg: GeneratorConfig, workers: int = 1, progress: bool | str = True) -> dict:
     """Write the whole layout under cfg.root (atomically per file). Returns a summary."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from tqdm import tqdm
+    from .progress import Progress
 
     for a in cfg.actions:
         if a not in ACTIONS:
@@ -410,7 +410,7 @@ def generate(cfg: GeneratorConfig, workers: int = 1, progress: bool = True) -> d
     jobs = sequence_jobs(cfg)
     t0 = time.time()
     frames = 0
-    bar = tqdm(total=len(jobs), desc="synthetic H3.6M", unit="seq", disable=not progress)
+    bar = Progress(len(jobs), "synthetic H3.6M", unit="sequences", mode=progress)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             for n in pool.map(_run_job, [(cfg, j) for j in jobs]):

@@ -39,9 +39,9 @@ def caffe_has_cuda() -> bool:
         return "libcudart" in f.read()
 
 
-def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool = False, keep_images: int = 0) -> Predictions:
+def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str = False, keep_images: int = 0) -> Predictions:
     """Run `net` (a deploy net from layers.deploy.load_deploy_net) over every record of a test LMDB."""
-    from tqdm import tqdm
+    from data_prep.progress import Progress
 
     batch = net.blobs["data"].data.shape[0]
     source = BatchSource(str(lmdb_path), batch, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
@@ -51,7 +51,9 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool = False
     joints, pose = np.empty((batch, j, 2), np.float32), np.empty((batch, j, 3), np.float32)
     gt_b = np.empty((batch, j, 3), np.float32)
     preds, gts, gts_normalised, kept_images, kept_joints = [], [], [], [], []
-    for b in tqdm(range(-(-n // batch)), desc=f"evaluate {source.meta['action']}", unit="batch", disable=not progress):
+    batches = -(-n // batch)
+    shown = Progress(batches, f"evaluate {source.meta['action']}", unit="batches", mode=progress)
+    for b in range(batches):
         source.fill(b, image, joints, pose, extra={"pose3d_mm": gt_b})
         net.blobs["data"].data[...] = image
         out = net.forward()["pose3d"]
@@ -62,6 +64,8 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool = False
         if sum(len(k) for k in kept_images) < keep_images:
             kept_images.append(image[:take] + source.mean_bgr[None, :, None, None])
             kept_joints.append(joints[:take].copy())
+        shown.update()
+    shown.close()
     pred = np.concatenate(preds)
     return Predictions(source.keys[:n], pred, recover_scale(pred, mean_torso_lengths), np.concatenate(gts),
                        np.concatenate(gts_normalised),
@@ -119,7 +123,7 @@ def train_lmdb_beside(lmdb_path) -> Path:
     return lmdb_path.with_name(lmdb_path.name[: -len("_test.lmdb")] + "_train.lmdb")
 
 
-def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool = False,
+def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool | str = False,
                     keep_images: int = 0) -> tuple[Predictions, dict]:
     """The whole test pass for one trained net: load the deploy net, optionally re-estimate its BatchNorm
     statistics over `bn_batches` batches of the training LMDB beside the test LMDB (layers.bn_stats), predict

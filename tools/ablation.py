@@ -24,6 +24,7 @@ from prototxt.generate import VARIANTS
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.evaluate import BN_BATCHES
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.progress import progress_mode
 from data_prep.cli import require_lmdbs, run_tool
 
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     from tools.figures import plot_fig4, plot_fig5
 
     a = parse_args(argv)
-    progress = not a.quiet and sys.stderr.isatty()
+    progress = progress_mode(a.quiet)
     actions = a.actions or (["Walking", "Eating"] if a.synthetic else list(ABLATION_ACTIONS))
     out = Path(a.results or a.synthetic or REPO / "results" / "ablation").resolve()
     seeds = a.seeds if a.synthetic else [None]  # Human3.6M: the committed solvers' own seed

@@ -25,6 +25,7 @@ from tools.evaluate import BN_BATCHES, report, write_results
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.figures import plot_fig4, plot_fig5
 from tools.training import train_progress, train_to_completion
+from data_prep.progress import progress_mode
 from data_prep.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ class Stages:
 def main(argv=None) -> int:
     a = parse_args(argv)
     out = Path(a.out).resolve()
-    progress = not a.quiet and sys.stderr.isatty()
+    progress = progress_mode(a.quiet)
     st = Stages(a.quiet)
     t_start = time.time()
     lmdb = st.run("data", lambda: prepare_synthetic(out, ("Walking",), a.frames, a.frame_step, a.seed, progress))

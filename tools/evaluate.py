@@ -23,6 +23,7 @@ from data_prep.lmdb_build import read_meta
 from data_prep.metrics import PROTOCOL_LABELS, PROTOCOLS
 from data_prep.skeleton import ACTIONS, JOINTS, action_slug
 from data_prep.tables import PAPER_TABLE1, format_table1
+from data_prep.progress import progress_mode
 from data_prep.cli import require_lmdbs, run_tool
 
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     weights = parse_weights(a.weights)
     require_lmdbs(a.lmdb_root, weights, splits=("test",))
     evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.out) if a.out else Path(next(iter(weights.values()))).parent,
-                        a.gpu, a.batch_size, progress=not a.quiet and sys.stderr.isatty(), quiet=a.quiet,
+                        a.gpu, a.batch_size, progress=progress_mode(a.quiet), quiet=a.quiet,
                         bn_batches=a.bn_batches)
     return 0
 

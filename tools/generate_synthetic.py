@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data_prep.skeleton import ACTIONS, CAMERAS, SUBJECTS
 from data_prep.synthetic import GeneratorConfig, generate
+from data_prep.progress import progress_mode
 from data_prep.cli import run_tool
 
 
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     cfg = GeneratorConfig(Path(a.out), tuple(a.subjects), tuple(a.actions), tuple(a.cameras), a.frames,
                           a.subactions, a.seed)
-    s = generate(cfg, workers=a.workers, progress=not a.quiet and sys.stderr.isatty())
+    s = generate(cfg, workers=a.workers, progress=progress_mode(a.quiet))
     if not a.quiet:
         print(f"wrote {s['sequences']} sequences x {len(a.cameras)} cameras, {s['frames']} frames to {a.out} "
               f"in {s['seconds']:.1f} s")

@@ -21,6 +21,7 @@ from data_prep.lmdb_build import read_meta
 from tools.evaluate import BN_BATCHES
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.progress import progress_mode
 from data_prep.cli import run_tool
 
 
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     points = []
     for frames in a.frames:
         run = out / f"frames{frames}"
-        lmdb = prepare_synthetic(run, ("Walking",), frames, a.frame_step, progress=not a.quiet and sys.stderr.isatty())
+        lmdb = prepare_synthetic(run, ("Walking",), frames, a.frame_step, progress=progress_mode(a.quiet))
         solver, _ = short_schedule_solver(run / "prototxt", "Walking", "both", lmdb, a.batch_size, a.epochs,
                                           run / "snapshots", seed=a.seed)
         final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=train_progress(a.quiet),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
 from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
+from data_prep.progress import progress_mode
 from data_prep.cli import UserError, run_tool
 
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
         raise UserError(f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}")
     summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
                           train_subjects=a.train_subjects, test_subjects=a.test_subjects,
-                          all_actions=a.all_actions, progress=not a.quiet and sys.stderr.isatty())
+                          all_actions=a.all_actions, progress=progress_mode(a.quiet))
     with open(os.path.join(a.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
     if not a.quiet:

@@ -18,6 +18,7 @@ from pathlib import Path
 from data_prep.skeleton import ACTIONS, action_slug
 from tools.evaluate import evaluate_and_report
 from tools.training import REPO, train_progress, train_to_completion
+from data_prep.progress import progress_mode
 from data_prep.cli import require_lmdbs, run_tool
 
 
@@ -36,7 +37,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    progress = not a.quiet and sys.stderr.isatty()
+    progress = progress_mode(a.quiet)
     require_lmdbs(a.lmdb_root, a.actions)  # before hours of training fail at the first batch
     weights = {}
     for action in a.actions:

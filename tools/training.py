@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,10 +25,10 @@ def caffe_env(**overrides) -> dict:
 
 
 def train_progress(quiet: bool) -> bool | str:
-    """How run_caffe_train shows progress: nothing when quiet, a bar on a terminal, else a line every 10%."""
-    if quiet:
-        return False
-    return True if sys.stderr.isatty() else "lines"
+    """How run_caffe_train shows progress: data_prep.progress.progress_mode."""
+    from data_prep.progress import progress_mode
+
+    return progress_mode(quiet)
 
 
 def latest_snapshot(prefix: str) -> Path | None:
@@ -42,9 +41,9 @@ def latest_snapshot(prefix: str) -> Path | None:
 def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | None = None, cwd: Path = REPO,
                     progress: bool | str = True, desc: str = "caffe train", extra_args=()) -> None:
     """`caffe train -solver solver [-snapshot resume]`, its log appended to log_path; raises with the
-    log's tail if Caffe fails. progress: True for a bar on a terminal, "lines" for a line every 10% of
-    the iterations (logs, CI), False for nothing."""
-    from tqdm import tqdm
+    log's tail if Caffe fails. progress: True for a bar on a terminal, "lines" for plain lines with the
+    rate and ETA (logs, CI; data_prep.progress), False for nothing."""
+    from data_prep.progress import Progress
 
     cmd = [caffe_binary(), "train", "-solver", str(solver), *extra_args]
     if resume is not None:
@@ -52,9 +51,7 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     env = caffe_env(GLOG_logtostderr="1", GLOG_minloglevel="0")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = int(resume.stem.rsplit("_", 1)[1]) if resume else 0
-    bar = tqdm(total=max_iter, initial=start, desc=desc, unit="it", disable=progress is not True)
-    done, step = start, max(1, max_iter // 10)  # a disabled bar does not count, so count here
-    next_line = start + step
+    shown = Progress(max_iter, desc, unit="iterations", mode=progress, initial=start)
     tail = []
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.PIPE, text=True)
@@ -64,14 +61,10 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
             tail = (tail + [line])[-40:]
             if "solver.cpp" in line:
                 m = _ITER.search(line)
-                if m and int(m.group(1)) > done:
-                    bar.update(int(m.group(1)) - done)
-                    done = int(m.group(1))
-                    if progress == "lines" and done >= next_line:
-                        print(f"{desc}: iteration {done}/{max_iter}", flush=True)
-                        next_line += step
+                if m:
+                    shown.update_to(int(m.group(1)))
         code = proc.wait()
-    bar.close()
+    shown.close()
     if code != 0:
         raise RuntimeError(f"caffe train failed (exit {code}); full log: {log_path}\n" + "".join(tail))
 
