@@ -12,6 +12,10 @@ class UserError(Exception):
     """A mistake in what the user passed or pointed at; its message says what is wrong and what to pass."""
 
 
+class DiskFullError(UserError):
+    """The disk an output goes to is full, or will be: names the path, the space needed and what to do."""
+
+
 # What the project's own code raises, with a message naming the file, for bad input (data_prep, layers).
 USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 

@@ -79,6 +79,18 @@ def discover(root: Path, subjects, actions=None) -> Discovery:
     return Discovery(seqs, unmatched, missing)
 
 
+def pose_frame_count(path: Path) -> int:
+    """Frames in a pose CDF from its header alone (0 when unreadable: the build then skips it by name)."""
+    import cdflib
+
+    try:
+        info = cdflib.CDF(str(path)).varinq("Pose")
+    except Exception:  # noqa: BLE001  (damaged files are reported when the sequence is read)
+        return 0
+    dims = list(info.Dim_Sizes)
+    return int(dims[-2] * (info.Last_Rec + 1)) if len(dims) >= 2 else int(info.Last_Rec + 1)
+
+
 def read_pose_cdf(path: Path, width: int) -> np.ndarray:
     """(frames, width) float64 from a Human3.6M pose CDF (variable 'Pose', shape (1, frames, width))."""
     import cdflib

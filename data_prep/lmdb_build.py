@@ -9,6 +9,7 @@ writer; each LMDB is written under a '.partial' name and renamed when complete.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -17,10 +18,13 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import lmdb
 import numpy as np
 
+from .cli import DiskFullError
 from .crop import CROP_SIZE, apply_affine, crop_person
-from .h36m import NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, read_bboxes, read_poses
+from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,
+                   read_poses)
 from .metrics import root_aligned
 from .progress import Progress
 from .poses import bone_lengths, normalise_poses
@@ -28,6 +32,7 @@ from .records import FLOAT_FIELDS, encode_record, record_key
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
 
 FORMAT_VERSION = 1
+RECORD_BYTES = 188_500  # a raw 250x250 record with its labels in the LMDB: 184 KiB (docs/benchmarks.md)
 DEFAULT_FRAME_STEP = 5  # paper-notes: protocol; the paper does not say which frames it used
 LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes disk space
 
@@ -234,6 +239,30 @@ class _SplitBuild:
             self.writer.abort()
 
 
+def estimated_bytes(sequences, step: int, all_actions: bool = False) -> int:
+    """Disk the LMDBs of these sequences will take at frame step `step` (read from the pose files' headers)."""
+    records = sum(-(-pose_frame_count(s.path("d3_mono")) // step) for s in sequences)
+    return records * RECORD_BYTES * (2 if all_actions else 1)
+
+
+def human_bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def require_free_space(out: Path, need: int, what: str) -> None:
+    """DiskFullError when the file system of `out` has less than `need` bytes free."""
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise DiskFullError(f"{out}: {what} needs about {human_bytes(need)} and the disk has {human_bytes(free)} free; "
+                            "free space or pass --out on another disk")
+
+
+def _is_disk_full(error: Exception) -> bool:
+    text = str(error)
+    return getattr(error, "errno", None) == errno.ENOSPC or any(
+        s in text for s in ("No space left", "Input/output error", "MDB_MAP_FULL", "Disk quota"))
+
+
 ALL_ACTIONS_NAME = "All"  # <out>/all_{train,test}.lmdb with --all-actions
 
 
@@ -259,6 +288,22 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     if not found.sequences:
         raise FileNotFoundError(f"{root}: no D3_Positions_mono/*.cdf for subjects {train_subjects + test_subjects} "
                                 f"and actions {list(actions)}; is this the Human3.6M root (holding S1, S5, ...)?")
+    need = estimated_bytes(found.sequences, step, all_actions)
+    require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step})")
+    try:
+        _build_all(found, out, actions, step, workers, train_subjects, test_subjects, progress, crop_size, all_actions,
+                   summary)
+    except Exception as e:  # the LMDBs are written under .partial and never left behind; say why in one line
+        if isinstance(e, (lmdb.Error, OSError)) and _is_disk_full(e):
+            raise DiskFullError(f"{out}: the disk is full ({e}); the build needs about {human_bytes(need)}; "
+                                "free space or pass --out on another disk") from e
+        raise
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def _build_all(found, out, actions, step, workers, train_subjects, test_subjects, progress, crop_size, all_actions,
+               summary) -> None:
     splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
     combined = {split: _SplitBuild(out / f"all_{split}.lmdb", ALL_ACTIONS_NAME, split)
                 for split, _ in splits} if all_actions else {}
@@ -312,8 +357,6 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
         for build in combined.values():
             build.abort()
     bar.close()
-    summary.seconds = time.time() - t0
-    return summary
 
 
 def read_meta(lmdb_path: Path) -> dict:

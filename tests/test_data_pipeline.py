@@ -242,3 +242,37 @@ def test_frames_without_a_person_box_are_counted_and_named(small_copy, tmp_path)
     assert len(summary.loud_drops) == 2  # 50 % and 17 %, both over 5 %
     keys = [k for k, _ in read_all(tmp_path / "out" / "walking_train.lmdb")]
     assert sum(CAMERAS[1] in k for k in keys) == 5 and sum(CAMERAS[0] in k for k in keys) == 3
+
+
+def test_too_little_disk_is_one_line_before_the_build(small_copy, tmp_path, monkeypatch, capsys):
+    """8 sequences x 24 poses at step 4 = 48 records x 188.5 kB = 9.0 MB needed; 1 MB free."""
+    import collections
+
+    import data_prep.lmdb_build as lb
+    from data_prep.cli import run_tool
+    from tools import make_lmdb
+
+    assert lb.estimated_bytes(discover(small_copy, ("S1", "S9"), ("Walking",)).sequences, 4) == 48 * lb.RECORD_BYTES
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(lb.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    code = run_tool(make_lmdb.main, ["--h36m", str(small_copy), "--out", str(tmp_path / "out"), "--actions", "Walking",
+                                     "--train-subjects", "S1", "--test-subjects", "S9", "--frame-step", "4", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert str(tmp_path / "out") in err[0] and "needs about 9.0 MB" in err[0] and "1.0 MB free" in err[0]
+    assert "pass --out on another disk" in err[0]
+
+
+def test_a_disk_that_fills_during_the_build_is_one_line_and_leaves_nothing(small_copy, tmp_path, monkeypatch):
+    import lmdb
+
+    import data_prep.lmdb_build as lb
+    from data_prep.cli import DiskFullError
+
+    def full(self, records):
+        raise lmdb.Error("mdb_txn_commit: Input/output error")
+
+    monkeypatch.setattr(lb._LmdbWriter, "put_many", full)
+    with pytest.raises(DiskFullError, match="the disk is full .*Input/output error.*needs about"):
+        build(small_copy, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.partial")) and not list((tmp_path / "out").glob("*.lmdb"))
