@@ -22,6 +22,17 @@ from layers import config as C
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
+# Parameters (every blob, BatchNorm statistics included) of each variant's net; a .caffemodel holds 4 bytes
+# each and a .solverstate about as many (SGD's history). Checked against pycaffe in tests/test_prototxt.py.
+PARAMETERS = {"baseline": 46_853_001, "multireg": 68_369_486, "2dcls": 59_968_394, "both": 102_456_399}
+
+
+def variant_of_net_name(name: str) -> str | None:
+    """The variant of a net build_net named (park2016_<multiroot|oneroot>_<2dcls|no2dcls>_<split>), or None."""
+    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
+        if name.startswith(f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_"):
+            return variant
+    return None
 WEIGHTS = [dict(lr_mult=1, decay_mult=1)]
 WEIGHTS_BIAS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
 FROZEN = [dict(lr_mult=0, decay_mult=0)]

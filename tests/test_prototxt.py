@@ -104,3 +104,17 @@ def test_deploy_nets_shapes_and_parameter_counts():
             assert net.blobs["fc_2d3d"].data.shape == (1, 4096)
         sizes[variant] = sum(b.data.size for k, v in net.params.items() if k != "root_average" for b in v)
     assert sizes["baseline"] < sizes["2dcls"] < sizes["multireg"] < sizes["both"]
+
+
+def test_parameter_counts_of_the_four_variants():
+    """What the snapshot disk check assumes (prototxt.generate.PARAMETERS), counted by pycaffe."""
+    import caffe
+
+    from prototxt.generate import PARAMETERS, variant_of_net_name
+
+    for variant, count in PARAMETERS.items():
+        net = caffe.Net(str(REPO / "prototxt" / f"deploy_{variant}.prototxt"), caffe.TEST)
+        assert sum(b.data.size for blobs in net.params.values() for b in blobs) == count, variant
+        del net
+    assert variant_of_net_name("park2016_multiroot_2dcls_train") == "both"
+    assert variant_of_net_name("park2016_oneroot_no2dcls_deploy") == "baseline" and variant_of_net_name("tiny") is None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
+
+from data_prep.cli import DiskFullError
 
 REPO = Path(__file__).resolve().parents[1]
 _ITER = re.compile(r"Iteration (\d+)")
@@ -38,11 +41,43 @@ def latest_snapshot(prefix: str) -> Path | None:
     return states[-1] if states else None
 
 
+KEEP_WEIGHTS = 2  # snapshots' .caffemodel files kept during a run: the latest (resume) and the one before
+
+
+def prune_snapshots(prefix: Path, keep_weights: int = KEEP_WEIGHTS) -> None:
+    """Keep only the latest .solverstate and the latest `keep_weights` .caffemodel files of a snapshot prefix."""
+    p = Path(prefix)
+
+    def by_iter(suffix):
+        return sorted(p.parent.glob(f"{p.name}_iter_*{suffix}"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+
+    for f in by_iter(".solverstate")[:-1] + by_iter(".caffemodel")[:-max(1, keep_weights)]:
+        f.unlink()
+
+
+def snapshot_disk_need(solver_param, cwd: Path, keep_weights: int = KEEP_WEIGHTS) -> int | None:
+    """Bytes a run's snapshots take at their peak with pruning ((keep + 1) weights and two solver states while
+    one is written), for the paper's nets (known from the train net's name); None for other nets."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    from prototxt.generate import PARAMETERS, variant_of_net_name
+
+    net_path = Path(solver_param.train_net or solver_param.net)
+    net_path = net_path if net_path.is_absolute() else Path(cwd) / net_path
+    try:
+        name = text_format.Parse(net_path.read_text(), caffe_pb2.NetParameter(), allow_unknown_field=True).name
+    except (OSError, text_format.ParseError):
+        return None
+    variant = variant_of_net_name(name)
+    return None if variant is None else (keep_weights + 3) * 4 * PARAMETERS[variant]
+
+
 def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | None = None, cwd: Path = REPO,
-                    progress: bool | str = True, desc: str = "caffe train", extra_args=()) -> None:
+                    progress: bool | str = True, desc: str = "caffe train", extra_args=(), on_snapshot=None) -> None:
     """`caffe train -solver solver [-snapshot resume]`, its log appended to log_path; raises with the
     log's tail if Caffe fails. progress: True for a bar on a terminal, "lines" for plain lines with the
-    rate and ETA (logs, CI; data_prep.progress), False for nothing."""
+    rate and ETA (logs, CI; data_prep.progress), False for nothing. on_snapshot() runs after each snapshot."""
     from data_prep.progress import Progress
 
     cmd = [caffe_binary(), "train", "-solver", str(solver), *extra_args]
@@ -63,6 +98,8 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
                 m = _ITER.search(line)
                 if m:
                     shown.update_to(int(m.group(1)))
+            elif on_snapshot is not None and "Snapshotting solver state" in line:
+                on_snapshot()  # the state is written when the line is logged
         code = proc.wait()
     shown.close()
     if code != 0:
@@ -84,17 +121,24 @@ def read_solver(path: Path):
 def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | None = None, progress: bool | str = True,
                         desc: str = "caffe train", prune: bool = False) -> Path:
     """Train until the solver's final snapshot exists: skipped when it does, resumed from the latest
-    snapshot when an earlier run was interrupted. With `prune`, the intermediate snapshots (hundreds of MB
-    each for the full model) are deleted once the final one exists. Returns the final .caffemodel."""
+    snapshot when an earlier run was interrupted. Snapshots are pruned while it runs (the latest solver state,
+    the latest KEEP_WEIGHTS weights: 820 MB per snapshot of the full model); with `prune`, only the final
+    weights and state are kept at the end. The disk is checked first. Returns the final .caffemodel."""
     s = read_solver(solver)
     prefix = Path(s.snapshot_prefix) if Path(s.snapshot_prefix).is_absolute() else Path(cwd) / s.snapshot_prefix
     final = Path(f"{prefix}_iter_{s.max_iter}.caffemodel")
     if final.is_file():
         return final
     prefix.parent.mkdir(parents=True, exist_ok=True)
+    need = snapshot_disk_need(s, cwd)
+    free = shutil.disk_usage(prefix.parent).free
+    if need is not None and need > free:
+        raise DiskFullError(f"{prefix.parent}: this run's snapshots need about {need / 1e9:.1f} GB and the disk has "
+                            f"{free / 1e9:.1f} GB free; free space or point snapshot_prefix in {solver} elsewhere")
     resume = latest_snapshot(str(prefix))
     run_caffe_train(solver, log, s.max_iter, resume=resume, cwd=cwd, progress=progress, desc=desc,
-                    extra_args=["-gpu", str(gpu)] if gpu is not None else [])
+                    extra_args=["-gpu", str(gpu)] if gpu is not None else [],
+                    on_snapshot=lambda: prune_snapshots(prefix))
     if not final.is_file():
         raise RuntimeError(f"caffe train ended without {final}; is `snapshot` a divisor of max_iter? log: {log}")
     if prune:
