@@ -4,7 +4,7 @@
   `caffe train` the full model (six roots + 2D-cls) on a short schedule -> evaluate (Table 1 layout, MPJPE
   under P1 / zero-mean / PA beside the training mean pose and the scale floor) -> Figure 4 (loss curves) and Figure 5 (qualitative) as PNG.
 
-  python tools/demo.py                # about 12 minutes on 2 CPU cores; results in out/demo/
+  python tools/demo.py                # about 11 minutes on 2 CPU cores; results in out/demo/
 Data and training are skipped when their outputs exist, and an interrupted training resumes from its
 latest snapshot (delete out/demo to start over).
 """
