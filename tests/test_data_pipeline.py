@@ -111,8 +111,11 @@ def test_cut_video_is_a_counted_skip_and_a_short_one_uses_the_common_prefix(smal
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # index lost: undecodable
     short = small_copy / f"S9/Videos/Walking.{CAMERAS[1]}.mp4"
     write_video(short, list(VideoFrames(short))[:10])  # 10 of 24 frames
-    with pytest.warns(UserWarning, match="corrupt"):
+    with pytest.warns(UserWarning) as warned:
         summary = build(small_copy, tmp_path / "out")
+    messages = [str(w.message) for w in warned]
+    assert any("corrupt" in m for m in messages) and any("3 of 6 frames dropped" in m for m in messages), messages
+    assert summary.drops == [f"S9/Walking/{CAMERAS[1]}: 3 of 6 frames dropped (video shorter than the poses 3)"]
     assert len(summary.skipped) == 1 and "Walking.54138969.mp4" in summary.skipped[0]
     assert any("Walking.55011271.mp4: 10 video frames for 24 poses" in n for n in summary.notes), summary.notes
     keys = [k for k, _ in read_all(tmp_path / "out" / "walking_test.lmdb") if "55011271" in k]
