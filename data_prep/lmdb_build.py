@@ -329,11 +329,12 @@ def _build_all(found, out, actions, step, workers, train_subjects, test_subjects
                             if r.note:
                                 summary.notes.append(r.note)
                             if r.dropped:
-                                summary.dropped_frames += sum(r.dropped.values())
-                                summary.drops.append(drop_line(r))
-                                if sum(r.dropped.values()) > LOUD_DROP_FRACTION * r.frames_wanted:
-                                    summary.loud_drops.append(drop_line(r))
-                                    warnings.warn(f"{drop_line(r)}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
+                                lost, line = sum(r.dropped.values()), drop_line(r)
+                                summary.dropped_frames += lost
+                                summary.drops.append(line)
+                                if lost > LOUD_DROP_FRACTION * r.frames_wanted:
+                                    summary.loud_drops.append(line)
+                                    warnings.warn(f"{line}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
                             build.add(r)
                             if split in combined:
                                 combined[split].add(r)

@@ -82,8 +82,7 @@ def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
 
     from data_prep.records import decode_record
 
-    path = str(lmdb_path)
-    train = path[: -len("_test.lmdb")] + "_train.lmdb" if path.endswith("_test.lmdb") else path
+    train = str(train_lmdb_beside(lmdb_path))
     try:
         env = lmdb.open(train, readonly=True, lock=False, readahead=False)
     except lmdb.Error as e:

@@ -23,7 +23,7 @@ from data_prep.tables import VARIANT_LABELS, format_table2_seeds
 from prototxt.generate import VARIANTS
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.evaluate import BN_BATCHES
-from tools.training import REPO, train_progress, train_to_completion
+from tools.training import REPO, train_to_completion
 from data_prep.progress import progress_mode
 from data_prep.cli import require_lmdbs, run_tool
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                 log_of[key] = run_dir(seed) / "logs" / f"{slug}_{variant}.log"
                 if not a.quiet:
                     print(f"[{action} / {VARIANT_LABELS[variant]} / seed {seed}] {solver}", flush=True)
-                weights[key] = train_to_completion(solver, log_of[key], cwd=REPO, gpu=a.gpu, progress=train_progress(a.quiet),
+                weights[key] = train_to_completion(solver, log_of[key], cwd=REPO, gpu=a.gpu, progress=progress,
                                                    desc=f"{action} {variant} seed {seed}", prune=True)
     if a.gpu is not None:
         caffe.set_mode_gpu()

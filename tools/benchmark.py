@@ -69,15 +69,9 @@ def zfnet_like(batch):
 
 
 def caffe_time(model: Path, iterations: int = 5) -> tuple[float, float]:
-    from tools.training import caffe_env
-
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "time", "-model", str(model), "-iterations", str(iterations)],
-                         capture_output=True, text=True, env=caffe_env(GLOG_minloglevel="0"), cwd=REPO)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    fwd = float(re.search(r"Average Forward pass: ([0-9.]+) ms", out.stderr).group(1))
-    bwd = float(re.search(r"Average Backward pass: ([0-9.]+) ms", out.stderr).group(1))
-    return fwd, bwd
+    """Average forward and backward ms of `caffe time` (TRAIN phase) with the venv's Caffe."""
+    t = caffe_time_layers(None, model, iterations, "TRAIN")
+    return t["forward"], t["backward"]
 
 
 def ensure_data(work: Path, frames: int) -> Path:
@@ -312,7 +306,7 @@ def section_speed(work, a):
         peer = run_peer(a, a.speed_iters)
         if peer:
             peer_runs.append(peer)
-    tr, dp = min(caffe_runs, key=lambda r: r[0]["forward"] + r[0]["backward"])
+    tr = min((r[0] for r in caffe_runs), key=lambda r: r["forward"] + r["backward"])
     dp = min((r[1] for r in caffe_runs), key=lambda r: r["forward"])
     core = tr["core"]
     row("speed", f"Caffe full model forward+backward, batch {a.batch} (OpenBLAS core {core})", tr["forward"] + tr["backward"], "ms")

@@ -24,7 +24,7 @@ from data_prep.lmdb_build import read_meta
 from tools.evaluate import BN_BATCHES, report, write_results
 from tools.experiments import prepare_synthetic, short_schedule_solver
 from tools.figures import plot_fig4, plot_fig5
-from tools.training import train_progress, train_to_completion
+from tools.training import train_to_completion
 from data_prep.progress import progress_mode
 from data_prep.cli import run_tool
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
                                              out / "snapshots")
     log = out / "logs" / "walking_both.log"
     st.say(f"training {train_meta['count']} images, testing {test_meta['count']}; {max_iter} iterations of {a.batch_size}")
-    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=train_progress(a.quiet),
+    final = st.run("caffe train", lambda: train_to_completion(solver, log, progress=progress_mode(a.quiet),
                                                               desc="caffe train (demo)", prune=True))
 
     def evaluate_and_plot():

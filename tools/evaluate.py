@@ -19,7 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-from data_prep.lmdb_build import read_meta
 from data_prep.metrics import PROTOCOL_LABELS, PROTOCOLS
 from data_prep.skeleton import ACTIONS, JOINTS, action_slug
 from data_prep.tables import PAPER_TABLE1, format_table1
@@ -72,7 +71,6 @@ def evaluate(deploy, lmdb_root, weights: dict, gpu=None, batch_size=32, progress
     results = {}
     for action, w in weights.items():
         lmdb = Path(lmdb_root) / f"{action_slug(action)}_test.lmdb"
-        read_meta(lmdb)  # a clear error before Caffe loads anything
         results[action] = evaluate_action(deploy, w, lmdb, batch_size, bn_batches=bn_batches, progress=progress)[1]
     return results
 

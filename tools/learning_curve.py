@@ -20,7 +20,7 @@ from pathlib import Path
 from data_prep.lmdb_build import read_meta
 from tools.evaluate import BN_BATCHES
 from tools.experiments import prepare_synthetic, short_schedule_solver
-from tools.training import REPO, train_progress, train_to_completion
+from tools.training import REPO, train_to_completion
 from data_prep.progress import progress_mode
 from data_prep.cli import run_tool
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         lmdb = prepare_synthetic(run, ("Walking",), frames, a.frame_step, progress=progress_mode(a.quiet))
         solver, _ = short_schedule_solver(run / "prototxt", "Walking", "both", lmdb, a.batch_size, a.epochs,
                                           run / "snapshots", seed=a.seed)
-        final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=train_progress(a.quiet),
+        final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=progress_mode(a.quiet),
                                     desc=f"caffe train ({frames} frames)", prune=True)
         caffe.set_mode_cpu()
         test, train = lmdb / "walking_test.lmdb", lmdb / "walking_train.lmdb"

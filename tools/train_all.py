@@ -17,7 +17,7 @@ from pathlib import Path
 
 from data_prep.skeleton import ACTIONS, action_slug
 from tools.evaluate import evaluate_and_report
-from tools.training import REPO, train_progress, train_to_completion
+from tools.training import REPO, train_to_completion
 from data_prep.progress import progress_mode
 from data_prep.cli import require_lmdbs, run_tool
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         if not a.quiet:
             print(f"[{action}] {solver}", flush=True)
         weights[action] = str(train_to_completion(solver, Path(a.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
-                                                  gpu=a.gpu, progress=train_progress(a.quiet),
+                                                  gpu=a.gpu, progress=progress,
                                                   desc=f"train {action}"))
     evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.results), a.gpu, progress=progress, quiet=a.quiet)
     return 0

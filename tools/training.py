@@ -27,17 +27,15 @@ def caffe_env(**overrides) -> dict:
     return env
 
 
-def train_progress(quiet: bool) -> bool | str:
-    """How run_caffe_train shows progress: data_prep.progress.progress_mode."""
-    from data_prep.progress import progress_mode
-
-    return progress_mode(quiet)
+def snapshots(prefix, suffix: str) -> list:
+    """A snapshot prefix's files with `suffix` (.solverstate, .caffemodel), oldest iteration first."""
+    p = Path(prefix)
+    return sorted(p.parent.glob(f"{p.name}_iter_*{suffix}"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
 
 
 def latest_snapshot(prefix: str) -> Path | None:
     """The .solverstate with the highest iteration for a snapshot prefix, or None."""
-    p = Path(prefix)
-    states = sorted(p.parent.glob(p.name + "_iter_*.solverstate"), key=lambda s: int(s.stem.rsplit("_", 1)[1]))
+    states = snapshots(prefix, ".solverstate")
     return states[-1] if states else None
 
 
@@ -46,12 +44,7 @@ KEEP_WEIGHTS = 2  # snapshots' .caffemodel files kept during a run: the latest (
 
 def prune_snapshots(prefix: Path, keep_weights: int = KEEP_WEIGHTS) -> None:
     """Keep only the latest .solverstate and the latest `keep_weights` .caffemodel files of a snapshot prefix."""
-    p = Path(prefix)
-
-    def by_iter(suffix):
-        return sorted(p.parent.glob(f"{p.name}_iter_*{suffix}"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
-
-    for f in by_iter(".solverstate")[:-1] + by_iter(".caffemodel")[:-max(1, keep_weights)]:
+    for f in snapshots(prefix, ".solverstate")[:-1] + snapshots(prefix, ".caffemodel")[:-max(1, keep_weights)]:
         f.unlink()
 
 
