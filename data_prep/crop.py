@@ -40,3 +40,9 @@ def apply_affine(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """(..., 2) points through a 2x3 affine map."""
     points = np.asarray(points, dtype=np.float64)
     return points @ affine[:, :2].T + affine[:, 2]
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map undoing `affine` (crop pixels back to image pixels)."""
+    linear = np.linalg.inv(affine[:, :2])
+    return np.hstack([linear, -linear @ affine[:, 2:]])

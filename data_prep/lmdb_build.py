@@ -3,8 +3,9 @@
 <out>/<action>_train.lmdb and <out>/<action>_test.lmdb (train S1 S5 S6 S7 S8, test S9 S11), each with a
 meta.json beside its data: counts, joint names, record layout, the training crops' BGR mean and RGB
 covariance eigen-decomposition (fancy-PCA augmentation), and the training set's mean bone lengths
-(scale recovery at test time). Sequences are processed in parallel; the main process is the only
-writer; each LMDB is written under a '.partial' name and renamed when complete.
+(scale recovery at test time), and the record encoding (raw or JPEG). Sequences are processed in parallel
+and stream their records in bounded chunks to the main process, the only writer; each LMDB is written under
+a '.partial' name and renamed when complete.
 """
 from __future__ import annotations
 
@@ -28,19 +29,18 @@ from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover
 from .metrics import root_aligned
 from .progress import Progress
 from .poses import bone_lengths, normalise_poses
-from .records import FLOAT_FIELDS, encode_record, record_key
+from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, encode_record, record_key
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
 
 FORMAT_VERSION = 1
-RECORD_BYTES = 188_500  # a raw 250x250 record with its labels in the LMDB: 184 KiB (docs/benchmarks.md)
 DEFAULT_FRAME_STEP = 5  # paper-notes: protocol; the paper does not say which frames it used
 LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes disk space
 
 
 @dataclasses.dataclass
 class SequenceResult:
+    """What one sequence gave, without its records (those were streamed to the writer in chunks)."""
     sequence: Sequence
-    records: list  # (key, value)
     poses_mm: np.ndarray  # (n, 17, 3)
     pixel_sum: np.ndarray  # (3,) BGR
     pixel_outer: np.ndarray  # (3, 3) RGB
@@ -56,6 +56,7 @@ DROP_NO_MASK_FRAME = "mask file shorter than the poses"
 DROP_EMPTY_MASK = "empty person mask"
 DROP_SHORT_VIDEO = "video shorter than the poses"
 LOUD_DROP_FRACTION = 0.05  # a sequence losing more than this is reported as a warning
+CHUNK_RECORDS = 32  # records handed to the writer at a time: memory stays bounded at any frame step
 
 
 def drop_line(r: SequenceResult) -> str:
@@ -65,17 +66,20 @@ def drop_line(r: SequenceResult) -> str:
     return f"{r.sequence.key}: {lost} of {r.frames_wanted} frames dropped ({reasons})"
 
 
-def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: int = CROP_SIZE) -> SequenceResult:
-    """Every `step`-th frame of one sequence as records; errors become a skipped result, never a crash."""
-    empty = SequenceResult(seq, [], np.zeros((0, len(JOINTS), 3)), np.zeros(3), np.zeros((3, 3)), 0, 0)
+def process_sequence(seq: Sequence, emit, step: int = DEFAULT_FRAME_STEP, crop_size: int = CROP_SIZE,
+                     encoding: str = DEFAULT_ENCODING) -> SequenceResult:
+    """Every `step`-th frame of one sequence as records, handed to `emit(list of (key, value))` in chunks of
+    CHUNK_RECORDS; errors become a skipped result, never a crash. A skipped sequence may have emitted records
+    already: the caller writes them only when the result has no error (build_lmdbs keeps them apart)."""
+    empty = SequenceResult(seq, np.zeros((0, len(JOINTS), 3)), np.zeros(3), np.zeros((3, 3)), 0, 0)
     try:
         pose3d_mm, joints2d = read_poses(seq)
         wanted = np.arange(0, len(pose3d_mm), step)
         boxes = read_bboxes(seq.path("bbox"), wanted)
         normalised, mean, scale = normalise_poses(pose3d_mm[wanted])
-        result = dataclasses.replace(empty, records=[], pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)),
+        result = dataclasses.replace(empty, pixel_sum=np.zeros(3), pixel_outer=np.zeros((3, 3)),
                                      frames_wanted=len(wanted), dropped={})
-        kept = []
+        kept, chunk = [], []
         wanted_pos = 0
         video = VideoFrames(seq.path("video"))
         for index, frame in video.select(wanted):
@@ -91,10 +95,15 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
             rgb = sample[:, ::-1]
             result.pixel_outer += rgb.T @ rgb
             result.pixel_count += len(sample)
-            result.records.append((record_key(seq.key, index), encode_record(
-                crop, index, joints2d=apply_affine(joints2d[index], affine), pose3d=normalised[i],
+            chunk.append((record_key(seq.key, index), encode_record(
+                crop, index, encoding, joints2d=apply_affine(joints2d[index], affine), pose3d=normalised[i],
                 pose3d_mm=pose3d_mm[index], mean_mm=mean[i], scale_mm=[scale[i]])))
             kept.append(i)
+            if len(chunk) == CHUNK_RECORDS:
+                emit(chunk)
+                chunk = []
+        if chunk:
+            emit(chunk)
         if video.seen == 0:
             raise SequenceError(f"{seq.path('video')}: no decodable frame (corrupt video); the sequence is skipped")
         if wanted_pos < len(wanted):
@@ -108,8 +117,19 @@ def process_sequence(seq: Sequence, step: int = DEFAULT_FRAME_STEP, crop_size: i
         return dataclasses.replace(empty, error=str(e))
 
 
-def _process(args):
-    return process_sequence(*args)
+_records_queue = None  # in each worker process: where its chunks go (set by _init_worker)
+
+
+def _init_worker(records_queue):
+    global _records_queue
+    _records_queue = records_queue
+
+
+def _process_in_worker(seq: Sequence, step: int, crop_size: int, encoding: str) -> None:
+    """Streams ("records", key, chunk) messages, then ("done", key, result), through the bounded queue."""
+    result = process_sequence(seq, lambda chunk: _records_queue.put(("records", seq.key, chunk)), step, crop_size,
+                              encoding)
+    _records_queue.put(("done", seq.key, result))
 
 
 class _LmdbWriter:
@@ -130,6 +150,11 @@ class _LmdbWriter:
                 if not txn.put(key, value, overwrite=False):
                     raise ValueError(f"{self.path}: duplicate record key {key!r}")
         self.count += len(records)
+
+    def delete(self, keys):
+        with self.env.begin(write=True) as txn:
+            for key in keys:
+                self.count -= bool(txn.delete(key))
 
     def commit(self, meta: dict):
         self.env.sync()
@@ -194,17 +219,27 @@ def pose_statistics(poses_mm: np.ndarray) -> dict:
 
 
 class _SplitBuild:
-    """One LMDB being written (train or test, one action or all), with the statistics its meta.json needs."""
+    """One LMDB being written (one action's train or test split), with the statistics its meta.json needs.
+    Records arrive in chunks (put); a sequence's statistics arrive once it is done (add), in sequence order."""
 
-    def __init__(self, path: Path, action: str, split: str):
-        self.path, self.action, self.split = Path(path), action, split
+    def __init__(self, path: Path, action: str, split: str, encoding: str):
+        self.path, self.action, self.split, self.encoding = Path(path), action, split, encoding
         self.writer = _LmdbWriter(path)
         self.pixel_sum, self.pixel_outer, self.pixel_count = np.zeros(3), np.zeros((3, 3)), 0
         self.poses, self.sequences, self.subjects = [], [], set()
+        self.keys_of = {}  # sequence key -> record keys written, until the sequence is done
         self.done = False
 
+    def put(self, sequence_key: str, records) -> None:
+        self.writer.put_many(records)
+        self.keys_of.setdefault(sequence_key, []).extend(k for k, _ in records)
+
+    def discard(self, sequence_key: str) -> None:
+        """A skipped sequence: remove whatever records it streamed before failing."""
+        self.writer.delete(self.keys_of.pop(sequence_key, []))
+
     def add(self, r: SequenceResult):
-        self.writer.put_many(r.records)
+        self.keys_of.pop(r.sequence.key, None)
         self.pixel_sum = self.pixel_sum + r.pixel_sum
         self.pixel_outer = self.pixel_outer + r.pixel_outer
         self.pixel_count += r.pixel_count
@@ -220,14 +255,14 @@ class _SplitBuild:
     def training_statistics(self) -> dict:
         """Image mean, fancy-PCA eigen-decomposition and mean bone lengths of this (training) split."""
         stats = image_statistics(self.pixel_sum, self.pixel_outer, self.pixel_count)
-        return {**stats, **pose_statistics(np.concatenate(self.poses))}
+        return {**stats, **pose_statistics(np.concatenate(self.poses)), "train_count": self.writer.count}
 
     def commit(self, train_stats: dict, step: int, crop_size: int) -> int:
         self.require_records()
         self.writer.commit(dict(
             format_version=FORMAT_VERSION, action=self.action, split=self.split, count=self.writer.count,
             subjects=sorted(self.subjects), sequences=self.sequences, frame_step=step,
-            crop_size=crop_size, joints=list(JOINTS), bones=[list(b) for b in BONES],
+            crop_size=crop_size, encoding=self.encoding, joints=list(JOINTS), bones=[list(b) for b in BONES],
             torso_bones=[list(b) for b in TORSO_BONES],
             float_fields={k: {"offset": o, "shape": list(s)} for k, (o, s) in FLOAT_FIELDS.items()},
             image_stats_from="train", **train_stats))
@@ -239,10 +274,14 @@ class _SplitBuild:
             self.writer.abort()
 
 
-def estimated_bytes(sequences, step: int, all_actions: bool = False) -> int:
+RECORD_BYTES = {"raw": 188_500,  # a 250x250 record with its labels in the LMDB: 184 KiB (docs/benchmarks.md)
+                "jpeg": 48_000}  # quality 95: 31 KiB measured on synthetic crops; real photos run larger
+
+
+def estimated_bytes(sequences, step: int, encoding: str = DEFAULT_ENCODING) -> int:
     """Disk the LMDBs of these sequences will take at frame step `step` (read from the pose files' headers)."""
     records = sum(-(-pose_frame_count(s.path("d3_mono")) // step) for s in sequences)
-    return records * RECORD_BYTES * (2 if all_actions else 1)
+    return records * RECORD_BYTES[encoding]
 
 
 def human_bytes(n: float) -> str:
@@ -263,20 +302,19 @@ def _is_disk_full(error: Exception) -> bool:
         s in text for s in ("No space left", "Input/output error", "MDB_MAP_FULL", "Disk quota"))
 
 
-ALL_ACTIONS_NAME = "All"  # <out>/all_{train,test}.lmdb with --all-actions
-
-
 def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAME_STEP, workers: int = 1,
                 train_subjects=TRAIN_SUBJECTS, test_subjects=TEST_SUBJECTS, progress: bool | str = True,
-                crop_size: int = CROP_SIZE, all_actions: bool = False) -> BuildSummary:
-    """Build <out>/<action>_{train,test}.lmdb for each action, and with `all_actions` also
-    <out>/all_{train,test}.lmdb holding every action's frames. Bad sequences are skipped and counted.
+                crop_size: int = CROP_SIZE, encoding: str = DEFAULT_ENCODING) -> BuildSummary:
+    """Build <out>/<action>_{train,test}.lmdb for each action. Bad sequences are skipped and counted.
+    Pooled training over several actions needs no copy: the data layer takes a list of LMDBs.
     progress: True (bar), "lines" (plain lines for logs) or False (data_prep.progress)."""
 
     for a in actions:
         action_slug(a)  # validates the name
     if step < 1:
         raise ValueError(f"frame step must be >= 1, got {step}")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = BuildSummary()
@@ -288,58 +326,23 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     if not found.sequences:
         raise FileNotFoundError(f"{root}: no D3_Positions_mono/*.cdf for subjects {train_subjects + test_subjects} "
                                 f"and actions {list(actions)}; is this the Human3.6M root (holding S1, S5, ...)?")
-    need = estimated_bytes(found.sequences, step, all_actions)
-    require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step})")
-    try:
-        _build_all(found, out, actions, step, workers, train_subjects, test_subjects, progress, crop_size, all_actions,
-                   summary)
-    except Exception as e:  # the LMDBs are written under .partial and never left behind; say why in one line
-        if isinstance(e, (lmdb.Error, OSError)) and _is_disk_full(e):
-            raise DiskFullError(f"{out}: the disk is full ({e}); the build needs about {human_bytes(need)}; "
-                                "free space or pass --out on another disk") from e
-        raise
-    summary.seconds = time.time() - t0
-    return summary
-
-
-def _build_all(found, out, actions, step, workers, train_subjects, test_subjects, progress, crop_size, all_actions,
-               summary) -> None:
-    splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
-    combined = {split: _SplitBuild(out / f"all_{split}.lmdb", ALL_ACTIONS_NAME, split)
-                for split, _ in splits} if all_actions else {}
+    need = estimated_bytes(found.sequences, step, encoding)
+    require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step}, {encoding})")
     bar = Progress(len(found.sequences), "LMDB", unit="sequences", mode=progress)
     try:
-        with ProcessPoolExecutor(max(1, workers)) as pool:
+        with _SequenceRunner(workers) as runner:
             for action in actions:
                 train_stats = None
-                for split, subjects in splits:
+                for split, subjects in (("train", tuple(train_subjects)), ("test", tuple(test_subjects))):
                     seqs = [s for s in found.sequences if s.action == action and s.subject in subjects]
                     if not seqs:
                         summary.notes.append(f"{action} {split}: no sequences found")
                         continue
-                    build = _SplitBuild(out / f"{action_slug(action)}_{split}.lmdb", action, split)
+                    build = _SplitBuild(out / f"{action_slug(action)}_{split}.lmdb", action, split, encoding)
                     try:
-                        jobs = [(s, step, crop_size) for s in seqs]
-                        for r in (pool.map(_process, jobs) if workers > 1 else map(_process, jobs)):
-                            bar.update()
-                            if r.error:
-                                summary.skipped.append(r.error)
-                                warnings.warn(r.error)
-                                continue
-                            if r.note:
-                                summary.notes.append(r.note)
-                            if r.dropped:
-                                lost, line = sum(r.dropped.values()), drop_line(r)
-                                summary.dropped_frames += lost
-                                summary.drops.append(line)
-                                if lost > LOUD_DROP_FRACTION * r.frames_wanted:
-                                    summary.loud_drops.append(line)
-                                    warnings.warn(f"{line}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
-                            build.add(r)
-                            if split in combined:
-                                combined[split].add(r)
-                            summary.sequences += 1
-                            summary.frames += r.frames_used
+                        results = runner.run(seqs, build, step, crop_size, encoding, bar)
+                        for r in results:  # in sequence order, whatever order the workers finished in
+                            _account(r, build, summary)
                         build.require_records()
                         if split == "train":
                             train_stats = build.training_statistics()
@@ -349,15 +352,91 @@ def _build_all(found, out, actions, step, workers, train_subjects, test_subjects
                         summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
                     finally:
                         build.abort()
-        if combined:
-            combined["train"].require_records()
-            train_stats = combined["train"].training_statistics()
-            for build in combined.values():
-                summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
-    finally:
-        for build in combined.values():
-            build.abort()
+    except Exception as e:  # the LMDBs are written under .partial and never left behind; say why in one line
+        if isinstance(e, (lmdb.Error, OSError)) and _is_disk_full(e):
+            raise DiskFullError(f"{out}: the disk is full ({e}); the build needs about {human_bytes(need)}; "
+                                "free space or pass --out on another disk") from e
+        raise
     bar.close()
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def _account(r: SequenceResult, build: _SplitBuild, summary: BuildSummary) -> None:
+    """One finished sequence into its LMDB's statistics and the summary (skips, notes, drops)."""
+    if r.error:
+        build.discard(r.sequence.key)
+        summary.skipped.append(r.error)
+        warnings.warn(r.error)
+        return
+    if r.note:
+        summary.notes.append(r.note)
+    if r.dropped:
+        lost, line = sum(r.dropped.values()), drop_line(r)
+        summary.dropped_frames += lost
+        summary.drops.append(line)
+        if lost > LOUD_DROP_FRACTION * r.frames_wanted:
+            summary.loud_drops.append(line)
+            warnings.warn(f"{line}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
+    build.add(r)
+    summary.sequences += 1
+    summary.frames += r.frames_used
+
+
+class _SequenceRunner:
+    """Runs process_sequence over sequences, in this process (workers <= 1) or in a pool of worker processes
+    that stream their records in chunks through one bounded queue to this process, the only writer: at most
+    about 2 chunks per worker are in flight, so memory does not grow with the length of a sequence."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, int(workers))
+        self.pool = self.queue = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork")
+            self.queue = ctx.Queue(maxsize=2 * self.workers)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(self.queue,))
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is None:
+            return
+        if exc[0] is not None:  # workers may be blocked on the full queue that nobody reads any more
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, seqs, build: _SplitBuild, step: int, crop_size: int, encoding: str, bar) -> list:
+        """Every sequence's records into `build`; their results in the order of `seqs`."""
+        if self.pool is None:
+            results = []
+            for seq in seqs:
+                results.append(process_sequence(seq, lambda chunk, key=seq.key: build.put(key, chunk), step,
+                                                crop_size, encoding))
+                bar.update()
+            return results
+        import queue
+
+        futures = [self.pool.submit(_process_in_worker, seq, step, crop_size, encoding) for seq in seqs]
+        done = {}
+        while len(done) < len(seqs):
+            try:
+                kind, key, payload = self.queue.get(timeout=1.0)
+            except queue.Empty:
+                for f in futures:  # a worker that crashed never sends "done"
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()
+                continue
+            if kind == "records":
+                build.put(key, payload)
+            else:
+                done[key] = payload
+                bar.update()
+        return [done[seq.key] for seq in seqs]
 
 
 def read_meta(lmdb_path: Path) -> dict:

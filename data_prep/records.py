@@ -1,6 +1,8 @@
 """One LMDB record per frame: a Caffe Datum (the only place data_prep touches Caffe, for its protobuf).
 
-Datum.channels/height/width = 3, 250, 250; Datum.data = the BGR crop in Caffe's C x H x W byte order;
+Datum.channels/height/width = 3, 250, 250; Datum.data = the BGR crop, either raw in Caffe's C x H x W byte
+order (Datum.encoded false, 184 KiB) or a JPEG file (Datum.encoded true, as Caffe's own convert_imageset
+--encoded writes it); each record says which, so LMDBs of either kind (and older raw ones) read the same.
 Datum.float_data = the labels below, in this order (FLOAT_FIELDS); Datum.label = frame index.
 Keys: b"<subject>/<action_file>/<camera>/<frame:06d>", sortable by subject/action/camera/frame.
 """
@@ -22,6 +24,11 @@ for _name, _shape in (("joints2d", (NUM_JOINTS, 2)),       # crop pixels (250 x 
 NUM_FLOATS = _offset
 
 
+ENCODINGS = ("raw", "jpeg")
+DEFAULT_ENCODING = "jpeg"  # 7x smaller records, decoding well ahead of a GPU's rate (docs/benchmarks.md)
+JPEG_QUALITY = 95
+
+
 def _datum_class():
     from caffe.proto import caffe_pb2  # Caffe's protobuf only; no Caffe runtime needed
 
@@ -32,7 +39,33 @@ def record_key(sequence_key: str, frame: int) -> bytes:
     return f"{sequence_key}/{frame:06d}".encode()
 
 
-def encode_record(crop_bgr: np.ndarray, frame: int, **labels) -> bytes:
+def encode_image(crop_bgr: np.ndarray, encoding: str = DEFAULT_ENCODING, quality: int = JPEG_QUALITY) -> bytes:
+    """(H, W, 3) uint8 BGR -> Datum.data: C x H x W bytes ('raw') or a JPEG file ('jpeg')."""
+    if encoding == "raw":
+        return np.ascontiguousarray(crop_bgr.transpose(2, 0, 1)).tobytes()
+    if encoding == "jpeg":
+        import cv2
+
+        ok, data = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise ValueError("JPEG encoding of a crop failed")
+        return data.tobytes()
+    raise ValueError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
+
+
+def decode_image(datum) -> np.ndarray:
+    """Datum -> (3, H, W) uint8 BGR, whichever way it was stored."""
+    if datum.encoded:
+        import cv2
+
+        image = cv2.imdecode(np.frombuffer(datum.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None or image.shape != (datum.height, datum.width, 3):
+            raise ValueError("a JPEG record does not decode to its stated size; the LMDB is damaged, rebuild it")
+        return image.transpose(2, 0, 1)
+    return np.frombuffer(datum.data, dtype=np.uint8).reshape(datum.channels, datum.height, datum.width)
+
+
+def encode_record(crop_bgr: np.ndarray, frame: int, encoding: str = DEFAULT_ENCODING, **labels) -> bytes:
     if crop_bgr.dtype != np.uint8 or crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
         raise ValueError(f"crop: expected (H, W, 3) uint8, got {crop_bgr.shape} {crop_bgr.dtype}")
     floats = np.empty(NUM_FLOATS, dtype=np.float32)
@@ -42,7 +75,7 @@ def encode_record(crop_bgr: np.ndarray, frame: int, **labels) -> bytes:
             raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
         floats[off:off + value.size] = value.ravel()
     datum = _datum_class()(channels=3, height=crop_bgr.shape[0], width=crop_bgr.shape[1], label=int(frame),
-                           data=np.ascontiguousarray(crop_bgr.transpose(2, 0, 1)).tobytes())
+                           data=encode_image(crop_bgr, encoding), encoded=encoding != "raw")
     datum.float_data.extend(floats.tolist())
     return datum.SerializeToString()
 
@@ -54,8 +87,7 @@ def decode_record(value: bytes) -> dict:
     if len(datum.float_data) != NUM_FLOATS:
         raise ValueError(f"record has {len(datum.float_data)} label values, expected {NUM_FLOATS}: "
                          "an LMDB from another tool or version? Rebuild it with tools/make_lmdb.py")
-    out = {"image": np.frombuffer(datum.data, dtype=np.uint8).reshape(datum.channels, datum.height, datum.width),
-           "frame": datum.label}
+    out = {"image": decode_image(datum), "frame": datum.label}
     floats = np.asarray(datum.float_data, dtype=np.float32)
     for name, (off, shape) in FLOAT_FIELDS.items():
         out[name] = floats[off:off + int(np.prod(shape))].reshape(shape)

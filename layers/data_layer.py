@@ -12,6 +12,10 @@ while it runs C++, so a Python thread would starve); forward only copies a ready
   layer { name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d"
           python_param { module: "layers.data_layer" layer: "PoseDataLayer"
                          param_str: '{"lmdb": "data/lmdb/walking_train.lmdb", "batch_size": 128}' } }
+
+"lmdb" may be a list: the layer then draws from the union of the LMDBs (pooled training over several actions
+without a pooled copy), with the training statistics pooled from their meta.json (data_prep.pooled).
+Records may be raw or JPEG (data_prep.records); decoding happens in the worker processes.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import caffe
 import numpy as np
 
 from data_prep.lmdb_build import read_meta
+from data_prep.pooled import pooled_statistics
 from data_prep.records import decode_record
 
 from .config import INPUT_SIZE, PCA_SIGMA
@@ -79,23 +84,38 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return _perm_cache[key]
 
 
-class BatchSource:
-    """Reads and augments batches from one LMDB (used in worker processes and in-process)."""
+def lmdb_list(lmdb) -> list:
+    """param_str's "lmdb": one path or a list of paths read as one (their union)."""
+    paths = [lmdb] if isinstance(lmdb, (str, Path)) else list(lmdb)
+    if not paths or not all(isinstance(p, (str, Path)) and str(p) for p in paths):
+        raise ValueError(f"lmdb: expected a path or a list of paths, got {lmdb!r}")
+    return [str(p) for p in paths]
 
-    def __init__(self, lmdb_path: str, batch_size: int, crop: int, train: bool, seed: int, pca_sigma: float):
+
+class BatchSource:
+    """Reads and augments batches from one LMDB, or from the union of several (pooled statistics,
+    data_prep.pooled); used in worker processes and in-process."""
+
+    def __init__(self, lmdb_path, batch_size: int, crop: int, train: bool, seed: int, pca_sigma: float):
         import lmdb
 
-        self.path = lmdb_path
-        self.meta = read_meta(lmdb_path)
-        try:
-            self.env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False, max_readers=64)
-        except lmdb.Error as e:
-            raise ValueError(f"{lmdb_path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
-        with self.env.begin() as txn:
-            self.keys = list(txn.cursor().iternext(keys=True, values=False))
-        if len(self.keys) != self.meta["count"]:
-            raise ValueError(f"{lmdb_path}: {len(self.keys)} records but meta.json says {self.meta['count']}: "
-                             "truncated or mixed LMDB; rebuild it with tools/make_lmdb.py")
+        self.paths = lmdb_list(lmdb_path)
+        self.path = self.paths[0] if len(self.paths) == 1 else " + ".join(self.paths)
+        metas = [read_meta(p) for p in self.paths]
+        self.meta = metas[0] if len(metas) == 1 else pooled_statistics(metas, self.paths)
+        self.envs, self.keys = [], []  # keys: (LMDB index, record key), each LMDB in key order, in list order
+        for n, (path, meta) in enumerate(zip(self.paths, metas)):
+            try:
+                env = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=64)
+            except lmdb.Error as e:
+                raise ValueError(f"{path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
+            with env.begin() as txn:
+                keys = list(txn.cursor().iternext(keys=True, values=False))
+            if len(keys) != meta["count"]:
+                raise ValueError(f"{path}: {len(keys)} records but meta.json says {meta['count']}: "
+                                 "truncated or mixed LMDB; rebuild it with tools/make_lmdb.py")
+            self.envs.append(env)
+            self.keys.extend((n, k) for k in keys)
         self.batch_size, self.crop, self.train, self.seed, self.pca_sigma = batch_size, crop, train, seed, pca_sigma
         self.mean_bgr = np.asarray(self.meta["mean_bgr"], dtype=np.float32)
         self.eigval = np.asarray(self.meta["pca_eigval_rgb"], dtype=np.float64)
@@ -106,16 +126,21 @@ class BatchSource:
         to arrays to fill as well."""
         idx = batch_indices(len(self.keys), self.batch_size, batch, self.seed, self.train)
         rng = np.random.default_rng([self.seed, 1_000_003, batch]) if self.train else None
-        with self.env.begin() as txn:
+        txns = [env.begin() for env in self.envs]
+        try:
             for k, i in enumerate(idx):
-                value = txn.get(self.keys[i])
+                n, key = self.keys[i]
+                value = txns[n].get(key)
                 if value is None:
-                    raise ValueError(f"{self.path}: record {self.keys[i]!r} vanished; the LMDB is damaged, rebuild it")
+                    raise ValueError(f"{self.paths[n]}: record {key!r} vanished; the LMDB is damaged, rebuild it")
                 record = decode_record(value)
                 image[k], joints[k], pose[k] = augment_record(record, rng, self.crop, self.mean_bgr,
                                                               self.eigval, self.eigvec, self.pca_sigma)
                 for name, array in (extra or {}).items():
                     array[k] = record[name]
+        finally:
+            for txn in txns:
+                txn.abort()
 
 
 def _worker(source_args, worker, workers, shm_name, shapes, free_q, ready_q, first_batch):
@@ -174,7 +199,8 @@ def _slot_views(buf, shapes):
 
 
 class PoseDataLayer(ReportingLayer):
-    """See the module docstring. param_str (JSON): lmdb (required), batch_size (128), crop_size (225),
+    """See the module docstring. param_str (JSON): lmdb (required: a path, or a list of paths drawn from as
+    one set, e.g. every action's training LMDB for pooled training), batch_size (128), crop_size (225),
     seed (0), pca_sigma (0.1; train only), workers (1), prefetch (slots per worker, 2), shuffle
     (default: true in TRAIN)."""
 
@@ -183,16 +209,18 @@ class PoseDataLayer(ReportingLayer):
         p = parse_params(self, {"lmdb": None, "batch_size": 128, "crop_size": INPUT_SIZE, "seed": 0,
                                 "pca_sigma": PCA_SIGMA, "workers": 1, "prefetch": 2, "shuffle": None})
         if not p["lmdb"]:
-            raise ValueError("PoseDataLayer: param_str needs \"lmdb\": the path of an LMDB made by tools/make_lmdb.py")
-        path = str(Path(p["lmdb"]))
-        if not Path(path).is_dir():
-            raise ValueError(f"PoseDataLayer: {path}: no such LMDB; build it with tools/make_lmdb.py "
-                             "(paths are relative to the directory caffe runs in)")
+            raise ValueError("PoseDataLayer: param_str needs \"lmdb\": the path of an LMDB made by tools/make_lmdb.py "
+                             "(or a list of them)")
+        paths = lmdb_list(p["lmdb"])
+        for path in paths:
+            if not Path(path).is_dir():
+                raise ValueError(f"PoseDataLayer: {path}: no such LMDB; build it with tools/make_lmdb.py "
+                                 "(paths are relative to the directory caffe runs in)")
         train = self.phase == caffe.TRAIN
         shuffle = train if p["shuffle"] is None else bool(p["shuffle"])
         self.batch_size = int(p["batch_size"])
         crop = int(p["crop_size"])
-        self.source_args = (path, self.batch_size, crop, shuffle, int(p["seed"]),
+        self.source_args = (paths, self.batch_size, crop, shuffle, int(p["seed"]),
                             float(p["pca_sigma"]) if train else 0.0)
         self.source = BatchSource(*self.source_args)  # validates the LMDB here, with a clear error
         j = len(self.source.meta["joints"])
@@ -251,7 +279,7 @@ class PoseDataLayer(ReportingLayer):
                 return self._ready[w].get(timeout=5.0)
             except queue.Empty:
                 if not self._pool[w].is_alive():
-                    raise RuntimeError(f"PoseDataLayer: data worker {w} for {self.source_args[0]} died "
+                    raise RuntimeError(f"PoseDataLayer: data worker {w} for {self.source.path} died "
                                        f"(exit code {self._pool[w].exitcode}); see its error above")
 
     def backward(self, top, propagate_down, bottom):

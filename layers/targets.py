@@ -95,3 +95,13 @@ def root_average_matrix(roots, num_joints: int) -> np.ndarray:
         rows.append(full - full.mean(axis=1, keepdims=True))
     m = np.concatenate(rows, axis=0) / len(roots)  # (R*k, J, 3)
     return m.reshape(len(roots) * k, 3 * num_joints).T
+
+
+def argmax_joints_2d(logits: np.ndarray, image_size: float = INPUT_SIZE, grid: int = GRID) -> np.ndarray:
+    """(N, J, grid*grid) 2D-branch scores -> (N, J, 2) pixels of the input crop: the centre of each joint's
+    most probable cell (the softmax is monotone, so the argmax of the logits is the argmax of eq. (2)'s
+    probabilities)."""
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or logits.shape[-1] != grid * grid:
+        raise ValueError(f"argmax_joints_2d: expected (N, J, {grid * grid}) scores, got {logits.shape}")
+    return grid_centres(image_size, grid)[logits.argmax(-1)]

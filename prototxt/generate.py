@@ -79,7 +79,7 @@ def root_name(r: int) -> str:
     return JOINTS[r].lower().replace("/", "_")
 
 
-def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | None = None, batch_size: int = C.BATCH_SIZE,
+def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = C.BATCH_SIZE,
               lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
     """split: 'train' or 'test' (data layer over `lmdb`, losses) or 'deploy' (Input, eq. (7) averaging, pose3d)."""
     if split not in ("train", "test", "deploy"):
@@ -185,12 +185,13 @@ def write_text(path: Path, message) -> None:
     tmp.replace(path)
 
 
-def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str, test_lmdb: str, train_count: int,
+def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str | list, test_lmdb: str | list, train_count: int,
                      test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None, batch_size: int = C.BATCH_SIZE,
                      epochs: int = C.EPOCHS, lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4,
                      display: int = 50, test_batch_size: int = 64, workers: int = 1, seed: int = 0) -> Path:
     """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir. The solver names the nets
     as `solver_net_dir`/<name>_train.prototxt (relative to where caffe runs; default: out_dir, absolute).
+    train_lmdb/test_lmdb may be lists of LMDBs read as one (pooled over actions; train_count their sum).
     Returns the solver path."""
     multi_root, use_2d_cls = VARIANTS[variant]
     iters_per_epoch = max(1, math.ceil(train_count / batch_size))

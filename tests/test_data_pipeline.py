@@ -1,6 +1,7 @@
 """Issue 3: synthetic Human3.6M layout -> real reader -> LMDB -> read back, and bad input."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import lmdb
@@ -157,29 +158,114 @@ def test_no_partial_lmdb_is_left_behind(small_copy, tmp_path):
     assert read_meta(out / "walking_train.lmdb")["count"] > 0
 
 
-def test_all_actions_lmdb_pools_every_action_and_is_atomic(small_copy, tmp_path):
+def test_a_failed_action_leaves_only_the_complete_lmdbs(small_copy, tmp_path):
+    generate(GeneratorConfig(small_copy, subjects=("S1", "S9"), actions=("Eating",), frames=8, seed=5),
+             progress=False)
+    for cam in CAMERAS:  # Eating's test sequences unusable: no Eating test LMDB, complete or partial
+        (small_copy / f"S9/Videos/Eating.{cam}.mp4").unlink()
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="every test sequence of Eating was skipped"):
+        build_lmdbs(small_copy, out, actions=("Walking", "Eating"), step=4, workers=2, progress=False,
+                    train_subjects=("S1",), test_subjects=("S9",))
+    assert sorted(p.name for p in out.iterdir()) == ["eating_train.lmdb", "walking_test.lmdb", "walking_train.lmdb"]
+
+
+def test_records_stream_in_bounded_chunks_and_workers_change_nothing(small_copy, tmp_path):
+    """The same LMDBs, byte for byte, from one process and from two workers streaming chunks; no chunk
+    holds more than CHUNK_RECORDS records (what bounds the memory at frame step 1)."""
+    import data_prep.lmdb_build as lb
+
+    seq = discover(small_copy, ("S1",), ("Walking",)).sequences[0]
+    chunks = []
+    result = lb.process_sequence(seq, chunks.append, step=1)
+    assert [len(c) for c in chunks] == [lb.CHUNK_RECORDS] * (24 // lb.CHUNK_RECORDS) + [24 % lb.CHUNK_RECORDS] != []
+    assert result.frames_used == 24 and result.frames_wanted == 24
+
+    def dump(path):
+        env = lmdb.open(str(path), readonly=True, lock=False)
+        with env.begin() as txn:
+            items = list(txn.cursor())
+        env.close()
+        return items
+
+    for workers in (1, 2):
+        build_lmdbs(small_copy, tmp_path / f"w{workers}", actions=("Walking",), step=1, workers=workers, progress=False,
+                    train_subjects=("S1",), test_subjects=("S9",))
+    for split in ("train", "test"):
+        one, two = (tmp_path / f"w{w}" / f"walking_{split}.lmdb" for w in (1, 2))
+        assert dump(one) == dump(two) and len(dump(one)) == 4 * 24
+        assert read_meta(one) == read_meta(two)
+
+
+def test_jpeg_and_raw_records_hold_the_same_crop_and_labels(small_copy, tmp_path):
+    """JPEG quality 95 (Datum.encoded set, as Caffe's convert_imageset --encoded) against raw bytes: the same
+    labels exactly, the same image within a few grey levels, several times fewer bytes; an LMDB written
+    before the encoding was recorded (no "encoding" in meta.json) still reads."""
+    from caffe.proto import caffe_pb2
+
+    from layers.data_layer import BatchSource
+
+    for encoding in ("raw", "jpeg"):
+        build(small_copy, tmp_path / encoding, encoding=encoding)
+        assert read_meta(tmp_path / encoding / "walking_train.lmdb")["encoding"] == encoding
+    raw, jpeg = (read_all(tmp_path / e / "walking_train.lmdb") for e in ("raw", "jpeg"))
+    assert [k for k, _ in raw] == [k for k, _ in jpeg]
+    for (_, r), (_, j) in zip(raw, jpeg):
+        for field in ("joints2d", "pose3d", "pose3d_mm", "mean_mm", "scale_mm", "frame"):
+            assert np.array_equal(r[field], j[field])
+        assert j["image"].shape == r["image"].shape == (3, 250, 250)
+        assert np.abs(j["image"].astype(int) - r["image"]).mean() < 4
+    env = lmdb.open(str(tmp_path / "jpeg" / "walking_train.lmdb"), readonly=True, lock=False)
+    with env.begin() as txn:
+        key, value = next(iter(txn.cursor()))
+    env.close()
+    datum = caffe_pb2.Datum()
+    datum.ParseFromString(value)
+    assert datum.encoded and datum.data[:2] == b"\xff\xd8"  # a JPEG file's start-of-image marker
+    sizes = {e: sum(f.stat().st_size for f in (tmp_path / e / "walking_train.lmdb").glob("data.mdb")) for e in ("raw", "jpeg")}
+    assert sizes["raw"] > 3 * sizes["jpeg"], sizes
+    old = tmp_path / "raw" / "walking_train.lmdb" / "meta.json"
+    meta = json.loads(old.read_text())
+    del meta["encoding"], meta["train_count"]
+    old.write_text(json.dumps(meta))
+    for encoding in ("raw", "jpeg"):
+        source = BatchSource(str(tmp_path / encoding / "walking_train.lmdb"), 8, 225, False, 0, 0.0)
+        image, joints, pose = np.zeros((8, 3, 225, 225), np.float32), np.zeros((8, 17, 2), np.float32), np.zeros((8, 17, 3), np.float32)
+        source.fill(0, image, joints, pose)
+        assert np.array_equal(pose[0], raw[0][1]["pose3d"])
+
+
+def test_a_list_of_lmdbs_reads_as_their_union_with_pooled_statistics(small_copy, tmp_path):
+    """Walking and Eating read as one set: every record of both once per epoch, and the image mean, RGB
+    covariance and torso lengths equal those computed directly from the pooled records' pixels and poses."""
+    from data_prep.skeleton import TORSO_BONES
+    from layers.data_layer import BatchSource
+
     generate(GeneratorConfig(small_copy, subjects=("S1", "S9"), actions=("Eating",), frames=8, seed=5),
              progress=False)
     out = tmp_path / "out"
-    summary = build_lmdbs(small_copy, out, actions=("Walking", "Eating"), step=4, workers=1, progress=False,
-                          train_subjects=("S1",), test_subjects=("S9",), all_actions=True)
-    for split in ("train", "test"):
-        pooled = read_meta(out / f"all_{split}.lmdb")
-        per_action = [read_meta(out / f"{a}_{split}.lmdb")["count"] for a in ("walking", "eating")]
-        assert pooled["action"] == "All" and pooled["count"] == sum(per_action) > 0
-        assert {k.split("/")[1] for k, _ in read_all(out / f"all_{split}.lmdb")} == {"Walking", "Eating"}
-    assert summary.frames == sum(per_action) + sum(read_meta(out / f"{a}_train.lmdb")["count"]
-                                                   for a in ("walking", "eating"))
-    # the pooled training statistics lie between the two actions' own
-    torso = [read_meta(out / f"{a}_train.lmdb")["mean_torso_lengths_mm"][0] for a in ("walking", "eating", "all")]
-    assert min(torso[:2]) <= torso[2] <= max(torso[:2])
-    for cam in CAMERAS:  # Eating's test sequences unusable: no pooled LMDB may appear, complete or partial
-        (small_copy / f"S9/Videos/Eating.{cam}.mp4").unlink()
-    out2 = tmp_path / "out2"
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="every test sequence of Eating was skipped"):
-        build_lmdbs(small_copy, out2, actions=("Walking", "Eating"), step=4, workers=1, progress=False,
-                    train_subjects=("S1",), test_subjects=("S9",), all_actions=True)
-    assert sorted(p.name for p in out2.iterdir()) == ["eating_train.lmdb", "walking_test.lmdb", "walking_train.lmdb"]
+    build_lmdbs(small_copy, out, actions=("Walking", "Eating"), step=2, workers=1, progress=False,
+                train_subjects=("S1",), test_subjects=("S9",), encoding="raw")
+    paths = [str(out / "walking_train.lmdb"), str(out / "eating_train.lmdb")]
+    records = [r for p in paths for _, r in read_all(p)]
+    n = len(records)
+    assert n == 4 * 12 + 4 * 4
+    source = BatchSource(paths, n, 225, True, 3, 0.0)
+    image, joints, pose = np.zeros((n, 3, 225, 225), np.float32), np.zeros((n, 17, 2), np.float32), np.zeros((n, 17, 3), np.float32)
+    mm = np.zeros((n, 17, 3), np.float32)
+    source.fill(1, image, joints, pose, {"pose3d_mm": mm})  # one whole (shuffled) epoch
+    assert sorted(map(tuple, mm.reshape(n, -1).tolist())) == sorted(tuple(r["pose3d_mm"].ravel().tolist()) for r in records)
+    pixels = np.concatenate([r["image"][:, ::4, ::4].reshape(3, -1).T for r in records]).astype(np.float64)  # BGR
+    assert np.allclose(source.meta["mean_bgr"], pixels.mean(0), atol=1e-9)
+    vec, val = np.array(source.meta["pca_eigvec_rgb"]), np.array(source.meta["pca_eigval_rgb"])
+    assert np.allclose((vec * val) @ vec.T, np.cov(pixels[:, ::-1].T, bias=True), atol=1e-6)
+    poses = np.array([r["pose3d_mm"] for r in records], dtype=np.float64)
+    torso = [np.linalg.norm(poses[:, a] - poses[:, b], axis=1).mean() for a, b in TORSO_BONES]
+    assert np.allclose(source.meta["mean_torso_lengths_mm"], torso, atol=1e-3)
+    assert source.meta["train_count"] == n
+    # the test LMDBs as a list pool the same training statistics (each records its training count)
+    tests = BatchSource([str(out / "walking_test.lmdb"), str(out / "eating_test.lmdb")], 4, 225, False, 0, 0.0)
+    assert np.allclose(tests.meta["mean_bgr"], source.meta["mean_bgr"])
 
 
 def test_generator_is_deterministic(tmp_path):
@@ -255,11 +341,12 @@ def test_too_little_disk_is_one_line_before_the_build(small_copy, tmp_path, monk
     from data_prep.cli import run_tool
     from tools import make_lmdb
 
-    assert lb.estimated_bytes(discover(small_copy, ("S1", "S9"), ("Walking",)).sequences, 4) == 48 * lb.RECORD_BYTES
+    assert lb.estimated_bytes(discover(small_copy, ("S1", "S9"), ("Walking",)).sequences, 4, "raw") == 48 * 188_500
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(lb.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
     code = run_tool(make_lmdb.main, ["--h36m", str(small_copy), "--out", str(tmp_path / "out"), "--actions", "Walking",
-                                     "--train-subjects", "S1", "--test-subjects", "S9", "--frame-step", "4", "--quiet"])
+                                     "--train-subjects", "S1", "--test-subjects", "S9", "--frame-step", "4", "--quiet",
+                                     "--encoding", "raw"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert str(tmp_path / "out") in err[0] and "needs about 9.0 MB" in err[0] and "1.0 MB free" in err[0]

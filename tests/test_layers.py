@@ -114,7 +114,7 @@ def test_data_layer_test_phase_is_the_centre_crop_minus_the_mean(tmp_path, lmdb_
     import lmdb as lmdb_mod
     from data_prep.records import decode_record
     with lmdb_mod.open(str(lmdb), readonly=True, lock=False).begin() as txn:
-        first = decode_record(txn.get(source.keys[0]))
+        first = decode_record(txn.get(source.keys[0][1]))  # keys: (LMDB index, record key)
     mean = np.asarray(read_meta(lmdb)["mean_bgr"], np.float32)
     expect = first["image"][:, 12:237, 12:237].astype(np.float32) - mean[:, None, None]
     assert np.allclose(net.blobs["data"].data[0], expect, atol=1e-4)

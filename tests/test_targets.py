@@ -134,3 +134,21 @@ def test_recover_scale_undoes_a_known_factor():
     assert np.allclose(pred, gt[:1])
     with pytest.raises(ValueError, match="torso"):
         recover_scale(gt, mean_torso[:3])
+
+
+def test_argmax_joints_2d_gives_the_centre_of_the_best_cell():
+    """Cell (x=3, y=5) of the 16x16 grid over 225 pixels: index 5*16+3, centre ((3.5, 5.5) * 225/16)."""
+    from layers.targets import argmax_joints_2d
+
+    logits = np.zeros((1, 2, 256))
+    logits[0, 0, 5 * 16 + 3] = 2.0
+    logits[0, 1, 0] = 1.0
+    assert np.allclose(argmax_joints_2d(logits)[0], [[3.5 * 225 / 16, 5.5 * 225 / 16], [225 / 32, 225 / 32]])
+
+
+def test_invert_affine_undoes_the_crop_map():
+    from data_prep.crop import apply_affine, crop_transform, invert_affine
+
+    affine = crop_transform(400.0, 300.0, 500.0)  # scale 0.5: image (400, 300) -> crop centre (124.5, 124.5)
+    assert np.allclose(apply_affine([[400.0, 300.0]], affine), [[124.5, 124.5]])
+    assert np.allclose(apply_affine([[124.5, 124.5], [0.0, 0.0]], invert_affine(affine)), [[400, 300], [151, 51]])

@@ -6,8 +6,9 @@
 Sections:
   setup       warm `tools/setup.sh` (the cold build time is printed by setup.sh itself)
   caffe-time  `caffe time` forward/backward per batch: a ZFNet-like net and the paper's four variants
-  lmdb        LMDB build frames/s with 1 and 2 workers vs raw video decode frames/s; bytes per record
-  data-layer  PoseDataLayer images/s (TRAIN, augmentation) with 0, 1, 2 worker processes
+  lmdb        LMDB build frames/s with 1 and 2 workers vs raw video decode frames/s; bytes per record (raw, JPEG)
+  memory      make_lmdb.py's peak resident memory (all processes) at frame step 1 on long sequences, 2 workers
+  data-layer  PoseDataLayer images/s (TRAIN, augmentation, decoding) with 0, 1, 2 worker processes, raw and JPEG
   train       images/s of a real `caffe train` run of the full model
   eval        evaluation images/s through the deploy net (pycaffe)
   torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv)
@@ -36,7 +37,7 @@ from pathlib import Path
 from data_prep.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("setup", "caffe-time", "lmdb", "data-layer", "train", "eval", "torch", "speed")
+SECTIONS = ("setup", "caffe-time", "lmdb", "memory", "data-layer", "train", "eval", "torch", "speed")
 rows = []
 
 
@@ -115,10 +116,25 @@ def _decode_count(path):
     return n
 
 
+def encoded_lmdb(work: Path, frames: int, encoding: str) -> Path:
+    """The benchmark's Walking LMDBs in one encoding, read once so that timings start from the page cache."""
+    from data_prep.lmdb_build import build_lmdbs, read_meta
+
+    ensure_data(work, frames)
+    out = work / f"lmdb_{encoding}"
+    if not (out / "walking_test.lmdb" / "meta.json").is_file() or read_meta(out / "walking_test.lmdb").get("encoding") != encoding:
+        build_lmdbs(work / "h36m", out, actions=("Walking",), step=2, workers=2, progress=False, encoding=encoding)
+    with open(out / "walking_train.lmdb" / "data.mdb", "rb") as f:
+        while f.read(1 << 24):
+            pass
+    return out
+
+
 def section_lmdb(work, a):
     import shutil
 
-    from data_prep.lmdb_build import build_lmdbs
+    from data_prep.lmdb_build import build_lmdbs, read_meta
+    from data_prep.records import ENCODINGS
 
     ensure_data(work, a.frames)
     videos = sorted((work / "h36m").glob("S*/Videos/*.mp4"))
@@ -127,36 +143,95 @@ def section_lmdb(work, a):
         with ProcessPoolExecutor(workers) as pool:
             n = sum(pool.map(_decode_count, videos))
         row("lmdb", f"raw video decode, {workers} process(es) ({n} frames)", n / (time.time() - t0), "frames/s")
-    for step in (1, 5):
-        for workers in (1, 2):
-            out = work / f"lmdb_bench_{step}_{workers}"
-            shutil.rmtree(out, ignore_errors=True)
-            s = build_lmdbs(work / "h36m", out, actions=("Walking",), step=step, workers=workers, progress=False)
-            row("lmdb", f"LMDB build, frame step {step}, {workers} worker(s): video frames/s ({s.frames} records)",
-                n / s.seconds, "frames/s")
-    size = sum(f.stat().st_size for f in (out / "walking_train.lmdb").glob("data.mdb"))
-    from data_prep.lmdb_build import read_meta
+    for encoding in ENCODINGS:
+        for step in (1, 5):
+            for workers in (1, 2):
+                out = work / f"lmdb_bench_{step}_{workers}"
+                shutil.rmtree(out, ignore_errors=True)
+                s = build_lmdbs(work / "h36m", out, actions=("Walking",), step=step, workers=workers, progress=False,
+                                encoding=encoding)
+                row("lmdb", f"LMDB build ({encoding}), frame step {step}, {workers} worker(s): video frames/s "
+                            f"({s.frames} records)", n / s.seconds, "frames/s")
+        size = sum(f.stat().st_size for f in (out / "walking_train.lmdb").glob("data.mdb"))
+        row("lmdb", f"LMDB bytes per record ({encoding}; data.mdb / records)",
+            size / read_meta(out / "walking_train.lmdb")["count"] / 1024, "KiB")
 
-    row("lmdb", "LMDB bytes per record (data.mdb / records)", size / read_meta(out / "walking_train.lmdb")["count"] / 1024, "KiB")
+
+def _tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (shared pages counted in each: an upper bound)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        pid_now = todo.pop()
+        todo.extend(children.get(pid_now, []))
+        try:
+            total += int(Path(f"/proc/{pid_now}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_of(command: list) -> tuple[float, float]:
+    """(peak MiB of the process tree's resident memory, seconds) of a command, sampled every 50 ms."""
+    t0 = time.time()
+    proc = subprocess.Popen(command, cwd=REPO)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_bytes(proc.pid))
+        time.sleep(0.05)
+    if proc.returncode:
+        raise RuntimeError(f"{command}: exit code {proc.returncode}")
+    return peak / 2**20, time.time() - t0
+
+
+def section_memory(work, a):
+    """make_lmdb.py at frame step 1 on sequences of --long-frames frames (two cameras of S1 for training, two
+    of S9 for testing), two workers: the peak resident memory of the whole process tree."""
+    from data_prep.records import ENCODINGS
+    from data_prep.skeleton import CAMERAS
+    from data_prep.synthetic import GeneratorConfig, generate
+
+    root = work / f"h36m_long_{a.long_frames}"
+    if not (root / "DONE").is_file():
+        generate(GeneratorConfig(root, subjects=("S1", "S9"), cameras=CAMERAS[:2], frames=a.long_frames), workers=2,
+                 progress=False)
+        (root / "DONE").write_text("")
+    for encoding in ENCODINGS:
+        mib, seconds = peak_rss_of([sys.executable, str(REPO / "tools" / "make_lmdb.py"), "--h36m", str(root),
+                                    "--out", str(work / "lmdb_long"), "--actions", "Walking", "--train-subjects", "S1",
+                                    "--test-subjects", "S9", "--frame-step", "1", "--workers", "2",
+                                    "--encoding", encoding, "--quiet"])
+        row("memory", f"make_lmdb.py peak RSS, {a.long_frames}-frame sequences, step 1, 2 workers ({encoding})",
+            mib, "MiB")
+        row("memory", f"  its build rate ({encoding})", 4 * a.long_frames / seconds, "frames/s")
 
 
 def section_data_layer(work, a):
     import caffe
 
-    lmdb = ensure_data(work, a.frames)
-    for workers in (0, 1, 2):
-        p = json.dumps({"lmdb": str(lmdb / "walking_train.lmdb"), "batch_size": a.batch, "workers": workers})
-        net_file = work / f"data_{workers}.prototxt"
-        net_file.write_text('layer { name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d"\n'
-                            f'  python_param {{ module: "layers.data_layer" layer: "PoseDataLayer" param_str: \'{p}\' }} }}\n')
-        net = caffe.Net(str(net_file), caffe.TRAIN)
-        net.forward()
-        t0 = time.time()
-        for _ in range(a.batches):
+    from data_prep.records import ENCODINGS
+
+    for encoding in ENCODINGS:
+        lmdb = encoded_lmdb(work, a.frames, encoding)
+        for workers in (0, 1, 2):
+            p = json.dumps({"lmdb": str(lmdb / "walking_train.lmdb"), "batch_size": a.batch, "workers": workers})
+            net_file = work / f"data_{workers}.prototxt"
+            net_file.write_text('layer { name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d"\n'
+                                f'  python_param {{ module: "layers.data_layer" layer: "PoseDataLayer" param_str: \'{p}\' }} }}\n')
+            net = caffe.Net(str(net_file), caffe.TRAIN)
             net.forward()
-        row("data-layer", f"PoseDataLayer TRAIN, batch {a.batch}, {workers} worker process(es)",
-            a.batches * a.batch / (time.time() - t0), "img/s")
-        del net
+            t0 = time.time()
+            for _ in range(a.batches):
+                net.forward()
+            row("data-layer", f"PoseDataLayer TRAIN ({encoding}), batch {a.batch}, {workers} worker process(es)",
+                a.batches * a.batch / (time.time() - t0), "img/s")
+            del net
 
 
 def section_train(work, a):
@@ -333,6 +408,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
     p.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
+    p.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
     p.add_argument("--train-iters", type=int, default=30)
     p.add_argument("--torch-iters", type=int, default=5)
     p.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from data_prep.cli import run_tool
+from data_prep.drawing import draw_pose_3d
 
 _TRAIN_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+) \(.*\), loss = ")
 _TEST_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+), Testing net")
@@ -77,25 +78,6 @@ def plot_fig4(logs: dict, out_png: Path) -> Path:
     return out_png
 
 
-def _draw_pose(ax, pose, title):
-    from data_prep.skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
-
-    p = np.asarray(pose) - np.asarray(pose).mean(0)
-    for a, b in BONES:
-        colour = "tab:red" if b in LEFT_JOINTS else ("tab:blue" if b in RIGHT_JOINTS else "black")
-        # camera coordinates: x right, y down, z forward -> plot x, z (depth), -y (up)
-        ax.plot([p[a, 0], p[b, 0]], [p[a, 2], p[b, 2]], [-p[a, 1], -p[b, 1]], color=colour, lw=2)
-    r = np.abs(p).max() * 1.1
-    ax.set_xlim(-r, r)
-    ax.set_ylim(-r, r)
-    ax.set_zlim(-r, r)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_zticks([])
-    ax.view_init(elev=10, azim=-80)
-    ax.set_title(title, fontsize=9)
-
-
 def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path, rows: int = 4,
               gt_label: str = "ground truth") -> Path:
     """images_bgr (K, 3, H, W) 0-255; gt (K, 17, 3) mm; preds: label -> (K, 17, 3) mm."""
@@ -114,9 +96,9 @@ def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path
         ax.axis("off")
         if r == 0:
             ax.set_title("input", fontsize=9)
-        _draw_pose(fig.add_subplot(rows, cols, r * cols + 2, projection="3d"), gt[i], gt_label if r == 0 else "")
+        draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 2, projection="3d"), gt[i], gt_label if r == 0 else "")
         for c, (label, pred) in enumerate(preds.items()):
-            _draw_pose(fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else "")
+            draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else "")
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100)

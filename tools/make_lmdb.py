@@ -14,6 +14,7 @@ from pathlib import Path
 from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
 from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from data_prep.progress import progress_mode
+from data_prep.records import DEFAULT_ENCODING, ENCODINGS, JPEG_QUALITY
 from data_prep.cli import UserError, run_tool
 
 
@@ -26,8 +27,9 @@ def parse_args(argv=None):
     p.add_argument("--train-subjects", nargs="+", default=list(TRAIN_SUBJECTS))
     p.add_argument("--test-subjects", nargs="+", default=list(TEST_SUBJECTS))
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel sequences (default: all cores)")
-    p.add_argument("--all-actions", action="store_true",
-                   help="also write all_{train,test}.lmdb holding every chosen action's frames")
+    p.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING,
+                   help=f"crop storage: JPEG quality {JPEG_QUALITY} (about 7x smaller) or raw bytes (default "
+                        f"{DEFAULT_ENCODING}); the data layer reads either")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
         raise UserError(f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}")
     summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
                           train_subjects=a.train_subjects, test_subjects=a.test_subjects,
-                          all_actions=a.all_actions, progress=progress_mode(a.quiet))
+                          encoding=a.encoding, progress=progress_mode(a.quiet))
     with open(os.path.join(a.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
     if not a.quiet:

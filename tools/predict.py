@@ -1,9 +1,15 @@
-"""3D pose of the person in your own image, cropped as in training (a square around the person's box,
-250x250, centre 225x225), written as JSON (17 joints, mm, camera axes) and drawn as a PNG.
+"""3D pose of the person in your own images or video, cropped as in training (a square around the person's
+box, 250x250, centre 225x225): one JSON (17 joints, mm, camera axes; the 2D joints in image pixels when the
+net has the 2D branch) and one figure (the crop with the 2D joints, the 3D skeleton from the front and the
+side) per image or video frame.
 
-  python tools/predict.py photo.jpg --bbox 120 40 300 620 --weights snapshots/walking_both_iter_4564.caffemodel \\
-      --train-lmdb data/lmdb/walking_train.lmdb
-Without --bbox the whole image is taken as the person's box.
+  python tools/predict.py photo.jpg --weights snapshots/walking_both_iter_4564.caffemodel \\
+      --train-lmdb data/lmdb/walking_train.lmdb                       # -> photo.pose3d.json, photo.pose3d.png
+  python tools/predict.py photos/ --weights ... --train-lmdb ...       # every image -> photos_pose3d/
+  python tools/predict.py clip.mp4 --frame-step 5 --weights ... --train-lmdb ...   # -> clip_pose3d/frame_000000...
+
+The person's box: --bbox X Y W H when given (every image or frame), else OpenCV's HOG people detector
+(no weights to download; the JSON says which, and the whole image is used when nobody is detected).
 """
 from __future__ import annotations
 
@@ -18,75 +24,137 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.crop import crop_person
+from data_prep.cli import UserError, run_tool
 from data_prep.lmdb_build import read_meta
-from data_prep.metrics import recover_scale
 from data_prep.skeleton import JOINTS
-from data_prep.cli import run_tool
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+BOX_GIVEN, BOX_DETECTED, BOX_WHOLE_IMAGE = "--bbox", "HOG people detector", "whole image (no person detected)"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image")
-    p.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"), help="the person's box in pixels")
+    p.add_argument("input", help="an image, a folder of images, or a video file")
+    p.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
+                   help="the person's box in pixels (default: found by the HOG people detector)")
     p.add_argument("--weights", required=True)
     p.add_argument("--deploy", default="prototxt/deploy_both.prototxt")
     p.add_argument("--train-lmdb", required=True, help="training LMDB whose meta.json has the image mean and torso lengths")
-    p.add_argument("--out", help="output stem (default: beside the image, <image>.pose3d.json/.png)")
+    p.add_argument("--out", help="an image: output stem (default <image>.pose3d.*); a folder or video: output folder "
+                                 "(default <input>_pose3d/)")
+    p.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
+    p.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
     return p.parse_args(argv)
 
 
-def predict_image(image_bgr: np.ndarray, box, net, meta: dict) -> dict:
-    """box: inclusive x0, y0, x1, y1. Returns the crop, the normalised and the mm pose."""
-    from layers.config import INPUT_SIZE
-    from layers.data_layer import augment_record
+def read_inputs(path: Path, frame_step: int, max_frames: int):
+    """(name, image) pairs of an image, a folder of images or a video; (kind, iterator)."""
+    import cv2
 
-    crop, _ = crop_person(image_bgr, box)
-    record = {"image": crop.transpose(2, 0, 1), "joints2d": np.zeros((len(JOINTS), 2), np.float32),
-              "pose3d": np.zeros((len(JOINTS), 3), np.float32)}
-    data, _, _ = augment_record(record, None, INPUT_SIZE, np.asarray(meta["mean_bgr"], np.float32), None, None, 0.0)
-    net.blobs["data"].reshape(1, *data.shape)
-    net.blobs["data"].data[0] = data
-    pose = net.forward()["pose3d"][0].astype(np.float64)
-    return {"crop": crop, "pose3d": pose, "pose3d_mm": recover_scale(pose[None], meta["mean_torso_lengths_mm"])[0]}
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+
+        def images():
+            for f in files:
+                image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                if image is None:
+                    print(f"skipped {f}: not a readable image", file=sys.stderr)
+                    continue
+                yield f.stem, image
+        return "folder", images()
+    if not path.is_file():
+        raise UserError(f"{path}: no such file or folder; pass an image, a folder of images or a video")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_SUFFIXES else None
+    if image is not None:
+        return "image", iter([(path.stem, image)])
+    cap = cv2.VideoCapture(str(path))
+    ok, first = cap.read() if cap.isOpened() else (False, None)
+    if not ok:
+        raise UserError(f"{path}: not a readable image or video")
+    if frame_step < 1:
+        raise UserError(f"--frame-step must be at least 1, got {frame_step}")
+
+    def frames():
+        index, frame, done = 0, first, 0
+        while frame is not None:
+            if index % frame_step == 0:
+                yield f"frame_{index:06d}", frame
+                done += 1
+                if max_frames and done >= max_frames:
+                    break
+            ok, frame = cap.read()
+            frame = frame if ok else None
+            index += 1
+        cap.release()
+    return "video", frames()
+
+
+def person_box(image, bbox) -> tuple:
+    """(box x0, y0, x1, y1 inclusive, how it was found, detector score or None)."""
+    from data_prep.detect import detect_person
+
+    if bbox:
+        x, y, w, h = bbox
+        return (x, y, x + w - 1, y + h - 1), BOX_GIVEN, None
+    found = detect_person(image)
+    if found is None:
+        h, w = image.shape[:2]
+        return (0, 0, w - 1, h - 1), BOX_WHOLE_IMAGE, None
+    return found.box, BOX_DETECTED, found.score
+
+
+def write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
-    import cv2
-
     a = parse_args(argv)
-    if not Path(a.image).is_file():
-        raise SystemExit(f"{a.image}: no such file; pass an image file")
-    image = cv2.imread(a.image, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"{a.image}: not a readable image")
-    h, w = image.shape[:2]
-    if a.bbox:
-        x, y, bw, bh = a.bbox
-        if bw <= 0 or bh <= 0:
-            raise SystemExit(f"--bbox: width and height must be positive, got {bw} x {bh}")
-        box = (x, y, x + bw - 1, y + bh - 1)
-    else:
-        box = (0, 0, w - 1, h - 1)
+    if a.bbox and (a.bbox[2] <= 0 or a.bbox[3] <= 0):
+        raise UserError(f"--bbox: width and height must be positive, got {a.bbox[2]} x {a.bbox[3]}")
+    source = Path(a.input)
+    kind, items = read_inputs(source, a.frame_step, a.max_frames)
+    for path, what in ((a.weights, "--weights"), (a.deploy, "--deploy")):
+        if not Path(path).is_file():
+            raise UserError(f"{what} {path}: no such file")
     import caffe
 
+    from data_prep.drawing import plot_prediction
     from layers.deploy import load_deploy_net
-    from tools.figures import plot_fig5
+    from layers.predict import predict_person
 
     caffe.set_mode_cpu()
     meta = read_meta(a.train_lmdb)
     net = load_deploy_net(a.deploy, a.weights, batch_size=1)
-    result = predict_image(image, box, net, meta)
-    stem = Path(a.out) if a.out else Path(a.image).with_suffix("")
-    doc = {"image": str(a.image), "bbox_xyxy": [float(v) for v in box], "joints": list(JOINTS),
-           "pose3d_mm": result["pose3d_mm"].round(2).tolist(), "axes": "camera: x right, y down, z forward; joint mean at 0"}
-    js = Path(f"{stem}.pose3d.json")
-    tmp = js.with_name(js.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, js)
-    crop = result["crop"].transpose(2, 0, 1)[None].astype(np.float32)
-    png = plot_fig5(crop, result["pose3d_mm"][None], {}, Path(f"{stem}.pose3d.png"), rows=1, gt_label="3D estimate")
-    print(f"wrote {js} and {png}")
+    if kind == "image":
+        stem_of = lambda name: Path(a.out) if a.out else source.with_suffix("")  # noqa: E731
+    else:
+        folder = Path(a.out) if a.out else source.parent / f"{source.stem if kind == 'video' else source.name}_pose3d"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem_of = lambda name: folder / name  # noqa: E731
+    counts = {BOX_GIVEN: 0, BOX_DETECTED: 0, BOX_WHOLE_IMAGE: 0}
+    for name, image in items:
+        box, how, score = person_box(image, a.bbox)
+        counts[how] += 1
+        result = predict_person(net, image, box, meta)
+        stem = stem_of(name)
+        doc = {"input": str(source), "item": name, "image_size_wh": [image.shape[1], image.shape[0]],
+               "bbox_xyxy": [round(float(v), 1) for v in box], "bbox_from": how, "detector_score": score,
+               "joints": list(JOINTS), "pose3d_mm": result.pose3d_mm.round(2).tolist(),
+               "joints2d_px": None if result.joints2d_image is None else result.joints2d_image.round(1).tolist(),
+               "axes": "pose3d_mm: camera axes (x right, y down, z forward), joint mean at 0, scaled to the training "
+                       "set's mean torso; joints2d_px: image pixels, the centre of each joint's most probable cell"}
+        write_json(Path(f"{stem}.pose3d.json"), doc)
+        plot_prediction(result.crop, result.joints2d_crop, result.pose3d_mm, Path(f"{stem}.pose3d.png"))
+        if kind == "image":
+            print(f"wrote {stem}.pose3d.json and {stem}.pose3d.png (person box: {how})")
+    if kind != "image":
+        total = sum(counts.values())
+        print(f"wrote {total} JSON files and figures to {folder}: person box "
+              + ", ".join(f"{how} {n}" for how, n in counts.items() if n))
     return 0
 
 
