@@ -33,7 +33,7 @@ from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, encode_record, r
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
 
 FORMAT_VERSION = 1
-DEFAULT_FRAME_STEP = 5  # paper-notes: protocol; the paper does not say which frames it used
+DEFAULT_FRAME_STEP = 5  # docs/design.md: protocol; the paper does not say which frames it used
 LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes disk space
 
 

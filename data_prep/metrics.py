@@ -98,7 +98,7 @@ def mean_torso_lengths(train_poses_mm: np.ndarray) -> np.ndarray:
 def recover_scale(pred: np.ndarray, mean_torso: np.ndarray) -> np.ndarray:
     """Scale each (unit-norm) predicted pose so its torso bone lengths sum to the training mean's sum.
 
-    s = sum(mean training torso lengths) / sum(predicted torso lengths), per pose (paper-notes: scale).
+    s = sum(mean training torso lengths) / sum(predicted torso lengths), per pose (docs/design.md: scale).
     """
     pred = np.asarray(pred, dtype=np.float64)
     mean_torso = np.asarray(mean_torso, dtype=np.float64)

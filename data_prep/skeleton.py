@@ -1,6 +1,7 @@
 """Joints, bones, roots, actions and the subject protocol of the paper (sections 3, 4, 5).
 
-Every constant the paper fixes, or that ../shared/design/paper-notes.md chose for it, lives here.
+Every constant the paper fixes, or that docs/design.md ("The paper, and what we chose where it is silent")
+chose for it, lives here.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 NUM_H36M_JOINTS = 32
 
 # Section 3: "The number of joints N_j is set to 17". The common 17 of the 32, in this order
-# (paper-notes: joints).
+# (docs/design.md: joints).
 JOINTS = (
     "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Neck/Nose", "Head",
     "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
@@ -22,10 +23,10 @@ H36M_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 BONES = tuple((p, j) for j, p in enumerate(PARENTS) if p >= 0)
 
-# Section 4, scale recovery: "we only used the length of joints in the torso" (paper-notes: scale).
+# Section 4, scale recovery: "we only used the length of joints in the torso" (docs/design.md: scale).
 TORSO_BONES = ((0, 1), (0, 4), (0, 7), (7, 8), (8, 11), (8, 14))
 
-# Section 3.3: six root nodes (paper-notes: roots): Hip, Thorax, RKnee, LKnee, LElbow, RElbow.
+# Section 3.3: six root nodes (docs/design.md: roots): Hip, Thorax, RKnee, LKnee, LElbow, RElbow.
 ROOTS = (0, 8, 2, 5, 12, 15)
 BASELINE_ROOTS = (0,)
 

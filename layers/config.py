@@ -1,5 +1,5 @@
 """Numbers the paper fixes (sections 3-4), in one place. Sizes chosen where the figures are lost are
-marked (paper-notes)."""
+marked "choice" (docs/design.md, "The paper, and what we chose where it is silent")."""
 from data_prep.skeleton import NUM_JOINTS  # 17 joints (section 3); the six roots are skeleton.ROOTS
 
 INPUT_SIZE = 225  # section 3.1: "accepts a 225x225 sized image"
@@ -7,7 +7,7 @@ GRID = 16  # N_g (section 3.1 / Fig. 1)
 NUM_CLASSES_2D = GRID * GRID  # classes per joint
 OUTPUT_3D = 3 * (NUM_JOINTS - 1)  # 48: joints relative to one root, the root itself left out
 
-# Fig. 1 trunk: ZFNet filter sizes and strides, fewer maps (paper-notes: trunk; pads are our choice).
+# Fig. 1 trunk: ZFNet filter sizes and strides, fewer maps (docs/design.md: trunk; the pads are a choice).
 CONV_LAYERS = (  # name, maps, kernel, stride, pad, followed by max-pooling 3x3/2
     ("conv1", 64, 7, 2, 0, True),
     ("conv2", 128, 5, 2, 0, True),
@@ -15,7 +15,7 @@ CONV_LAYERS = (  # name, maps, kernel, stride, pad, followed by max-pooling 3x3/
     ("conv4", 192, 3, 1, 1, False),
     ("conv5", 192, 3, 1, 1, True),
 )
-FC_SIZE = 2048  # fc1/fc2 of both branches and fc probs 2D (paper-notes)
+FC_SIZE = 2048  # fc1/fc2 of both branches and fc probs 2D (docs/design.md)
 DROPOUT = 0.3  # section 4: dropout 0.3 on every fc layer
 
 # Section 4: loss weights and solver.

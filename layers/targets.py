@@ -1,7 +1,7 @@
 """Targets and losses of section 3 as pure NumPy functions (used by the Python layers, the deploy net's
 fixed root-averaging weights, evaluation and tests; no Caffe needed).
 
-Grid geometry (paper-notes: soft labels): the 225-pixel input is split into 16x16 cells of width
+Grid geometry (docs/design.md: soft labels): the 225-pixel input is split into 16x16 cells of width
 w_g = 225/16; cell (x, y) covers [x*w_g, (x+1)*w_g) in crop pixel coordinates and has index y*16 + x.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def soft_label_targets(joints2d: np.ndarray, image_size: float = INPUT_SIZE, gri
 
     Each cell whose centre is closer than the cell width w_g gets weight 1/d, normalised to sum 1.
     A joint exactly on a centre (d = 0, the limit of eq. 1) gets probability 1 there. A joint outside
-    the crop is clamped to the crop's border first (paper-notes), so every joint has a distribution.
+    the crop is clamped to the crop's border first (docs/design.md), so every joint has a distribution.
     """
     joints2d = np.asarray(joints2d, dtype=np.float64)
     if joints2d.ndim != 3 or joints2d.shape[-1] != 2:

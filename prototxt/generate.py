@@ -110,7 +110,7 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         loss_params = dict(lambda_2d=list(C.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
         n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
                                  loss_weight=1, param=FROZEN)
-    # 3D branch (Fig. 1 / Fig. 2, paper-notes): fc1 3D; with 2D-cls, the vectorised softmax through
+    # 3D branch (Fig. 1 / Fig. 2, docs/design.md: 2D-to-3D link): fc1 3D; with 2D-cls, the vectorised softmax through
     # "fc probs 2D" concatenated with it ("fc 2D-3D"); one fc2 3D and output per root.
     x3 = fc_bn_relu_dropout(n, "fc1_3d", trunk)
     if use_2d_cls:

@@ -1,4 +1,4 @@
-"""Issue 2: the project's Caffe build: pycaffe, the layer types the nets use, Caffe's own tests of
+"""The project's Caffe build: pycaffe, the layer types the nets use, Caffe's own tests of
 those layers, and a net with this repo's Python layers trained by the caffe tool and by pycaffe."""
 from __future__ import annotations
 

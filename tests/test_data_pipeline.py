@@ -1,4 +1,4 @@
-"""Issue 3: synthetic Human3.6M layout -> real reader -> LMDB -> read back, and bad input."""
+"""The synthetic Human3.6M layout -> real reader -> LMDB -> read back, and bad input."""
 from __future__ import annotations
 
 import json

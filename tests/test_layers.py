@@ -1,4 +1,4 @@
-"""Issue 4: the Python layers in real Caffe nets: numerical gradient check of the loss, the lambda_2D
+"""The Python layers in real Caffe nets: numerical gradient check of the loss, the lambda_2D
 schedule, the targets layers, and the data layer (crops, augmentation, seeding, bad LMDBs)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4: the generated nets and solvers against the paper's numbers, and prototxt/ up to date."""
+"""The generated nets and solvers against the paper's numbers, and prototxt/ up to date."""
 from __future__ import annotations
 
 import json

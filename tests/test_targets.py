@@ -1,4 +1,4 @@
-"""Issue 4/5: the pure functions of eq. (1)-(7) and the metrics, against hand-worked cases."""
+"""The pure functions of eq. (1)-(7) and the metrics, against hand-worked cases."""
 from __future__ import annotations
 
 import numpy as np

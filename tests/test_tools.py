@@ -1,4 +1,4 @@
-"""Issue 5: evaluate.py, predict.py, train_all.py (resume), figures, on a tiny net trained for real."""
+"""evaluate.py, predict.py, train_all.py (resume), figures, on a tiny net trained for real."""
 from __future__ import annotations
 
 import json

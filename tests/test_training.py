@@ -1,4 +1,4 @@
-"""Issue 4: real `caffe train` runs of each variant on a small synthetic LMDB; resume keeps the
+"""Real `caffe train` runs of each variant on a small synthetic LMDB; resume keeps the
 lambda_2D schedule."""
 from __future__ import annotations
 

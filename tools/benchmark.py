@@ -47,7 +47,7 @@ def row(section, what, value, unit):
 
 
 def zfnet_like(batch):
-    """Issue 2's reference net: conv 7x7/2, pool 3/2, conv 5x5/2, pool 3/2, three 3x3 convs, pool 3/2, fc 1024."""
+    """A ZFNet-like reference net: conv 7x7/2, pool 3/2, conv 5x5/2, pool 3/2, three 3x3 convs, pool 3/2, fc 1024."""
     import caffe
     from caffe import layers as L, params as P
 
@@ -94,8 +94,8 @@ def section_caffe_time(work, a):
     path = work / "zfnet_like.prototxt"
     write_text(path, zfnet_like(a.batch))
     fwd, bwd = caffe_time(path)
-    row("caffe-time", f"ZFNet-like (issue 2), batch {a.batch}, forward", fwd, "ms")
-    row("caffe-time", f"ZFNet-like (issue 2), batch {a.batch}, backward", bwd, "ms")
+    row("caffe-time", f"ZFNet-like, batch {a.batch}, forward", fwd, "ms")
+    row("caffe-time", f"ZFNet-like, batch {a.batch}, backward", bwd, "ms")
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         path = work / f"train_{variant}.prototxt"
         write_text(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=a.batch,
