@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: where the tools' relative defaults resolve
+
+
 class UserError(Exception):
     """A mistake in what the user passed or pointed at; its message says what is wrong and what to pass."""
 

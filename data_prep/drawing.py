@@ -1,4 +1,5 @@
-"""Skeleton drawings (matplotlib, no Caffe): left side red, right side blue, the rest black."""
+"""The figures (matplotlib, no Caffe): the paper's Fig. 4 (3D losses) and Fig. 5 (crops and skeletons) from our
+runs, and the prediction figure of tools/predict.py. Skeletons: left side red, right side blue, the rest black."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,4 +59,83 @@ def plot_prediction(crop_bgr: np.ndarray, joints2d: np.ndarray | None, pose3d_mm
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(out_png)
+    return out_png
+
+
+def plot_fig4(curves: dict, out_png: Path) -> Path:
+    """Figure 4: label -> {"train": (iterations, 3D loss), "test": (...)} (layers.training.fig4_curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, curve in curves.items():
+        for ax, phase in zip(axes, ("train", "test")):
+            x, y = curve[phase]
+            ax.plot(x, y, marker="o" if phase == "test" else None, label=label)
+    for ax, title in zip(axes, ("(a) 3D loss, training data", "(b) 3D loss, test data")):
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("3D loss (sum over roots)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path, rows: int = 4,
+              gt_label: str = "ground truth") -> Path:
+    """images_bgr (K, 3, H, W) 0-255; gt (K, 17, 3) mm; preds: label -> (K, 17, 3) mm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = min(rows, len(gt))
+    cols = 2 + len(preds)
+    fig = plt.figure(figsize=(2.6 * cols, 2.6 * rows))
+    pick = np.linspace(0, len(gt) - 1, rows).astype(int)
+    for r, i in enumerate(pick):
+        ax = fig.add_subplot(rows, cols, r * cols + 1)
+        ax.imshow(np.clip(images_bgr[i].transpose(1, 2, 0)[..., ::-1], 0, 255).astype(np.uint8))
+        ax.axis("off")
+        if r == 0:
+            ax.set_title("input", fontsize=9)
+        draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 2, projection="3d"), gt[i], gt_label if r == 0 else "")
+        for c, (label, pred) in enumerate(preds.items()):
+            draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else "")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_learning_curve(points: list, out_png: Path) -> Path:
+    """P1 against the number of training images (tools/learning_curve.py's points), with the references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [p["train_images"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(n, [p["test"]["mpjpe"]["p1"] for p in points], "o-", label="test (BN re-estimated)")
+    ax.plot(n, [p["test_moving_average_bn"]["mpjpe"]["p1"] for p in points], "o:", label="test (BN moving averages)")
+    ax.plot(n, [p["train"]["mpjpe"]["p1"] for p in points], "s-", label="training images")
+    ax.plot(n, [p["test"]["mean_pose"]["p1"] for p in points], "k--", label="mean pose (test)")
+    ax.plot(n, [p["test"]["scale_floor"]["p1"] for p in points], "k:", label="scale floor (test)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training images")
+    ax.set_ylabel("MPJPE, P1 (mm)")
+    ax.set_title("Full model, synthetic Walking, same schedule")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
     return out_png

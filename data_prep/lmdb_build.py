@@ -26,7 +26,7 @@ from .cli import DiskFullError
 from .crop import CROP_SIZE, apply_affine, crop_person
 from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,
                    read_poses)
-from .metrics import root_aligned
+from .metrics import mean_torso_lengths, root_aligned
 from .progress import Progress
 from .poses import bone_lengths, normalise_poses
 from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, encode_record, record_key
@@ -213,7 +213,7 @@ def pose_statistics(poses_mm: np.ndarray) -> dict:
     recovery), the mean normalised pose, and the mean root-centred pose in mm, camera coordinates, unscaled
     (the "mean pose" reference row of the evaluation)."""
     return {"mean_bone_lengths_mm": bone_lengths(poses_mm).mean(0).tolist(),
-            "mean_torso_lengths_mm": bone_lengths(poses_mm, TORSO_BONES).mean(0).tolist(),
+            "mean_torso_lengths_mm": mean_torso_lengths(poses_mm).tolist(),
             "mean_pose_normalised": normalise_poses(poses_mm)[0].mean(0).tolist(),
             "mean_pose_root_centred_mm": root_aligned(poses_mm).mean(0).tolist()}
 
@@ -329,29 +329,11 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     need = estimated_bytes(found.sequences, step, encoding)
     require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step}, {encoding})")
     bar = Progress(len(found.sequences), "LMDB", unit="sequences", mode=progress)
+    splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
     try:
         with _SequenceRunner(workers) as runner:
             for action in actions:
-                train_stats = None
-                for split, subjects in (("train", tuple(train_subjects)), ("test", tuple(test_subjects))):
-                    seqs = [s for s in found.sequences if s.action == action and s.subject in subjects]
-                    if not seqs:
-                        summary.notes.append(f"{action} {split}: no sequences found")
-                        continue
-                    build = _SplitBuild(out / f"{action_slug(action)}_{split}.lmdb", action, split, encoding)
-                    try:
-                        results = runner.run(seqs, build, step, crop_size, encoding, bar)
-                        for r in results:  # in sequence order, whatever order the workers finished in
-                            _account(r, build, summary)
-                        build.require_records()
-                        if split == "train":
-                            train_stats = build.training_statistics()
-                        if train_stats is None:
-                            raise ValueError(f"{action}: no training LMDB, so no image mean or bone lengths "
-                                             f"for {split}")
-                        summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
-                    finally:
-                        build.abort()
+                _build_action(runner, found.sequences, out, action, splits, step, crop_size, encoding, bar, summary)
     except Exception as e:  # the LMDBs are written under .partial and never left behind; say why in one line
         if isinstance(e, (lmdb.Error, OSError)) and _is_disk_full(e):
             raise DiskFullError(f"{out}: the disk is full ({e}); the build needs about {human_bytes(need)}; "
@@ -360,6 +342,29 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
     bar.close()
     summary.seconds = time.time() - t0
     return summary
+
+
+def _build_action(runner, sequences, out: Path, action: str, splits, step: int, crop_size: int, encoding: str, bar,
+                  summary: BuildSummary) -> None:
+    """<out>/<action>_train.lmdb, then <action>_test.lmdb with the training split's statistics in its meta.json."""
+    train_stats = None
+    for split, subjects in splits:
+        seqs = [s for s in sequences if s.action == action and s.subject in subjects]
+        if not seqs:
+            summary.notes.append(f"{action} {split}: no sequences found")
+            continue
+        build = _SplitBuild(out / f"{action_slug(action)}_{split}.lmdb", action, split, encoding)
+        try:
+            for r in runner.run(seqs, build, step, crop_size, encoding, bar):  # in sequence order
+                _account(r, build, summary)
+            build.require_records()
+            if split == "train":
+                train_stats = build.training_statistics()
+            if train_stats is None:
+                raise ValueError(f"{action}: no training LMDB, so no image mean or bone lengths for {split}")
+            summary.outputs[str(build.path)] = build.commit(train_stats, step, crop_size)
+        finally:
+            build.abort()
 
 
 def _account(r: SequenceResult, build: _SplitBuild, summary: BuildSummary) -> None:

@@ -1,8 +1,14 @@
 """Result tables in the layout of the paper's Table 1 (MPJPE per action, Average) and Table 2 (ablation),
-with the paper's own figures beside ours."""
+with the paper's own figures beside ours, and the results files (JSON, CSV) the evaluation writes."""
 from __future__ import annotations
 
-from .skeleton import ABLATION_ACTIONS, ACTIONS
+import csv
+import json
+import os
+from pathlib import Path
+
+from .metrics import PROTOCOL_LABELS, PROTOCOLS
+from .skeleton import ABLATION_ACTIONS, ACTIONS, JOINTS
 
 # Table 1, "Our method" (mm).
 PAPER_TABLE1 = dict(zip(ACTIONS + ("Average",), (
@@ -110,3 +116,44 @@ def format_table2_seeds(per_seed: dict, actions, references: dict | None = None)
                 diffs = ", ".join(f"{d:+.1f}" for d in v["diffs"])
                 lines.append(f"  {text:32s} {a:10s} {v['verdict']:24s} (differences per seed: {diffs} mm)")
     return "\n".join(lines) + "\n"
+
+
+RESULT_ROWS = (("mpjpe", "ours"), ("mean_pose", "mean pose"), ("scale_floor", "scale floor"))
+
+
+def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
+    """results.json and results.csv (one row per action: each row of RESULT_ROWS under each protocol, then the
+    per-joint P1 errors) into out_dir, each written under a temporary name first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, cs = out_dir / "results.json", out_dir / "results.csv"
+    tmp = js.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, js)
+    tmp = cs.with_suffix(".csv.tmp")
+    columns = [(row, protocol) for row, _ in RESULT_ROWS for protocol in PROTOCOLS]
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["action", "frames"] + [f"{row}_{protocol}_mm" for row, protocol in columns]
+                   + [f"{j}_p1_mm" for j in JOINTS])
+        for action, r in results.items():
+            w.writerow([action, r["frames"]] + [f"{r[row][protocol]:.2f}" for row, protocol in columns]
+                       + [f"{e:.2f}" for e in r["per_joint_p1"]])
+    os.replace(tmp, cs)
+    return js, cs
+
+
+def report(results: dict) -> str:
+    """The Table 1 layout under each protocol (the paper's row beside P1) and the per-joint P1 errors."""
+    actions = [a for a in ACTIONS if a in results]
+    text = ""
+    for protocol in PROTOCOLS:
+        rows = {"Ours (this run)": {a: results[a]["mpjpe"][protocol] for a in actions},
+                "Mean pose (training, mm)": {a: results[a]["mean_pose"][protocol] for a in actions},
+                "Scale floor (GT, rescaled)": {a: results[a]["scale_floor"][protocol] for a in actions}}
+        if protocol == "p1":
+            rows["Paper, Table 1"] = {a: PAPER_TABLE1[a] for a in actions}
+        text += f"{PROTOCOL_LABELS[protocol]} in mm, Table 1 layout\n" + format_table1(rows, actions) + "\n"
+    text += "Per-joint MPJPE (P1, mm), mean over actions\n"
+    per_joint = [sum(results[a]["per_joint_p1"][j] for a in actions) / len(actions) for j in range(len(JOINTS))]
+    text += "  ".join(f"{n} {e:.1f}" for n, e in zip(JOINTS, per_joint)) + "\n"
+    return text

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.batches import BatchSource
+
 from .config import INPUT_SIZE
-from .data_layer import BatchSource
+
+BN_BATCHES = 100  # training batches the drivers re-estimate the statistics over by default
 
 
 def statistics_net_text(deploy_prototxt: str) -> str:

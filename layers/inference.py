@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.batches import BatchSource, deprocess
 from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale, root_aligned
 
+from .bn_stats import BN_BATCHES
 from .config import INPUT_SIZE
-from .data_layer import BatchSource
 
 
 @dataclasses.dataclass
@@ -29,14 +30,6 @@ class Predictions:
     gt_normalised: np.ndarray  # (N, 17, 3) the ground truth as the net's target: zero mean, unit norm
     images: np.ndarray | None = None  # (K, 3, 225, 225) first K inputs (mean added back), for figures
     joints2d: np.ndarray | None = None
-
-
-def caffe_has_cuda() -> bool:
-    """Whether the loaded Caffe was built with CUDA (its library pulled in libcudart)."""
-    import caffe  # noqa: F401  (loads libcaffe)
-
-    with open("/proc/self/maps") as f:
-        return "libcudart" in f.read()
 
 
 def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str = False, keep_images: int = 0) -> Predictions:
@@ -62,12 +55,12 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str =
         gts.append(gt_b[:take].astype(np.float64).copy())
         gts_normalised.append(pose[:take].astype(np.float64).copy())
         if sum(len(k) for k in kept_images) < keep_images:
-            kept_images.append(image[:take] + source.mean_bgr[None, :, None, None])
+            kept_images.append(deprocess(image[:take], source.mean_bgr))
             kept_joints.append(joints[:take].copy())
         shown.update()
     shown.close()
     pred = np.concatenate(preds)
-    return Predictions(source.keys[:n], pred, recover_scale(pred, mean_torso_lengths), np.concatenate(gts),
+    return Predictions([key for _, key in source.keys[:n]], pred, recover_scale(pred, mean_torso_lengths), np.concatenate(gts),
                        np.concatenate(gts_normalised),
                        np.concatenate(kept_images)[:keep_images] if kept_images else None,
                        np.concatenate(kept_joints)[:keep_images] if kept_joints else None)
@@ -147,3 +140,29 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
                "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds,
                "batch_norm": f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"}
     return pred, summary
+
+
+def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, batch_size: int = 32,
+                     progress: bool | str = True, bn_batches: int = BN_BATCHES) -> dict:
+    """evaluate_action for each action -> weights, on <lmdb_root>/<action>_test.lmdb; action -> summary."""
+    from data_prep.skeleton import action_slug
+
+    from .device import use_device
+
+    use_device(gpu)
+    return {action: evaluate_action(deploy, w, Path(lmdb_root) / f"{action_slug(action)}_test.lmdb", batch_size,
+                                    bn_batches=bn_batches, progress=progress)[1]
+            for action, w in weights.items()}
+
+
+def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu: int | None = None, batch_size: int = 32,
+                        progress: bool | str = True, quiet: bool = False, bn_batches: int = BN_BATCHES) -> dict:
+    """evaluate_actions, then results.json / results.csv into out_dir and, unless quiet, the Table 1 report."""
+    from data_prep.tables import report, write_results
+
+    results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches)
+    written = write_results(results, Path(out_dir))
+    if not quiet:
+        print(report(results))
+        print(f"wrote {written[0]} and {written[1]}")
+    return results

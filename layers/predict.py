@@ -6,12 +6,11 @@ import dataclasses
 
 import numpy as np
 
+from data_prep.batches import preprocess
 from data_prep.crop import CROP_SIZE, apply_affine, crop_person, invert_affine
 from data_prep.metrics import recover_scale
-from data_prep.skeleton import JOINTS
 
 from .config import INPUT_SIZE
-from .data_layer import augment_record
 from .targets import argmax_joints_2d
 
 
@@ -28,9 +27,7 @@ def predict_person(net, image_bgr: np.ndarray, box, meta: dict) -> Prediction:
     """box: inclusive x0, y0, x1, y1 around the person; meta: the training LMDB's meta.json (image mean,
     torso lengths)."""
     crop, affine = crop_person(image_bgr, box)
-    record = {"image": crop.transpose(2, 0, 1), "joints2d": np.zeros((len(JOINTS), 2), np.float32),
-              "pose3d": np.zeros((len(JOINTS), 3), np.float32)}
-    data, _, _ = augment_record(record, None, INPUT_SIZE, np.asarray(meta["mean_bgr"], np.float32), None, None, 0.0)
+    data, _ = preprocess(crop.transpose(2, 0, 1), INPUT_SIZE, meta["mean_bgr"])  # the centre crop, as at test
     net.blobs["data"].reshape(1, *data.shape)
     net.blobs["data"].data[0] = data
     pose = net.forward()["pose3d"][0].astype(np.float64)

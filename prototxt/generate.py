@@ -9,6 +9,7 @@ baseline (False, False), multi-reg (True, False), 2D-cls (False, True), both (Tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,7 @@ from caffe import layers as L
 from caffe import params as P
 
 from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, action_slug
-from layers import config as C
+from layers import config
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
@@ -42,26 +43,26 @@ def bn_scale_relu(n, name, bottom):
     """BatchNorm (+Scale, Caffe's BN has no affine part) and ReLU, in place: BN before the
     nonlinearity, as in Ioffe & Szegedy, whom the paper cites for it."""
     # no param specs: Caffe 1.0's BatchNorm keeps its statistics out of the solver's updates itself
-    setattr(n, f"{name}_bn", L.BatchNorm(bottom, in_place=True))
-    setattr(n, f"{name}_scale", L.Scale(bottom, in_place=True, bias_term=True,
-                                        param=[dict(lr_mult=1, decay_mult=0), dict(lr_mult=1, decay_mult=0)]))
-    setattr(n, f"{name}_relu", L.ReLU(bottom, in_place=True))
+    n[f"{name}_bn"] = L.BatchNorm(bottom, in_place=True)
+    n[f"{name}_scale"] = L.Scale(bottom, in_place=True, bias_term=True,
+                                 param=[dict(lr_mult=1, decay_mult=0), dict(lr_mult=1, decay_mult=0)])
+    n[f"{name}_relu"] = L.ReLU(bottom, in_place=True)
     return bottom
 
 
 def conv_bn_relu(n, name, bottom, maps, kernel, stride, pad):
     conv = L.Convolution(bottom, num_output=maps, kernel_size=kernel, stride=stride, pad=pad, bias_term=False,
                          weight_filler=dict(type="msra"), param=WEIGHTS)
-    setattr(n, name, conv)
+    n[name] = conv
     return bn_scale_relu(n, name, conv)
 
 
-def fc_bn_relu_dropout(n, name, bottom, size=C.FC_SIZE):
+def fc_bn_relu_dropout(n, name, bottom, size=config.FC_SIZE):
     """A hidden fully connected layer: BN on every fc layer, dropout 0.3 on every fc layer (section 4)."""
     fc = L.InnerProduct(bottom, num_output=size, bias_term=False, weight_filler=dict(type="msra"), param=WEIGHTS)
-    setattr(n, name, fc)
+    n[name] = fc
     bn_scale_relu(n, name, fc)
-    setattr(n, f"{name}_drop", L.Dropout(fc, in_place=True, dropout_ratio=C.DROPOUT))
+    n[f"{name}_drop"] = L.Dropout(fc, in_place=True, dropout_ratio=config.DROPOUT)
     return fc
 
 
@@ -79,7 +80,7 @@ def root_name(r: int) -> str:
     return JOINTS[r].lower().replace("/", "_")
 
 
-def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = C.BATCH_SIZE,
+def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
               lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
     """split: 'train' or 'test' (data layer over `lmdb`, losses) or 'deploy' (Input, eq. (7) averaging, pose3d)."""
     if split not in ("train", "test", "deploy"):
@@ -87,27 +88,27 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     roots = list(roots if roots is not None else (ROOTS if multi_root else BASELINE_ROOTS))
     n = caffe.NetSpec()
     if split == "deploy":
-        n.data = L.Input(shape=dict(dim=[1, 3, C.INPUT_SIZE, C.INPUT_SIZE]))
+        n.data = L.Input(shape=dict(dim=[1, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
     else:
         if lmdb is None:
             raise ValueError(f"build_net({split!r}) needs the LMDB path")
         data_params = dict(lmdb=lmdb, batch_size=batch_size, seed=seed, workers=workers)
         n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer")
     x = n.data
-    for name, maps, kernel, stride, pad, pool in C.CONV_LAYERS:
+    for name, maps, kernel, stride, pad, pool in config.CONV_LAYERS:
         x = conv_bn_relu(n, name, x, maps, kernel, stride, pad)
         if pool:
             x = L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3, stride=2)
-            setattr(n, f"pool{name[-1]}", x)
+            n[f"pool{name[-1]}"] = x
     trunk = x
     # 2D branch (Fig. 1): fc1 2D, fc2 2D, then N_g*N_g classes per joint and a softmax per joint.
     x = fc_bn_relu_dropout(n, "fc1_2d", trunk)
     x = fc_bn_relu_dropout(n, "fc2_2d", x)
-    n.fc_out_2d = linear(x, len(JOINTS) * C.NUM_CLASSES_2D, std=0.01)
-    n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), C.NUM_CLASSES_2D]))
+    n.fc_out_2d = linear(x, len(JOINTS) * config.NUM_CLASSES_2D, std=0.01)
+    n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), config.NUM_CLASSES_2D]))
     if split != "deploy":
-        n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=C.INPUT_SIZE, grid=C.GRID))
-        loss_params = dict(lambda_2d=list(C.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
+        n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID))
+        loss_params = dict(lambda_2d=list(config.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
         n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
                                  loss_weight=1, param=FROZEN)
     # 3D branch (Fig. 1 / Fig. 2, docs/design.md: 2D-to-3D link): fc1 3D; with 2D-cls, the vectorised softmax through
@@ -125,13 +126,13 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     for i, r in enumerate(roots):
         rn = root_name(r)
         h = fc_bn_relu_dropout(n, f"fc2_3d_{rn}", x3)
-        out = linear(h, C.OUTPUT_3D)
-        setattr(n, f"out_3d_{rn}", out)
+        out = linear(h, config.OUTPUT_3D)
+        n[f"out_3d_{rn}"] = out
         outs.append(out)
         if split != "deploy":
-            setattr(n, f"target_3d_{rn}", tops[i])
+            n[f"target_3d_{rn}"] = tops[i]
             # Caffe's EuclideanLoss is 1/(2N) sum ||.||^2; weight 2*lambda_3D gives eq. (5)/(6)'s lambda_3D * mean.
-            setattr(n, f"loss_3d_{rn}", L.EuclideanLoss(out, tops[i], loss_weight=2 * C.LAMBDA_3D))
+            n[f"loss_3d_{rn}"] = L.EuclideanLoss(out, tops[i], loss_weight=2 * config.LAMBDA_3D)
     if split == "deploy":
         # Eq. (7) as a fixed linear map (weights set by layers.deploy.load_deploy_net): insert each root's
         # zero row, centre each pose, average over roots; then (N, 17, 3).
@@ -143,36 +144,71 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     return net
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How long and how a net trains: section 4's schedule by default (batch 128, 28 epochs, lr halved every
+    4 epochs, test and snapshot every 4 epochs, loss shown every 50 iterations). Epoch lengths come from the
+    training set's size; max_iter / snapshot / test_interval, when set, replace the values derived from epochs
+    (short runs in tests and benchmarks)."""
+    batch_size: int = config.BATCH_SIZE
+    epochs: int = config.EPOCHS
+    lr_step_epochs: int = config.LR_STEP_EPOCHS
+    test_every_epochs: int = 4
+    display: int = 50
+    test_batch_size: int = 64
+    workers: int = 1  # data-layer worker processes
+    seed: int = 0  # weight initialisation, the data layer's shuffling and augmentation
+    max_iter: int | None = None
+    snapshot: int | None = None
+    test_interval: int | None = None
+
+    @classmethod
+    def short(cls, epochs: int, batch_size: int, seed: int = 0) -> "Schedule":
+        """The paper's schedule compressed to `epochs`: lr halved, tested and snapshotted every epochs/3
+        epochs; the lambda_2D step stays at 16/28 of the run (lambda_step_iter)."""
+        third = max(1, epochs // 3)
+        return cls(batch_size=batch_size, epochs=epochs, lr_step_epochs=third, test_every_epochs=third, display=10,
+                   seed=seed)
+
+    def iterations_per_epoch(self, train_count: int) -> int:
+        return max(1, math.ceil(train_count / self.batch_size))
+
+    def total_iterations(self, train_count: int) -> int:
+        return self.max_iter or self.epochs * self.iterations_per_epoch(train_count)
+
+    def lambda_step_iter(self, train_count: int) -> int:
+        """Section 4's lambda_2D switch after 16 of 28 epochs, at the same fraction of this schedule."""
+        return config.LAMBDA_2D_STEP_EPOCH * self.epochs // config.EPOCHS * self.iterations_per_epoch(train_count)
+
+
 def build_solver(*, train_net: str, test_net: str, train_count: int, test_count: int, snapshot_prefix: str,
-                 batch_size: int = C.BATCH_SIZE, test_batch_size: int = 64, epochs: int = C.EPOCHS,
-                 lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4, display: int = 50,
-                 seed: int = 0) -> caffe.proto.caffe_pb2.SolverParameter:
+                 schedule: Schedule = Schedule()) -> caffe.proto.caffe_pb2.SolverParameter:
     """Section 4's SGD: lr 0.01 halved every 4 epochs, 28 epochs, momentum 0.9, weight decay 0.001;
     iterations from the training set's size; test and snapshot every 4 epochs (Fig. 4).
 
     For a batch other than the paper's 128 the learning rate scales linearly (0.01 * batch / 128):
     the 3D heads' per-sample step grows as lr * |h|^2 / batch, and at batch 16 with lr 0.01 training
     diverges within 20 iterations, while 128 / 0.01 and 16 / 0.00125 train (docs/benchmarks.md)."""
-    iters_per_epoch = max(1, math.ceil(train_count / batch_size))
+    iters_per_epoch = schedule.iterations_per_epoch(train_count)
     s = caffe.proto.caffe_pb2.SolverParameter()
     s.train_net = train_net
     s.test_net.append(test_net)
-    s.test_iter.append(max(1, math.ceil(test_count / test_batch_size)))
-    s.test_interval = test_every_epochs * iters_per_epoch
+    s.test_iter.append(max(1, math.ceil(test_count / schedule.test_batch_size)))
+    s.test_interval = schedule.test_interval or schedule.test_every_epochs * iters_per_epoch
     s.test_initialization = False
-    s.base_lr = C.BASE_LR * batch_size / C.BATCH_SIZE
+    s.base_lr = config.BASE_LR * schedule.batch_size / config.BATCH_SIZE
     s.lr_policy = "step"
-    s.gamma = C.LR_GAMMA
-    s.stepsize = lr_step_epochs * iters_per_epoch
-    s.max_iter = epochs * iters_per_epoch
-    s.momentum = C.MOMENTUM
-    s.weight_decay = C.WEIGHT_DECAY
-    s.display = display
+    s.gamma = config.LR_GAMMA
+    s.stepsize = schedule.lr_step_epochs * iters_per_epoch
+    s.max_iter = schedule.total_iterations(train_count)
+    s.momentum = config.MOMENTUM
+    s.weight_decay = config.WEIGHT_DECAY
+    s.display = schedule.display
     s.average_loss = 1
-    s.snapshot = test_every_epochs * iters_per_epoch
+    s.snapshot = schedule.snapshot or schedule.test_every_epochs * iters_per_epoch
     s.snapshot_prefix = snapshot_prefix
-    s.solver_mode = caffe.proto.caffe_pb2.SolverParameter.CPU
-    s.random_seed = seed
+    s.solver_mode = caffe.proto.caffe_pb2.SolverParameter.CPU  # `caffe train -gpu N` decides, not the file
+    s.random_seed = schedule.seed
     return s
 
 
@@ -185,30 +221,40 @@ def write_text(path: Path, message) -> None:
     tmp.replace(path)
 
 
-def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str | list, test_lmdb: str | list, train_count: int,
-                     test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None, batch_size: int = C.BATCH_SIZE,
-                     epochs: int = C.EPOCHS, lr_step_epochs: int = C.LR_STEP_EPOCHS, test_every_epochs: int = 4,
-                     display: int = 50, test_batch_size: int = 64, workers: int = 1, seed: int = 0) -> Path:
+def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str | list, test_lmdb: str | list,
+                     train_count: int, test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None,
+                     schedule: Schedule = Schedule()) -> Path:
     """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir. The solver names the nets
     as `solver_net_dir`/<name>_train.prototxt (relative to where caffe runs; default: out_dir, absolute).
     train_lmdb/test_lmdb may be lists of LMDBs read as one (pooled over actions; train_count their sum).
     Returns the solver path."""
     multi_root, use_2d_cls = VARIANTS[variant]
-    iters_per_epoch = max(1, math.ceil(train_count / batch_size))
-    step = C.LAMBDA_2D_STEP_EPOCH * epochs // C.EPOCHS * iters_per_epoch
     net_dir = solver_net_dir if solver_net_dir is not None else str(Path(out_dir).resolve())
-    train = out_dir / f"{name}_train.prototxt"
-    test = out_dir / f"{name}_test.prototxt"
-    write_text(train, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=train_lmdb,
-                                batch_size=batch_size, lambda_step_iter=step, workers=workers, seed=seed))
-    write_text(test, build_net("test", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb=test_lmdb,
-                               batch_size=test_batch_size, lambda_step_iter=step, workers=workers, seed=seed))
+    common = dict(multi_root=multi_root, use_2d_cls=use_2d_cls, lambda_step_iter=schedule.lambda_step_iter(train_count),
+                  workers=schedule.workers, seed=schedule.seed)
+    train, test = out_dir / f"{name}_train.prototxt", out_dir / f"{name}_test.prototxt"
+    write_text(train, build_net("train", lmdb=train_lmdb, batch_size=schedule.batch_size, **common))
+    write_text(test, build_net("test", lmdb=test_lmdb, batch_size=schedule.test_batch_size, **common))
     solver = out_dir / f"solver_{name}.prototxt"
-    write_text(solver, build_solver(train_net=f"{net_dir}/{train.name}", test_net=f"{net_dir}/{test.name}", train_count=train_count,
-                                    test_count=test_count, snapshot_prefix=snapshot_prefix, batch_size=batch_size,
-                                    test_batch_size=test_batch_size, epochs=epochs, lr_step_epochs=lr_step_epochs,
-                                    test_every_epochs=test_every_epochs, display=display, seed=seed))
+    write_text(solver, build_solver(train_net=f"{net_dir}/{train.name}", test_net=f"{net_dir}/{test.name}",
+                                    train_count=train_count, test_count=test_count, snapshot_prefix=snapshot_prefix,
+                                    schedule=schedule))
     return solver
+
+
+def write_action_experiment(out_dir: Path, action: str, variant: str, lmdb_root: Path, schedule: Schedule,
+                            snapshot_dir: Path) -> tuple[Path, int]:
+    """The nets and solver of one action and variant over <lmdb_root>/<action>_{train,test}.lmdb (counts from
+    their meta.json), snapshots under snapshot_dir. Returns (solver path, max_iter)."""
+    from data_prep.lmdb_build import read_meta
+
+    slug = action_slug(action)
+    train, test = (Path(lmdb_root) / f"{slug}_{split}.lmdb" for split in ("train", "test"))
+    train_count, test_count = read_meta(train)["count"], read_meta(test)["count"]
+    solver = write_experiment(out_dir, f"{slug}_{variant}", variant=variant, train_lmdb=str(train), test_lmdb=str(test),
+                              train_count=train_count, test_count=test_count,
+                              snapshot_prefix=str(Path(snapshot_dir).resolve() / f"{slug}_{variant}"), schedule=schedule)
+    return solver, schedule.total_iterations(train_count)
 
 
 def write_deploy_nets(out_dir: Path) -> None:
@@ -252,20 +298,20 @@ def counts_from_lmdbs(lmdb_root: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--counts-from", help="LMDB folder: update train_counts.json from its meta.json files first")
-    p.add_argument("--lmdb-root", default="data/lmdb", help="LMDB folder named in the nets (relative to the repo)")
-    a = p.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts-from", help="LMDB folder: update train_counts.json from its meta.json files first")
+    parser.add_argument("--lmdb-root", default="data/lmdb", help="LMDB folder named in the nets (relative to the repo)")
+    args = parser.parse_args(argv)
     counts_file = HERE / "train_counts.json"
     doc = json.loads(counts_file.read_text())
-    if a.counts_from:
-        found = counts_from_lmdbs(Path(a.counts_from))
+    if args.counts_from:
+        found = counts_from_lmdbs(Path(args.counts_from))
         if not found:
-            raise SystemExit(f"{a.counts_from}: no <action>_train.lmdb/<action>_test.lmdb with meta.json found")
+            raise SystemExit(f"{args.counts_from}: no <action>_train.lmdb/<action>_test.lmdb with meta.json found")
         doc["counts"].update(found)
-        doc["source"] = f"meta.json of the LMDBs in {a.counts_from}"
+        doc["source"] = f"meta.json of the LMDBs in {args.counts_from}"
         counts_file.write_text(json.dumps(doc, indent=1) + "\n")
-    generate_all(doc["counts"], lmdb_root=a.lmdb_root)
+    generate_all(doc["counts"], lmdb_root=args.lmdb_root)
     print(f"wrote prototxt/ from {counts_file.name} ({doc['source']})")
     return 0
 

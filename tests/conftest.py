@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from data_prep.cli import REPO
 
 
 def caffe_home() -> Path:
@@ -19,7 +19,7 @@ def caffe_home() -> Path:
 
 
 def caffe_env() -> dict:
-    from tools.training import caffe_env as env
+    from layers.training import caffe_env as env
 
     return env(GLOG_minloglevel=os.environ.get("GLOG_minloglevel", "1"))
 

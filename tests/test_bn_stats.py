@@ -14,7 +14,7 @@ def test_reestimated_statistics_are_the_training_mean_of_the_layer_input(lmdb_ro
 
     from layers.bn_stats import reestimate_batch_norm
     from layers.config import INPUT_SIZE
-    from layers.data_layer import BatchSource
+    from data_prep.batches import BatchSource
     from layers.deploy import load_deploy_net
 
     out, _ = lmdb_root

@@ -15,7 +15,8 @@ from data_prep.lmdb_build import build_lmdbs, read_meta
 from data_prep.poses import normalise_poses
 from data_prep.records import decode_record
 from data_prep.skeleton import CAMERAS, H36M_TO_17, SUBJECTS, action_of_file_stem
-from data_prep.synthetic import GeneratorConfig, generate, write_pose_cdf
+from data_prep.h36m import write_pose_cdf
+from data_prep.synthetic import GeneratorConfig, generate
 
 
 def read_all(path):
@@ -106,7 +107,7 @@ def test_missing_file_is_a_counted_skip(small_copy, tmp_path):
 
 def test_cut_video_is_a_counted_skip_and_a_short_one_uses_the_common_prefix(small_copy, tmp_path):
     from data_prep.h36m import VideoFrames
-    from data_prep.synthetic import write_video
+    from data_prep.h36m import write_video
 
     cut = small_copy / f"S9/Videos/Walking.{CAMERAS[0]}.mp4"
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # index lost: undecodable
@@ -203,7 +204,7 @@ def test_jpeg_and_raw_records_hold_the_same_crop_and_labels(small_copy, tmp_path
     before the encoding was recorded (no "encoding" in meta.json) still reads."""
     from caffe.proto import caffe_pb2
 
-    from layers.data_layer import BatchSource
+    from data_prep.batches import BatchSource
 
     for encoding in ("raw", "jpeg"):
         build(small_copy, tmp_path / encoding, encoding=encoding)
@@ -239,7 +240,7 @@ def test_a_list_of_lmdbs_reads_as_their_union_with_pooled_statistics(small_copy,
     """Walking and Eating read as one set: every record of both once per epoch, and the image mean, RGB
     covariance and torso lengths equal those computed directly from the pooled records' pixels and poses."""
     from data_prep.skeleton import TORSO_BONES
-    from layers.data_layer import BatchSource
+    from data_prep.batches import BatchSource
 
     generate(GeneratorConfig(small_copy, subjects=("S1", "S9"), actions=("Eating",), frames=8, seed=5),
              progress=False)
@@ -311,7 +312,7 @@ def test_camera_parameters_are_the_published_ones():
 def test_frames_without_a_person_box_are_counted_and_named(small_copy, tmp_path):
     """A mask file shorter than the poses, and one empty mask: every lost frame is counted per sequence, and a
     sequence losing more than 5 % is a warning. Step 4 over 24 poses wants frames 0, 4, ..., 20 (6 frames)."""
-    from data_prep.synthetic import write_bbox_masks_mat
+    from data_prep.h36m import write_bbox_masks_mat
 
     masks = small_copy / "S1/MySegmentsMat/ground_truth_bb"
     short = masks / f"Walking.{CAMERAS[0]}.mat"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import numerical_gradient, relative_error
 from data_prep.lmdb_build import read_meta
-from layers.data_layer import BatchSource, batch_indices
+from data_prep.batches import BatchSource, batch_indices
 from layers.targets import drop_root, root_relative_targets, soft_label_targets
 
 caffe.set_mode_cpu()

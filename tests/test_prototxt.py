@@ -82,10 +82,10 @@ def test_solvers_follow_section_4():
 
 
 def test_experiment_seed_reaches_the_solver_and_both_data_layers(tmp_path):
-    from prototxt.generate import write_experiment
+    from prototxt.generate import Schedule, write_experiment
 
     solver = write_experiment(tmp_path, "x", variant="baseline", train_lmdb="a", test_lmdb="b", train_count=100,
-                              test_count=10, snapshot_prefix="s", seed=7)
+                              test_count=10, snapshot_prefix="s", schedule=Schedule(seed=7))
     s = parse(solver, caffe_pb2.SolverParameter)
     assert s.random_seed == 7
     for net in (s.train_net, s.test_net[0]):

@@ -40,3 +40,24 @@ def test_venv_points_at_a_complete_cached_build_of_the_locked_version():
     version = re.search(r"^CAFFE_VERSION=(.*)$", lock, re.M).group(1)
     assert (home / ".complete").is_file() and (home / "bin" / "caffe").is_file()
     assert (home / "share" / "caffe_version.txt").read_text().strip() == version
+
+
+def tracked_text_files():
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return [REPO / n for n in names if n.endswith((".py", ".md", ".sh", ".txt", ".cfg", ".toml")) or n.startswith(".ci/")]
+
+
+def test_the_repository_reads_on_its_own():
+    """Nothing points outside the checkout (a clone has no ../shared), and every tool is a command line over
+    the packages: no tool imports another tool."""
+    outside = [str(p.relative_to(REPO)) for p in tracked_text_files()
+               if p.name != "test_repo.py" and re.search(r"\.\./shared|paper-notes", p.read_text(errors="replace"))]
+    assert not outside, outside
+    crossing = {}
+    for tool in sorted((REPO / "tools").glob("*.py")):
+        found = re.findall(r"^\s*(?:from tools(?:\.| import )(\w+)|import tools\.(\w+))", tool.read_text(), re.M)
+        if found:
+            crossing[tool.name] = found
+    assert not crossing, crossing

@@ -6,26 +6,25 @@ import json
 import cv2
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from conftest import REPO
+from data_prep.cli import UserError
 from data_prep.lmdb_build import read_meta
 from data_prep.tables import format_table1, format_table2
-from prototxt.generate import write_experiment
-from tools.training import read_solver, train_to_completion
+from prototxt.generate import Schedule, write_experiment
+from layers.training import read_solver, train_to_completion
 
 
 def small_solver(directory, lmdb_root, name, max_iter, variant="baseline"):
     out, _ = lmdb_root
-    solver = write_experiment(directory, name, variant=variant, train_lmdb=str(out / "walking_train.lmdb"),
-                              test_lmdb=str(out / "walking_test.lmdb"),
-                              train_count=read_meta(out / "walking_train.lmdb")["count"],
-                              test_count=read_meta(out / "walking_test.lmdb")["count"],
-                              snapshot_prefix=str(directory / "snap"), batch_size=8, test_batch_size=16, display=1)
-    text = solver.read_text()
-    for key, value in (("max_iter", max_iter), ("snapshot", 3), ("test_interval", 1000)):
-        text = "\n".join(f"{key}: {value}" if l.startswith(f"{key}:") else l for l in text.splitlines()) + "\n"
-    solver.write_text(text)
-    return solver
+    return write_experiment(directory, name, variant=variant, train_lmdb=str(out / "walking_train.lmdb"),
+                            test_lmdb=str(out / "walking_test.lmdb"),
+                            train_count=read_meta(out / "walking_train.lmdb")["count"],
+                            test_count=read_meta(out / "walking_test.lmdb")["count"],
+                            snapshot_prefix=str(directory / "snap"),
+                            schedule=Schedule(batch_size=8, test_batch_size=16, display=1, max_iter=max_iter,
+                                              snapshot=3, test_interval=1000))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,9 @@ def test_train_all_resumes_an_interrupted_run_and_skips_a_finished_one(trained, 
     assert first.name == "snap_iter_3.caffemodel"
     solver = d / "solver_walking.prototxt"
     # the run was "interrupted" at iteration 3 of 6: a later call resumes from that snapshot
-    solver.write_text(solver.read_text().replace("max_iter: 3", "max_iter: 6"))
+    param = read_solver(solver)
+    param.max_iter = 6
+    solver.write_text(text_format.MessageToString(param))
     assert read_solver(solver).max_iter == 6
     out, _ = lmdb_root
     args = ["--actions", "Walking", "--solver-dir", str(d), "--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"),
@@ -76,12 +77,11 @@ def test_evaluate_writes_the_table_and_files(trained, lmdb_root, capsys):
     assert r["mean_pose"]["p1"] > 0 and r["scale_floor"]["pa"] < 1e-3  # a similarity of the ground truth (float32 labels)
     assert r["batch_norm"].startswith("re-estimated over")
     assert (d / "results.csv").read_text().startswith("action,frames,mpjpe_p1_mm,mpjpe_zero_mean_mm,mpjpe_pa_mm")
-    with pytest.raises(SystemExit, match="ACTION=path"):
+    with pytest.raises(UserError, match="ACTION=path"):
         evaluate.main(["--lmdb-root", str(out), "--weights", str(weights)])
 
 
 def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_root, tmp_path):
-    from data_prep.cli import UserError
     from tools import predict
 
     d, weights = trained
@@ -172,13 +172,14 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
 
 
 def test_figures_from_a_real_log(trained, tmp_path):
-    from tools.figures import loss_3d_curve, parse_caffe_log, plot_fig4
+    from data_prep.drawing import plot_fig4
+    from layers.training import fig4_curves, loss_3d_curve, parse_caffe_log
 
     d, _ = trained
     parsed = parse_caffe_log((d / "train.log").read_text())
     iters, values = loss_3d_curve(parsed, "train")
     assert list(iters) == [0, 1, 2] and (values > 0).all()
-    png = plot_fig4({"run": d / "train.log"}, tmp_path / "fig4.png")
+    png = plot_fig4(fig4_curves({"run": d / "train.log"}), tmp_path / "fig4.png")
     assert cv2.imread(str(png)).shape[0] > 100
 
 
@@ -190,7 +191,7 @@ def test_table_layouts():
 
 
 def test_training_progress_lines_without_a_terminal(tmp_path, capsys, monkeypatch):
-    from tools.training import run_caffe_train
+    from layers.training import run_caffe_train
 
     monkeypatch.chdir(REPO)
     run_caffe_train(REPO / "tests/data/tiny_solver.prototxt", tmp_path / "tiny.log", 20, progress="lines", desc="tiny")
@@ -201,14 +202,14 @@ def test_training_progress_lines_without_a_terminal(tmp_path, capsys, monkeypatc
 
 
 def test_evaluate_gpu_flag_on_a_cpu_only_build_is_a_clear_error(trained, lmdb_root):
-    from layers.inference import caffe_has_cuda
+    from layers.device import caffe_has_cuda
     from tools import evaluate
 
     if caffe_has_cuda():
         pytest.skip("this Caffe has CUDA")
     d, weights = trained
     out, _ = lmdb_root
-    with pytest.raises(SystemExit, match="built CPU-only"):
+    with pytest.raises(UserError, match="built CPU-only"):
         evaluate.main(["--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"), "--lmdb-root", str(out),
                        "--weights", f"Walking={weights}", "--gpu", "0", "--quiet"])
 
@@ -250,7 +251,7 @@ def test_make_lmdb_prints_progress_lines_into_a_log(synthetic_root, tmp_path):
 
 
 def test_snapshots_are_pruned_while_training_runs(tmp_path):
-    from tools.training import prune_snapshots
+    from layers.training import prune_snapshots
 
     for it in (2, 4, 6):
         for suffix in (".caffemodel", ".solverstate"):
@@ -266,7 +267,7 @@ def test_snapshot_disk_is_checked_before_training(lmdb_root, tmp_path, monkeypat
     at the peak of a pruned run 2 + 1 weights and 2 states: 5 x 4 x 46,853,001 bytes = 0.94 GB."""
     import collections
 
-    import tools.training as training
+    import layers.training as training
     from data_prep.cli import DiskFullError
 
     solver = small_solver(tmp_path, lmdb_root, "solver_walking", 3)

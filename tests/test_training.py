@@ -11,12 +11,12 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
 from conftest import REPO, caffe_env
-from prototxt.generate import VARIANTS, write_experiment
+from prototxt.generate import VARIANTS, Schedule, write_experiment
 
 CAFFE = str(REPO / ".venv" / "bin" / "caffe")
 
 
-def experiment(tmp_path, lmdb_root, variant, **solver_overrides):
+def experiment(tmp_path, lmdb_root, variant, **schedule):
     out, _ = lmdb_root
     from data_prep.lmdb_build import read_meta
 
@@ -24,13 +24,10 @@ def experiment(tmp_path, lmdb_root, variant, **solver_overrides):
     test_count = read_meta(out / "walking_test.lmdb")["count"]
     solver = write_experiment(tmp_path, variant, variant=variant, train_lmdb=str(out / "walking_train.lmdb"),
                               test_lmdb=str(out / "walking_test.lmdb"), train_count=train_count, test_count=test_count,
-                              snapshot_prefix=str(tmp_path / f"snap_{variant}"), batch_size=8, test_batch_size=16,
-                              epochs=2, display=1)
+                              snapshot_prefix=str(tmp_path / f"snap_{variant}"),
+                              schedule=Schedule(batch_size=8, test_batch_size=16, epochs=2, display=1, **schedule))
     s = caffe_pb2.SolverParameter()
     text_format.Merge(solver.read_text(), s)
-    for k, v in solver_overrides.items():
-        setattr(s, k, v)
-    solver.write_text(text_format.MessageToString(s))
     return solver, s
 
 

@@ -9,7 +9,7 @@ Sections:
   lmdb        LMDB build frames/s with 1 and 2 workers vs raw video decode frames/s; bytes per record (raw, JPEG)
   memory      make_lmdb.py's peak resident memory (all processes) at frame step 1 on long sequences, 2 workers
   data-layer  PoseDataLayer images/s (TRAIN, augmentation, decoding) with 0, 1, 2 worker processes, raw and JPEG
-  train       images/s of a real `caffe train` run of the full model
+  train       images/s of the full model's SGD steps (pycaffe's solver, timed per iteration)
   eval        evaluation images/s through the deploy net (pycaffe)
   torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
@@ -22,30 +22,20 @@ times another Caffe build (a cache folder of tools/setup.sh) in the speed sectio
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
-
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from data_prep.cli import run_tool
 
-REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("setup", "caffe-time", "lmdb", "memory", "data-layer", "train", "eval", "torch", "speed")
-rows = []
+import numpy as np
 
-
-def row(section, what, value, unit):
-    rows.append((section, what, value, unit))
-    print(f"  {section:11s} {what:60s} {value:>10.2f} {unit}", flush=True)
-
-
+from data_prep.cli import REPO, run_tool
+from layers.training import caffe_env
 def zfnet_like(batch):
     """A ZFNet-like reference net: conv 7x7/2, pool 3/2, conv 5x5/2, pool 3/2, three 3x3 convs, pool 3/2, fc 1024."""
     import caffe
@@ -76,34 +66,34 @@ def caffe_time(model: Path, iterations: int = 5) -> tuple[float, float]:
 
 
 def ensure_data(work: Path, frames: int) -> Path:
-    from tools.experiments import prepare_synthetic
+    from data_prep.synthetic_lmdbs import prepare_synthetic
 
     return prepare_synthetic(work, ("Walking",), frames, 2, progress=False)
 
 
-def section_setup(work, a):
+def section_setup(work, args):
     t0 = time.time()
     subprocess.run(["bash", str(REPO / "tools" / "setup.sh")], check=True, capture_output=True)
-    row("setup", "warm tools/setup.sh (everything cached)", time.time() - t0, "s")
+    yield ("warm tools/setup.sh (everything cached)", time.time() - t0, "s")
 
 
-def section_caffe_time(work, a):
+def section_caffe_time(work, args):
     from prototxt.generate import VARIANTS, build_net, write_text
 
-    lmdb = ensure_data(work, a.frames)
+    lmdb = ensure_data(work, args.frames)
     path = work / "zfnet_like.prototxt"
-    write_text(path, zfnet_like(a.batch))
+    write_text(path, zfnet_like(args.batch))
     fwd, bwd = caffe_time(path)
-    row("caffe-time", f"ZFNet-like, batch {a.batch}, forward", fwd, "ms")
-    row("caffe-time", f"ZFNet-like, batch {a.batch}, backward", bwd, "ms")
+    yield (f"ZFNet-like, batch {args.batch}, forward", fwd, "ms")
+    yield (f"ZFNet-like, batch {args.batch}, backward", bwd, "ms")
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         path = work / f"train_{variant}.prototxt"
-        write_text(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=a.batch,
+        write_text(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=args.batch,
                                    lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
         fwd, bwd = caffe_time(path)
-        row("caffe-time", f"paper net {variant}, batch {a.batch}, forward", fwd, "ms")
-        row("caffe-time", f"paper net {variant}, batch {a.batch}, backward", bwd, "ms")
-        row("caffe-time", f"paper net {variant}, batch {a.batch}, forward+backward images/s", a.batch * 1000 / (fwd + bwd), "img/s")
+        yield (f"paper net {variant}, batch {args.batch}, forward", fwd, "ms")
+        yield (f"paper net {variant}, batch {args.batch}, backward", bwd, "ms")
+        yield (f"paper net {variant}, batch {args.batch}, forward+backward images/s", args.batch * 1000 / (fwd + bwd), "img/s")
 
 
 def _decode_count(path):
@@ -130,19 +120,19 @@ def encoded_lmdb(work: Path, frames: int, encoding: str) -> Path:
     return out
 
 
-def section_lmdb(work, a):
+def section_lmdb(work, args):
     import shutil
 
     from data_prep.lmdb_build import build_lmdbs, read_meta
     from data_prep.records import ENCODINGS
 
-    ensure_data(work, a.frames)
+    ensure_data(work, args.frames)
     videos = sorted((work / "h36m").glob("S*/Videos/*.mp4"))
     for workers in (1, 2):
         t0 = time.time()
         with ProcessPoolExecutor(workers) as pool:
             n = sum(pool.map(_decode_count, videos))
-        row("lmdb", f"raw video decode, {workers} process(es) ({n} frames)", n / (time.time() - t0), "frames/s")
+        yield (f"raw video decode, {workers} process(es) ({n} frames)", n / (time.time() - t0), "frames/s")
     for encoding in ENCODINGS:
         for step in (1, 5):
             for workers in (1, 2):
@@ -150,10 +140,10 @@ def section_lmdb(work, a):
                 shutil.rmtree(out, ignore_errors=True)
                 s = build_lmdbs(work / "h36m", out, actions=("Walking",), step=step, workers=workers, progress=False,
                                 encoding=encoding)
-                row("lmdb", f"LMDB build ({encoding}), frame step {step}, {workers} worker(s): video frames/s "
+                yield (f"LMDB build ({encoding}), frame step {step}, {workers} worker(s): video frames/s "
                             f"({s.frames} records)", n / s.seconds, "frames/s")
         size = sum(f.stat().st_size for f in (out / "walking_train.lmdb").glob("data.mdb"))
-        row("lmdb", f"LMDB bytes per record ({encoding}; data.mdb / records)",
+        yield (f"LMDB bytes per record ({encoding}; data.mdb / records)",
             size / read_meta(out / "walking_train.lmdb")["count"] / 1024, "KiB")
 
 
@@ -190,16 +180,16 @@ def peak_rss_of(command: list) -> tuple[float, float]:
     return peak / 2**20, time.time() - t0
 
 
-def section_memory(work, a):
+def section_memory(work, args):
     """make_lmdb.py at frame step 1 on sequences of --long-frames frames (two cameras of S1 for training, two
     of S9 for testing), two workers: the peak resident memory of the whole process tree."""
     from data_prep.records import ENCODINGS
     from data_prep.skeleton import CAMERAS
     from data_prep.synthetic import GeneratorConfig, generate
 
-    root = work / f"h36m_long_{a.long_frames}"
+    root = work / f"h36m_long_{args.long_frames}"
     if not (root / "DONE").is_file():
-        generate(GeneratorConfig(root, subjects=("S1", "S9"), cameras=CAMERAS[:2], frames=a.long_frames), workers=2,
+        generate(GeneratorConfig(root, subjects=("S1", "S9"), cameras=CAMERAS[:2], frames=args.long_frames), workers=2,
                  progress=False)
         (root / "DONE").write_text("")
     for encoding in ENCODINGS:
@@ -207,67 +197,67 @@ def section_memory(work, a):
                                     "--out", str(work / "lmdb_long"), "--actions", "Walking", "--train-subjects", "S1",
                                     "--test-subjects", "S9", "--frame-step", "1", "--workers", "2",
                                     "--encoding", encoding, "--quiet"])
-        row("memory", f"make_lmdb.py peak RSS, {a.long_frames}-frame sequences, step 1, 2 workers ({encoding})",
+        yield (f"make_lmdb.py peak RSS, {args.long_frames}-frame sequences, step 1, 2 workers ({encoding})",
             mib, "MiB")
-        row("memory", f"  its build rate ({encoding})", 4 * a.long_frames / seconds, "frames/s")
+        yield (f"  its build rate ({encoding})", 4 * args.long_frames / seconds, "frames/s")
 
 
-def section_data_layer(work, a):
+def section_data_layer(work, args):
     import caffe
 
     from data_prep.records import ENCODINGS
 
     for encoding in ENCODINGS:
-        lmdb = encoded_lmdb(work, a.frames, encoding)
+        lmdb = encoded_lmdb(work, args.frames, encoding)
         for workers in (0, 1, 2):
-            p = json.dumps({"lmdb": str(lmdb / "walking_train.lmdb"), "batch_size": a.batch, "workers": workers})
+            p = json.dumps({"lmdb": str(lmdb / "walking_train.lmdb"), "batch_size": args.batch, "workers": workers})
             net_file = work / f"data_{workers}.prototxt"
             net_file.write_text('layer { name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d"\n'
                                 f'  python_param {{ module: "layers.data_layer" layer: "PoseDataLayer" param_str: \'{p}\' }} }}\n')
             net = caffe.Net(str(net_file), caffe.TRAIN)
             net.forward()
             t0 = time.time()
-            for _ in range(a.batches):
+            for _ in range(args.batches):
                 net.forward()
-            row("data-layer", f"PoseDataLayer TRAIN ({encoding}), batch {a.batch}, {workers} worker process(es)",
-                a.batches * a.batch / (time.time() - t0), "img/s")
+            yield (f"PoseDataLayer TRAIN ({encoding}), batch {args.batch}, {workers} worker process(es)",
+                args.batches * args.batch / (time.time() - t0), "img/s")
             del net
 
 
-def section_train(work, a):
-    from tools.experiments import short_schedule_solver
-    from tools.training import caffe_env
-
-    lmdb = ensure_data(work, a.frames)
-    solver, _ = short_schedule_solver(work / "train", "Walking", "both", lmdb, a.batch, 28, work / "train")
-    text = re.sub(r"max_iter: \d+", f"max_iter: {a.train_iters}", solver.read_text())
-    text = re.sub(r"(test_interval|snapshot): \d+", r"\1: 100000", text)
-    solver.write_text(text)
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "train", "-solver", str(solver)], capture_output=True,
-                         text=True, env=caffe_env(GLOG_minloglevel="0"), cwd=REPO)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    stamps = [time.mktime(time.strptime(m.group(1), "%Y%m%d %H:%M:%S")) + float("0." + m.group(2))
-              for m in re.finditer(r"^I(\d{8} \d\d:\d\d:\d\d)\.(\d+) .*solver\.cpp:\d+\] Iteration \d+ \(", out.stderr, re.M)]
-    per_display = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)  # the solver displays every 10 iterations
-    row("train", f"caffe train full model, batch {a.batch} ({a.train_iters} iterations)",
-        a.batch * 10 / per_display if per_display > 0 else float("nan"), "img/s")
-
-
-def section_eval(work, a):
+def section_train(work, args):
+    """The full model's SGD steps through pycaffe's solver (the C++ solver `caffe train` runs), timed per
+    iteration with the solver's callbacks as BVLC's python/train.py does; the median after a warm-up."""
     import caffe
 
+    from layers.device import use_device
+    from prototxt.generate import Schedule, write_action_experiment
+
+    lmdb = ensure_data(work, args.frames)
+    schedule = Schedule(batch_size=args.batch, max_iter=args.train_iters, snapshot=100_000, test_interval=100_000, display=0)
+    solver_path, _ = write_action_experiment(work / "train", "Walking", "both", lmdb, schedule, work / "train")
+    use_device(None)
+    solver = caffe.get_solver(str(solver_path))
+    stamps = []
+    solver.add_callback(lambda: stamps.append(time.perf_counter()), lambda: None)  # on_start of every iteration
+    solver.step(args.train_iters)
+    steps = np.diff(stamps)[3:]  # the first iterations start the data workers and warm the caches
+    yield (f"caffe solver, full model, batch {args.batch} (median of {len(steps)} iterations)",
+           args.batch / float(np.median(steps)), "img/s")
+
+
+def section_eval(work, args):
     from data_prep.lmdb_build import read_meta
+    from layers.device import use_device
     from layers.deploy import load_deploy_net
     from layers.inference import predict_lmdb
 
-    lmdb = ensure_data(work, a.frames)
-    caffe.set_mode_cpu()
-    net = load_deploy_net(REPO / "prototxt" / "deploy_both.prototxt", _random_weights(work), batch_size=a.batch)
+    lmdb = ensure_data(work, args.frames)
+    use_device(None)
+    net = load_deploy_net(REPO / "prototxt" / "deploy_both.prototxt", _random_weights(work), batch_size=args.batch)
     meta = read_meta(lmdb / "walking_test.lmdb")
     t0 = time.time()
     p = predict_lmdb(net, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
-    row("eval", f"evaluation through the deploy net (CPU), batch {a.batch}", len(p.gt_mm) / (time.time() - t0), "img/s")
+    yield (f"evaluation through the deploy net (CPU), batch {args.batch}", len(p.gt_mm) / (time.time() - t0), "img/s")
 
 
 def _random_weights(work: Path) -> Path:
@@ -284,32 +274,32 @@ CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME"
 TORCH_PIN = "torch==2.13.0"
 
 
-def torch_python(a) -> Path | None:
+def torch_python(args) -> Path | None:
     """The torch venv's interpreter, made first with --install-torch; None when there is none."""
-    venv = Path(a.torch_venv)
+    venv = Path(args.torch_venv)
     py = venv / "bin" / "python"
-    if not py.is_file() and a.install_torch:
+    if not py.is_file() and args.install_torch:
         print(f"  installing {TORCH_PIN} (CPU build) into {venv}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH_PIN, "numpy==1.26.4"], check=True)
     return py if py.is_file() else None
 
 
-def run_peer(a, iters: int) -> dict | None:
-    py = torch_python(a)
+def run_peer(args, iters: int) -> dict | None:
+    py = torch_python(args)
     if py is None:
-        print(f"  torch       no torch venv at {a.torch_venv} (pass --install-torch); skipped")
+        print(f"  torch       no torch venv at {args.torch_venv} (pass --install-torch); skipped")
         return None
-    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(a.batch), "--iters", str(iters)],
+    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(args.batch), "--iters", str(iters)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def section_torch(work, a):
-    peer = run_peer(a, a.torch_iters)
+def section_torch(work, args):
+    peer = run_peer(args, args.torch_iters)
     if peer:
-        row("torch", f"PyTorch {peer['torch']} same net, train step (SGD included), batch {a.batch}",
-            a.batch * 1000 / peer["train_step_ms"], "img/s")
+        yield (f"PyTorch {peer['torch']} same net, train step (SGD included), batch {args.batch}",
+            args.batch * 1000 / peer["train_step_ms"], "img/s")
 
 
 def caffe_cpu_model() -> str:
@@ -324,8 +314,6 @@ def caffe_cpu_model() -> str:
 def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str) -> dict:
     """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
     'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe."""
-    from tools.training import caffe_env
-
     env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
     binary = str(REPO / ".venv" / "bin" / "caffe")
     if caffe_home is not None:
@@ -358,70 +346,79 @@ def by_layer_type(model: Path, layers: dict) -> dict:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
-def section_speed(work, a):
+def section_speed(work, args):
     """Caffe vs PyTorch on the same net, same machine, same run (absolute times drift here; ratios hold)."""
     from prototxt.generate import build_net, write_text
 
-    lmdb = ensure_data(work, a.frames)
+    lmdb = ensure_data(work, args.frames)
     train = work / "speed_train_both.prototxt"
-    write_text(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=a.batch,
+    write_text(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
                                 lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
     deploy = work / "speed_deploy_both.prototxt"
     net = build_net("deploy", multi_root=True, use_2d_cls=True)
-    net.layer[0].input_param.shape[0].dim[0] = a.batch
+    net.layer[0].input_param.shape[0].dim[0] = args.batch
     write_text(deploy, net)
-    home = Path(a.caffe_home) if a.caffe_home else None
+    home = Path(args.caffe_home) if args.caffe_home else None
     print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}; Caffe: {home or 'the venv build'}", flush=True)
     # Interleaved, twice each: Caffe, PyTorch, Caffe, PyTorch; each side's faster run counts.
     caffe_runs, peer_runs = [], []
-    for _ in range(a.speed_rounds):
-        caffe_runs.append((caffe_time_layers(home, train, a.speed_iters, "TRAIN"),
-                           caffe_time_layers(home, deploy, a.speed_iters, "TEST")))
-        peer = run_peer(a, a.speed_iters)
+    for _ in range(args.speed_rounds):
+        caffe_runs.append((caffe_time_layers(home, train, args.speed_iters, "TRAIN"),
+                           caffe_time_layers(home, deploy, args.speed_iters, "TEST")))
+        peer = run_peer(args, args.speed_iters)
         if peer:
             peer_runs.append(peer)
     tr = min((r[0] for r in caffe_runs), key=lambda r: r["forward"] + r["backward"])
     dp = min((r[1] for r in caffe_runs), key=lambda r: r["forward"])
     core = tr["core"]
-    row("speed", f"Caffe full model forward+backward, batch {a.batch} (OpenBLAS core {core})", tr["forward"] + tr["backward"], "ms")
-    row("speed", f"Caffe deploy net forward, batch {a.batch} (OpenBLAS core {dp['core']})", dp["forward"], "ms")
+    yield (f"Caffe full model forward+backward, batch {args.batch} (OpenBLAS core {core})", tr["forward"] + tr["backward"], "ms")
+    yield (f"Caffe deploy net forward, batch {args.batch} (OpenBLAS core {dp['core']})", dp["forward"], "ms")
     for kind, ms in by_layer_type(train, tr["layers"]).items():
         if ms >= 1.0:
-            row("speed", f"  Caffe train net, {kind} (forward+backward)", ms, "ms")
+            yield (f"  Caffe train net, {kind} (forward+backward)", ms, "ms")
     if peer_runs:
         fb = min(p["forward_backward_ms"] for p in peer_runs)
         step = min(p["train_step_ms"] for p in peer_runs)
         fwd = min(p["deploy_forward_ms"] for p in peer_runs)
         version = peer_runs[0]["torch"]
-        row("speed", f"PyTorch {version} same net forward+backward, batch {a.batch}, {peer_runs[0]['threads']} threads", fb, "ms")
-        row("speed", f"PyTorch {version} same net, train step with SGD update", step, "ms")
-        row("speed", f"PyTorch {version} eval-mode forward, batch {a.batch}", fwd, "ms")
-        row("speed", "ratio Caffe / PyTorch, training forward+backward (PyTorch ms / Caffe ms)", fb / (tr["forward"] + tr["backward"]), "x")
-        row("speed", "ratio Caffe / PyTorch, deploy-net inference", fwd / dp["forward"], "x")
+        yield (f"PyTorch {version} same net forward+backward, batch {args.batch}, {peer_runs[0]['threads']} threads", fb, "ms")
+        yield (f"PyTorch {version} same net, train step with SGD update", step, "ms")
+        yield (f"PyTorch {version} eval-mode forward, batch {args.batch}", fwd, "ms")
+        yield ("ratio Caffe / PyTorch, training forward+backward (PyTorch ms / Caffe ms)", fb / (tr["forward"] + tr["backward"]), "x")
+        yield ("ratio Caffe / PyTorch, deploy-net inference", fwd / dp["forward"], "x")
+
+
+# The sections, in the order they run by default; each is a generator of (measurement, value, unit) rows.
+SECTIONS = {"setup": section_setup, "caffe-time": section_caffe_time, "lmdb": section_lmdb, "memory": section_memory,
+            "data-layer": section_data_layer, "train": section_train, "eval": section_eval, "torch": section_torch,
+            "speed": section_speed}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
-    p.add_argument("--work", default=str(REPO / "out" / "bench"))
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
-    p.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
-    p.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
-    p.add_argument("--train-iters", type=int, default=30)
-    p.add_argument("--torch-iters", type=int, default=5)
-    p.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")
-    p.add_argument("--install-torch", action="store_true", help=f"create --torch-venv with {TORCH_PIN} if missing")
-    p.add_argument("--caffe-home", help="speed section: time this Caffe build folder instead of the venv's")
-    p.add_argument("--speed-iters", type=int, default=5, help="speed section: iterations per timing")
-    p.add_argument("--speed-rounds", type=int, default=2, help="speed section: interleaved Caffe/PyTorch rounds")
-    a = p.parse_args(argv)
-    work = Path(a.work)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
+    parser.add_argument("--work", default=str(REPO / "out" / "bench"))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
+    parser.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
+    parser.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
+    parser.add_argument("--train-iters", type=int, default=30)
+    parser.add_argument("--torch-iters", type=int, default=5)
+    parser.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")
+    parser.add_argument("--install-torch", action="store_true", help=f"create --torch-venv with {TORCH_PIN} if missing")
+    parser.add_argument("--caffe-home", help="speed section: time this Caffe build folder instead of the venv's")
+    parser.add_argument("--speed-iters", type=int, default=5, help="speed section: iterations per timing")
+    parser.add_argument("--speed-rounds", type=int, default=2, help="speed section: interleaved Caffe/PyTorch rounds")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    print(f"benchmark on {os.cpu_count()} cores; batch {a.batch}")
-    for s in a.sections:
-        globals()[f"section_{s.replace('-', '_')}"](work, a)
+    print(f"benchmark on {os.cpu_count()} cores; batch {args.batch}")
+    rows = []
+    for name in args.sections:
+        for what, value, unit in SECTIONS[name](work, args):  # each section yields its rows as it measures them
+            rows.append((name, what, value, unit))
+            print(f"  {name:11s} {what:60s} {value:>10.2f} {unit}", flush=True)
     print("\n| section | measurement | value | unit |\n|---|---|---:|---|")
     for section, what, value, unit in rows:
         print(f"| {section} | {what} | {value:.2f} | {unit} |")

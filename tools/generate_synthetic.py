@@ -16,26 +16,26 @@ from data_prep.cli import run_tool
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True)
-    p.add_argument("--subjects", nargs="+", default=list(SUBJECTS))
-    p.add_argument("--actions", nargs="+", default=["Walking"], choices=ACTIONS, metavar="ACTION")
-    p.add_argument("--cameras", nargs="+", default=list(CAMERAS), choices=CAMERAS)
-    p.add_argument("--frames", type=int, default=250, help="frames per sequence (50 fps)")
-    p.add_argument("--subactions", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=os.cpu_count())
-    p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS))
+    parser.add_argument("--actions", nargs="+", default=["Walking"], choices=ACTIONS, metavar="ACTION")
+    parser.add_argument("--cameras", nargs="+", default=list(CAMERAS), choices=CAMERAS)
+    parser.add_argument("--frames", type=int, default=250, help="frames per sequence (50 fps)")
+    parser.add_argument("--subactions", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
-    cfg = GeneratorConfig(Path(a.out), tuple(a.subjects), tuple(a.actions), tuple(a.cameras), a.frames,
-                          a.subactions, a.seed)
-    s = generate(cfg, workers=a.workers, progress=progress_mode(a.quiet))
-    if not a.quiet:
-        print(f"wrote {s['sequences']} sequences x {len(a.cameras)} cameras, {s['frames']} frames to {a.out} "
+    args = parse_args(argv)
+    cfg = GeneratorConfig(Path(args.out), tuple(args.subjects), tuple(args.actions), tuple(args.cameras), args.frames,
+                          args.subactions, args.seed)
+    s = generate(cfg, workers=args.workers, progress=progress_mode(args.quiet))
+    if not args.quiet:
+        print(f"wrote {s['sequences']} sequences x {len(args.cameras)} cameras, {s['frames']} frames to {args.out} "
               f"in {s['seconds']:.1f} s")
     return 0
 

@@ -8,77 +8,50 @@ Writes curve.json and learning_curve.png into --out; resumable (finished trainin
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
-
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from data_prep.cli import REPO, run_tool
+from data_prep.drawing import plot_learning_curve
 from data_prep.lmdb_build import read_meta
-from tools.evaluate import BN_BATCHES
-from tools.experiments import prepare_synthetic, short_schedule_solver
-from tools.training import REPO, train_to_completion
 from data_prep.progress import progress_mode
-from data_prep.cli import run_tool
+from data_prep.synthetic_lmdbs import prepare_synthetic
+from layers.bn_stats import BN_BATCHES
+from layers.training import train_to_completion
+from prototxt.generate import Schedule, write_action_experiment
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(REPO / "out" / "curve"))
-    p.add_argument("--frames", type=int, nargs="+", default=[100, 200, 400],
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPO / "out" / "curve"))
+    parser.add_argument("--frames", type=int, nargs="+", default=[100, 200, 400],
                    help="frames per synthetic sequence, one training run each (50 fps)")
-    p.add_argument("--frame-step", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
-
-
-def plot_curve(points: list, out_png: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = [p["train_images"] for p in points]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(n, [p["test"]["mpjpe"]["p1"] for p in points], "o-", label="test (BN re-estimated)")
-    ax.plot(n, [p["test_moving_average_bn"]["mpjpe"]["p1"] for p in points], "o:", label="test (BN moving averages)")
-    ax.plot(n, [p["train"]["mpjpe"]["p1"] for p in points], "s-", label="training images")
-    ax.plot(n, [p["test"]["mean_pose"]["p1"] for p in points], "k--", label="mean pose (test)")
-    ax.plot(n, [p["test"]["scale_floor"]["p1"] for p in points], "k:", label="scale floor (test)")
-    ax.set_xscale("log")
-    ax.set_xlabel("training images")
-    ax.set_ylabel("MPJPE, P1 (mm)")
-    ax.set_title("Full model, synthetic Walking, same schedule")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    parser.add_argument("--frame-step", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    import caffe
-
+    from layers.device import use_device
     from layers.inference import evaluate_action
 
-    a = parse_args(argv)
-    out = Path(a.out).resolve()
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
     deploy = REPO / "prototxt" / "deploy_both.prototxt"
     points = []
-    for frames in a.frames:
+    for frames in args.frames:
         run = out / f"frames{frames}"
-        lmdb = prepare_synthetic(run, ("Walking",), frames, a.frame_step, progress=progress_mode(a.quiet))
-        solver, _ = short_schedule_solver(run / "prototxt", "Walking", "both", lmdb, a.batch_size, a.epochs,
-                                          run / "snapshots", seed=a.seed)
-        final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=progress_mode(a.quiet),
+        lmdb = prepare_synthetic(run, ("Walking",), frames, args.frame_step, progress=progress_mode(args.quiet))
+        solver, _ = write_action_experiment(run / "prototxt", "Walking", "both", lmdb,
+                                            Schedule.short(args.epochs, args.batch_size, seed=args.seed), run / "snapshots")
+        final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=progress_mode(args.quiet),
                                     desc=f"caffe train ({frames} frames)", prune=True)
-        caffe.set_mode_cpu()
+        use_device(None)
         test, train = lmdb / "walking_test.lmdb", lmdb / "walking_train.lmdb"
         point = {"frames_per_sequence": frames, "train_images": read_meta(train)["count"],
                  "test_images": read_meta(test)["count"], "weights": str(final),
@@ -86,7 +59,7 @@ def main(argv=None) -> int:
                  "train": evaluate_action(deploy, final, train, bn_batches=BN_BATCHES)[1],
                  "test_moving_average_bn": evaluate_action(deploy, final, test, bn_batches=0)[1]}
         points.append(point)
-        if not a.quiet:
+        if not args.quiet:
             t = point["test"]
             print(f"{point['train_images']} training images: P1 test {t['mpjpe']['p1']:.1f} mm "
                   f"(moving-average BN {point['test_moving_average_bn']['mpjpe']['p1']:.1f}), "
@@ -94,8 +67,8 @@ def main(argv=None) -> int:
                   f"scale floor {t['scale_floor']['p1']:.1f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "curve.json").write_text(json.dumps(points, indent=1))
-    png = plot_curve(points, out / "learning_curve.png")
-    if not a.quiet:
+    png = plot_learning_curve(points, out / "learning_curve.png")
+    if not args.quiet:
         print(f"wrote {out / 'curve.json'} and {png}")
     return 0
 

@@ -19,32 +19,32 @@ from data_prep.cli import UserError, run_tool
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--h36m", required=True, help="folder holding S1, S5, ..., S11 in the release's layout")
-    p.add_argument("--out", required=True, help="output folder for <action>_{train,test}.lmdb")
-    p.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
-    p.add_argument("--frame-step", type=int, default=DEFAULT_FRAME_STEP, help="use every N-th frame (default 5)")
-    p.add_argument("--train-subjects", nargs="+", default=list(TRAIN_SUBJECTS))
-    p.add_argument("--test-subjects", nargs="+", default=list(TEST_SUBJECTS))
-    p.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel sequences (default: all cores)")
-    p.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING,
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--h36m", required=True, help="folder holding S1, S5, ..., S11 in the release's layout")
+    parser.add_argument("--out", required=True, help="output folder for <action>_{train,test}.lmdb")
+    parser.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
+    parser.add_argument("--frame-step", type=int, default=DEFAULT_FRAME_STEP, help="use every N-th frame (default 5)")
+    parser.add_argument("--train-subjects", nargs="+", default=list(TRAIN_SUBJECTS))
+    parser.add_argument("--test-subjects", nargs="+", default=list(TEST_SUBJECTS))
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel sequences (default: all cores)")
+    parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING,
                    help=f"crop storage: JPEG quality {JPEG_QUALITY} (about 7x smaller) or raw bytes (default "
                         f"{DEFAULT_ENCODING}); the data layer reads either")
-    p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
-    root = Path(a.h36m)
+    args = parse_args(argv)
+    root = Path(args.h36m)
     if re.fullmatch(r"S\d+", root.name) and (root / "MyPoseFeatures").is_dir():
         raise UserError(f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}")
-    summary = build_lmdbs(a.h36m, a.out, actions=a.actions, step=a.frame_step, workers=a.workers,
-                          train_subjects=a.train_subjects, test_subjects=a.test_subjects,
-                          encoding=a.encoding, progress=progress_mode(a.quiet))
-    with open(os.path.join(a.out, "build_summary.json"), "w") as f:
+    summary = build_lmdbs(args.h36m, args.out, actions=args.actions, step=args.frame_step, workers=args.workers,
+                          train_subjects=args.train_subjects, test_subjects=args.test_subjects,
+                          encoding=args.encoding, progress=progress_mode(args.quiet))
+    with open(os.path.join(args.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
-    if not a.quiet:
+    if not args.quiet:
         print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} sequences skipped, "
               f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
         for s in summary.skipped:

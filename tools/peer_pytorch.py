@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from layers import config as C  # noqa: E402  (after the path set-up: this runs outside the project's venv)
+from layers import config  # noqa: E402  (after the path set-up: this runs outside the project's venv)
 from layers.config import NUM_JOINTS  # noqa: E402
 
 
@@ -25,11 +25,11 @@ def build_net(torch, nn):
 
     def fc_block(cin, cout):
         return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True),
-                             nn.Dropout(C.DROPOUT))
+                             nn.Dropout(config.DROPOUT))
 
     def trunk_layers():
-        layers, cin, size = [], 3, C.INPUT_SIZE
-        for _name, maps, kernel, stride, pad, pool in C.CONV_LAYERS:
+        layers, cin, size = [], 3, config.INPUT_SIZE
+        for _name, maps, kernel, stride, pad, pool in config.CONV_LAYERS:
             layers += conv_block(cin, maps, kernel, stride, pad)
             cin, size = maps, (size + 2 * pad - kernel) // stride + 1
             if pool:  # Caffe's pooling rounds up
@@ -41,16 +41,16 @@ def build_net(torch, nn):
         def __init__(self):
             super().__init__()
             self.trunk, features = trunk_layers()
-            self.branch_2d = nn.Sequential(fc_block(features, C.FC_SIZE), fc_block(C.FC_SIZE, C.FC_SIZE),
-                                           nn.Linear(C.FC_SIZE, NUM_JOINTS * C.NUM_CLASSES_2D))
-            self.fc1_3d = fc_block(features, C.FC_SIZE)
-            self.fc_probs_2d = fc_block(NUM_JOINTS * C.NUM_CLASSES_2D, C.FC_SIZE)
-            self.heads = nn.ModuleList([nn.Sequential(fc_block(2 * C.FC_SIZE, C.FC_SIZE), nn.Linear(C.FC_SIZE, C.OUTPUT_3D))
+            self.branch_2d = nn.Sequential(fc_block(features, config.FC_SIZE), fc_block(config.FC_SIZE, config.FC_SIZE),
+                                           nn.Linear(config.FC_SIZE, NUM_JOINTS * config.NUM_CLASSES_2D))
+            self.fc1_3d = fc_block(features, config.FC_SIZE)
+            self.fc_probs_2d = fc_block(NUM_JOINTS * config.NUM_CLASSES_2D, config.FC_SIZE)
+            self.heads = nn.ModuleList([nn.Sequential(fc_block(2 * config.FC_SIZE, config.FC_SIZE), nn.Linear(config.FC_SIZE, config.OUTPUT_3D))
                                         for _ in range(6)])
 
         def forward(self, x):
             t = self.trunk(x)
-            logits = self.branch_2d(t).view(-1, NUM_JOINTS, C.NUM_CLASSES_2D)
+            logits = self.branch_2d(t).view(-1, NUM_JOINTS, config.NUM_CLASSES_2D)
             probs = torch.softmax(logits, 2).flatten(1)
             h = torch.cat([self.fc1_3d(t), self.fc_probs_2d(probs)], 1)
             return logits, [head(h) for head in self.heads]
@@ -70,16 +70,16 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     net = build_net(torch, nn)
-    opt = torch.optim.SGD(net.parameters(), lr=C.BASE_LR * args.batch / C.BATCH_SIZE, momentum=C.MOMENTUM,
-                          weight_decay=C.WEIGHT_DECAY)
-    x = torch.randn(args.batch, 3, C.INPUT_SIZE, C.INPUT_SIZE)
-    t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, C.NUM_CLASSES_2D), 2)
-    t3 = torch.randn(args.batch, C.OUTPUT_3D)
+    opt = torch.optim.SGD(net.parameters(), lr=config.BASE_LR * args.batch / config.BATCH_SIZE, momentum=config.MOMENTUM,
+                          weight_decay=config.WEIGHT_DECAY)
+    x = torch.randn(args.batch, 3, config.INPUT_SIZE, config.INPUT_SIZE)
+    t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, config.NUM_CLASSES_2D), 2)
+    t3 = torch.randn(args.batch, config.OUTPUT_3D)
 
     def forward_backward():
         logits, outs = net(x)
-        loss = C.LAMBDA_2D[0] * -(t2 * torch.log_softmax(logits, 2)).sum() / args.batch
-        loss = loss + sum(C.LAMBDA_3D * ((o - t3) ** 2).sum() / args.batch for o in outs)
+        loss = config.LAMBDA_2D[0] * -(t2 * torch.log_softmax(logits, 2)).sum() / args.batch
+        loss = loss + sum(config.LAMBDA_3D * ((o - t3) ** 2).sum() / args.batch for o in outs)
         loss.backward()
 
     def timed(fn, iters):

@@ -13,16 +13,11 @@ The person's box: --bbox X Y W H when given (every image or frame), else OpenCV'
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
-
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from data_prep.cli import UserError, run_tool
 from data_prep.lmdb_build import read_meta
@@ -33,18 +28,18 @@ BOX_GIVEN, BOX_DETECTED, BOX_WHOLE_IMAGE = "--bbox", "HOG people detector", "who
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", help="an image, a folder of images, or a video file")
-    p.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="an image, a folder of images, or a video file")
+    parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
                    help="the person's box in pixels (default: found by the HOG people detector)")
-    p.add_argument("--weights", required=True)
-    p.add_argument("--deploy", default="prototxt/deploy_both.prototxt")
-    p.add_argument("--train-lmdb", required=True, help="training LMDB whose meta.json has the image mean and torso lengths")
-    p.add_argument("--out", help="an image: output stem (default <image>.pose3d.*); a folder or video: output folder "
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--deploy", default="prototxt/deploy_both.prototxt")
+    parser.add_argument("--train-lmdb", required=True, help="training LMDB whose meta.json has the image mean and torso lengths")
+    parser.add_argument("--out", help="an image: output stem (default <image>.pose3d.*); a folder or video: output folder "
                                  "(default <input>_pose3d/)")
-    p.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
-    p.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
-    return p.parse_args(argv)
+    parser.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
+    parser.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
+    return parser.parse_args(argv)
 
 
 def read_inputs(path: Path, frame_step: int, max_frames: int):
@@ -112,32 +107,31 @@ def write_json(path: Path, doc: dict) -> None:
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
-    if a.bbox and (a.bbox[2] <= 0 or a.bbox[3] <= 0):
-        raise UserError(f"--bbox: width and height must be positive, got {a.bbox[2]} x {a.bbox[3]}")
-    source = Path(a.input)
-    kind, items = read_inputs(source, a.frame_step, a.max_frames)
-    for path, what in ((a.weights, "--weights"), (a.deploy, "--deploy")):
+    args = parse_args(argv)
+    if args.bbox and (args.bbox[2] <= 0 or args.bbox[3] <= 0):
+        raise UserError(f"--bbox: width and height must be positive, got {args.bbox[2]} x {args.bbox[3]}")
+    source = Path(args.input)
+    kind, items = read_inputs(source, args.frame_step, args.max_frames)
+    for path, what in ((args.weights, "--weights"), (args.deploy, "--deploy")):
         if not Path(path).is_file():
             raise UserError(f"{what} {path}: no such file")
-    import caffe
-
     from data_prep.drawing import plot_prediction
     from layers.deploy import load_deploy_net
+    from layers.device import use_device
     from layers.predict import predict_person
 
-    caffe.set_mode_cpu()
-    meta = read_meta(a.train_lmdb)
-    net = load_deploy_net(a.deploy, a.weights, batch_size=1)
+    use_device(None)
+    meta = read_meta(args.train_lmdb)
+    net = load_deploy_net(args.deploy, args.weights, batch_size=1)
     if kind == "image":
-        stem_of = lambda name: Path(a.out) if a.out else source.with_suffix("")  # noqa: E731
+        stem_of = lambda name: Path(args.out) if args.out else source.with_suffix("")  # noqa: E731
     else:
-        folder = Path(a.out) if a.out else source.parent / f"{source.stem if kind == 'video' else source.name}_pose3d"
+        folder = Path(args.out) if args.out else source.parent / f"{source.stem if kind == 'video' else source.name}_pose3d"
         folder.mkdir(parents=True, exist_ok=True)
         stem_of = lambda name: folder / name  # noqa: E731
     counts = {BOX_GIVEN: 0, BOX_DETECTED: 0, BOX_WHOLE_IMAGE: 0}
     for name, image in items:
-        box, how, score = person_box(image, a.bbox)
+        box, how, score = person_box(image, args.bbox)
         counts[how] += 1
         result = predict_person(net, image, box, meta)
         stem = stem_of(name)

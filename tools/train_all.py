@@ -7,49 +7,45 @@ are skipped, an interrupted one resumes from its latest snapshot.
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GLOG_minloglevel", "2")  # before Caffe loads: its INFO log drowns the output
-
 import argparse
 import sys
 from pathlib import Path
 
-from data_prep.skeleton import ACTIONS, action_slug
-from tools.evaluate import evaluate_and_report
-from tools.training import REPO, train_to_completion
+from data_prep.cli import REPO, UserError, require_lmdbs, run_tool
 from data_prep.progress import progress_mode
-from data_prep.cli import require_lmdbs, run_tool
+from data_prep.skeleton import ACTIONS, action_slug
+from layers.inference import evaluate_and_report
+from layers.training import train_to_completion
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
-    p.add_argument("--lmdb-root", default="data/lmdb", help="the LMDBs the solvers' nets name (for evaluation)")
-    p.add_argument("--solver-dir", default=str(REPO / "prototxt"), help="folder with solver_<action>.prototxt")
-    p.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
-    p.add_argument("--logs", default=str(REPO / "logs"))
-    p.add_argument("--results", default=str(REPO / "results" / "table1"))
-    p.add_argument("--gpu", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
+    parser.add_argument("--lmdb-root", default="data/lmdb", help="the LMDBs the solvers' nets name (for evaluation)")
+    parser.add_argument("--solver-dir", default=str(REPO / "prototxt"), help="folder with solver_<action>.prototxt")
+    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
+    parser.add_argument("--logs", default=str(REPO / "logs"))
+    parser.add_argument("--results", default=str(REPO / "results" / "table1"))
+    parser.add_argument("--gpu", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
-    progress = progress_mode(a.quiet)
-    require_lmdbs(a.lmdb_root, a.actions)  # before hours of training fail at the first batch
+    args = parse_args(argv)
+    progress = progress_mode(args.quiet)
+    require_lmdbs(args.lmdb_root, args.actions)  # before hours of training fail at the first batch
     weights = {}
-    for action in a.actions:
-        solver = Path(a.solver_dir) / f"solver_{action_slug(action)}.prototxt"
+    for action in args.actions:
+        solver = Path(args.solver_dir) / f"solver_{action_slug(action)}.prototxt"
         if not solver.is_file():
-            raise SystemExit(f"{solver}: missing; run `python -m prototxt.generate` (or pass --solver-dir)")
-        if not a.quiet:
+            raise UserError(f"{solver}: missing; run `python -m prototxt.generate` (or pass --solver-dir)")
+        if not args.quiet:
             print(f"[{action}] {solver}", flush=True)
-        weights[action] = str(train_to_completion(solver, Path(a.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
-                                                  gpu=a.gpu, progress=progress,
+        weights[action] = str(train_to_completion(solver, Path(args.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
+                                                  gpu=args.gpu, progress=progress,
                                                   desc=f"train {action}"))
-    evaluate_and_report(a.deploy, a.lmdb_root, weights, Path(a.results), a.gpu, progress=progress, quiet=a.quiet)
+    evaluate_and_report(args.deploy, args.lmdb_root, weights, Path(args.results), args.gpu, progress=progress, quiet=args.quiet)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Running the `caffe` tool from the drivers (demo, train_all, ablation): log to a file, progress bar,
-resume from the latest snapshot."""
+resume from the latest snapshot, snapshot pruning and the disk check; and reading its logs back (Fig. 4)."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from data_prep.cli import DiskFullError
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from data_prep.cli import REPO, DiskFullError, UserError
+
 _ITER = re.compile(r"Iteration (\d+)")
 
 
@@ -107,7 +108,7 @@ def read_solver(path: Path):
     try:
         text_format.Merge(Path(path).read_text(), s)
     except (OSError, text_format.ParseError) as e:
-        raise SystemExit(f"{path}: not a readable solver prototxt ({e})") from e
+        raise UserError(f"{path}: not a readable solver prototxt ({e})") from e
     return s
 
 
@@ -117,6 +118,10 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
     snapshot when an earlier run was interrupted. Snapshots are pruned while it runs (the latest solver state,
     the latest KEEP_WEIGHTS weights: 820 MB per snapshot of the full model); with `prune`, only the final
     weights and state are kept at the end. The disk is checked first. Returns the final .caffemodel."""
+    if gpu is not None:
+        from .device import require_gpu
+
+        require_gpu(gpu)  # before the caffe tool aborts on it
     s = read_solver(solver)
     prefix = Path(s.snapshot_prefix) if Path(s.snapshot_prefix).is_absolute() else Path(cwd) / s.snapshot_prefix
     final = Path(f"{prefix}_iter_{s.max_iter}.caffemodel")
@@ -139,3 +144,48 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
             if f.suffix in (".caffemodel", ".solverstate") and f.stem != final.stem:
                 f.unlink()
     return final
+
+
+_TRAIN_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+) \(.*\), loss = ")
+_TEST_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+), Testing net")
+_OUTPUT = re.compile(r"(Train|Test) net output #\d+: (\S+) = ([-0-9.e+naif]+)")
+
+
+def parse_caffe_log(text: str) -> dict:
+    """{'train': {name: [(iter, value)]}, 'test': {name: [(iter, value)]}} from a `caffe train` log."""
+    out = {"train": {}, "test": {}}
+    it = {"train": None, "test": None}
+    for line in text.splitlines():
+        m = _TRAIN_ITER.search(line)
+        if m:
+            it["train"] = int(m.group(1))
+            continue
+        m = _TEST_ITER.search(line)
+        if m:
+            it["test"] = int(m.group(1))
+            continue
+        m = _OUTPUT.search(line)
+        if m:
+            phase = m.group(1).lower()
+            if it[phase] is not None:
+                out[phase].setdefault(m.group(2), []).append((it[phase], float(m.group(3))))
+    return out
+
+
+def loss_3d_curve(parsed: dict, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    """Iterations and the sum of the 3D losses (over roots) at each logged point."""
+    series = [v for k, v in parsed[phase].items() if k.startswith("loss_3d")]
+    if not series:
+        return np.zeros(0), np.zeros(0)
+    iters = np.array([i for i, _ in series[0]])
+    n = min(len(s) for s in series)
+    return iters[:n], np.sum([[v for _, v in s[:n]] for s in series], axis=0)
+
+
+def fig4_curves(logs: dict) -> dict:
+    """label -> {"train": (iterations, 3D loss), "test": (...)} from `caffe train` logs (label -> log path)."""
+    curves = {}
+    for label, path in logs.items():
+        parsed = parse_caffe_log(Path(path).read_text())
+        curves[label] = {phase: loss_3d_curve(parsed, phase) for phase in ("train", "test")}
+    return curves

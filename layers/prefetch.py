@@ -1,0 +1,110 @@
+"""Batches prepared ahead of the net by worker processes, into shared-memory slots (the caffe tool holds
+Python's GIL while it runs C++, so a Python thread would starve). Worker w fills global batches w, w + k,
+w + 2k, ... (k workers) in order, so the sequence of batches does not depend on the number of workers."""
+from __future__ import annotations
+
+import os
+import queue
+import weakref
+
+import numpy as np
+
+from data_prep.batches import BatchSource
+
+
+class Prefetcher:
+    """k worker processes, `prefetch` slots each, from global batch `first_batch` on. get(b) copies batch b
+    into the given arrays; the workers stop, and the shared memory is freed, when the Prefetcher goes away
+    (pycaffe) or, under the caffe tool, when their parent exits."""
+
+    def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int):
+        import multiprocessing as mp
+        from multiprocessing import shared_memory
+
+        ctx = mp.get_context("fork")
+        self.source_args, self.shapes, self.workers = source_args, shapes, workers
+        per_slot = sum(int(np.prod(s)) for s in shapes) * 4
+        slots = workers * prefetch
+        self.shm = shared_memory.SharedMemory(create=True, size=per_slot * slots)
+        self.slots = slot_views(self.shm.buf, shapes)
+        self.free = [ctx.Queue() for _ in range(workers)]
+        self.ready = [ctx.Queue() for _ in range(workers)]
+        for s in range(slots):
+            self.free[s % workers].put(s)
+        self.processes = [ctx.Process(target=_fill_slots, daemon=True,
+                                      args=(source_args, w, workers, self.shm.name, shapes, self.free[w], self.ready[w],
+                                            first_batch))
+                          for w in range(workers)]
+        for proc in self.processes:
+            proc.start()
+        weakref.finalize(self, _shutdown, self.shm, self.processes)
+
+    def get(self, batch: int, outputs: list) -> None:
+        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays)."""
+        w = batch % self.workers
+        slot, filled = self._next_ready(w)
+        assert filled == batch, (filled, batch)
+        for out, view in zip(outputs, self.slots[slot]):
+            out[...] = view
+        self.free[w].put(slot)
+
+    def _next_ready(self, w: int):
+        while True:
+            try:
+                return self.ready[w].get(timeout=5.0)
+            except queue.Empty:
+                if not self.processes[w].is_alive():
+                    raise RuntimeError(f"data worker {w} for {self.source_args[0]} died (exit code "
+                                       f"{self.processes[w].exitcode}); see its error above")
+
+
+def _fill_slots(source_args, worker, workers, shm_name, shapes, free_q, ready_q, first_batch):
+    """A worker: fills slots with batches worker, worker + workers, ...; exits when its parent goes away."""
+    from multiprocessing import shared_memory
+
+    parent = os.getppid()
+    source = BatchSource(*source_args)
+    shm = shared_memory.SharedMemory(name=shm_name)
+    slots = slot_views(shm.buf, shapes)
+    batch = first_batch + worker
+    try:
+        while True:
+            try:
+                slot = free_q.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if slot is None:
+                return
+            source.fill(batch, *slots[slot])
+            ready_q.put((slot, batch))
+            batch += workers
+    finally:
+        del slots
+        shm.close()
+
+
+def _shutdown(shm, processes):
+    for proc in processes:
+        proc.terminate()
+        proc.join(timeout=2)
+    try:
+        shm.close()
+    except BufferError:  # a view is still alive somewhere; unlinking still frees the name
+        pass
+    shm.unlink()
+
+
+def slot_views(buf, shapes) -> list:
+    """Per slot: one float32 view per shape into one shared buffer."""
+    per_slot = sum(int(np.prod(s)) for s in shapes)
+    views = []
+    for s in range(len(buf) // (4 * per_slot)):
+        off = s * per_slot * 4
+        parts = []
+        for shape in shapes:
+            parts.append(np.ndarray(shape, dtype=np.float32, buffer=buf, offset=off))
+            off += 4 * int(np.prod(shape))
+        views.append(parts)
+    return views
