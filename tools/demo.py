@@ -36,6 +36,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=6,
                         help="short schedule: lr halved every epochs/3, lambda_2D step at 16/28")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
@@ -71,14 +72,14 @@ def main(argv=None) -> int:
     log = out / "logs" / "walking_both.log"
     stages.say(f"training {train_meta['count']} images, testing {test_meta['count']}; {max_iter} iterations of "
                f"{args.batch_size}")
-    final = stages.run("caffe train", lambda: train_to_completion(solver, log, progress=progress,
+    final = stages.run("caffe train", lambda: train_to_completion(solver, log, gpu=args.gpu, progress=progress,
                                                                   desc="caffe train (demo)", prune=True))
 
     def evaluate_and_plot():
         from layers.device import use_device
         from layers.inference import evaluate_action
 
-        use_device(None)
+        use_device(args.gpu)
         deploy = REPO / "prototxt" / "deploy_both.prototxt"
         pred, summary = evaluate_action(deploy, final, lmdb / "walking_test.lmdb", bn_batches=BN_BATCHES, keep_images=64)
         results = {"Walking": summary}

@@ -33,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     return parser.parse_args(argv)
 
 
@@ -49,9 +50,9 @@ def main(argv=None) -> int:
         lmdb = prepare_synthetic(run, ("Walking",), frames, args.frame_step, progress=progress_mode(args.quiet))
         solver, _ = write_action_experiment(run / "prototxt", "Walking", "both", lmdb,
                                             Schedule.short(args.epochs, args.batch_size, seed=args.seed), run / "snapshots")
-        final = train_to_completion(solver, run / "logs" / "walking_both.log", progress=progress_mode(args.quiet),
+        final = train_to_completion(solver, run / "logs" / "walking_both.log", gpu=args.gpu, progress=progress_mode(args.quiet),
                                     desc=f"caffe train ({frames} frames)", prune=True)
-        use_device(None)
+        use_device(args.gpu)
         test, train = lmdb / "walking_test.lmdb", lmdb / "walking_train.lmdb"
         point = {"frames_per_sequence": frames, "train_images": read_meta(train)["count"],
                  "test_images": read_meta(test)["count"], "weights": str(final),

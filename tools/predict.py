@@ -39,6 +39,7 @@ def parse_args(argv=None):
                                  "(default <input>_pose3d/)")
     parser.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
     parser.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     return parser.parse_args(argv)
 
 
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
     from layers.device import use_device
     from layers.predict import predict_person
 
-    use_device(None)
+    use_device(args.gpu)
     meta = read_meta(args.train_lmdb)
     net = load_deploy_net(args.deploy, args.weights, batch_size=1)
     if kind == "image":
