@@ -79,12 +79,26 @@ def lmdb_list(lmdb) -> list:
     return [str(p) for p in paths]
 
 
+def global_batch(local: int, rank: int = 0, ranks: int = 1) -> int:
+    """The global batch a data layer of rank `rank` (of `ranks`, one per GPU) serves as its local batch `local`:
+    rank r takes r, r + k, r + 2k, ..., so one step of all k ranks covers global batches tk ... tk + k - 1 and
+    the union over the ranks is the single-GPU order."""
+    if not 0 <= rank < ranks:
+        raise ValueError(f"rank {rank} of {ranks}: expected 0 <= rank < ranks")
+    return local * ranks + rank
+
+
 class BatchSource:
     """Reads and augments batches from one LMDB, or from the union of several (pooled statistics,
-    data_prep.pooled); used in worker processes and in-process."""
+    data_prep.pooled); used in worker processes and in-process. With several ranks (multi-GPU training)
+    fill(b) serves this rank's share, global_batch(b, rank, ranks)."""
 
-    def __init__(self, lmdb_path, batch_size: int, crop: int, train: bool, seed: int, pca_sigma: float):
+    def __init__(self, lmdb_path, batch_size: int, crop: int, train: bool, seed: int, pca_sigma: float,
+                 rank: int = 0, ranks: int = 1):
         import lmdb
+
+        global_batch(0, rank, ranks)  # validates
+        self.rank, self.ranks = rank, ranks
 
         self.paths = lmdb_list(lmdb_path)
         self.path = self.paths[0] if len(self.paths) == 1 else " + ".join(self.paths)
@@ -109,8 +123,9 @@ class BatchSource:
         self.eigvec = np.asarray(self.meta["pca_eigvec_rgb"], dtype=np.float64)
 
     def fill(self, batch: int, image: np.ndarray, joints: np.ndarray, pose: np.ndarray, extra: dict | None = None) -> None:
-        """Fill the arrays with batch number `batch`; `extra` maps other record fields (e.g. 'pose3d_mm')
-        to arrays to fill as well."""
+        """Fill the arrays with this rank's batch number `batch`; `extra` maps other record fields (e.g.
+        'pose3d_mm') to arrays to fill as well."""
+        batch = global_batch(batch, self.rank, self.ranks)
         idx = batch_indices(len(self.keys), self.batch_size, batch, self.seed, self.train)
         rng = np.random.default_rng([self.seed, 1_000_003, batch]) if self.train else None
         txns = [env.begin() for env in self.envs]

@@ -19,6 +19,7 @@ import numpy as np
 from data_prep.batches import BatchSource
 
 from .config import INPUT_SIZE
+from .deploy import EVALUATION_INPUTS
 
 BN_BATCHES = 100  # training batches the drivers re-estimate the statistics over by default
 
@@ -55,7 +56,13 @@ def reestimate_batch_norm(net, deploy_prototxt: str, weights: str, train_lmdb: s
     finally:
         Path(path).unlink()
     stats_net.blobs["data"].reshape(batch_size, 3, INPUT_SIZE, INPUT_SIZE)
+    for name in EVALUATION_INPUTS:  # an evaluation net: its error layers run along, on placeholder inputs
+        if name in stats_net.blobs:
+            stats_net.blobs[name].reshape(batch_size, *stats_net.blobs[name].data.shape[1:])
     stats_net.reshape()
+    for name in EVALUATION_INPUTS:
+        if name in stats_net.blobs:
+            stats_net.blobs[name].data[...] = 1.0
     bn_layers = [name for name, layer in zip(stats_net._layer_names, stats_net.layers) if layer.type == "BatchNorm"]
     for name in bn_layers:
         for blob in stats_net.params[name]:

@@ -19,6 +19,7 @@ Records may be raw or JPEG (data_prep.records); decoding happens in the worker p
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import caffe
@@ -30,16 +31,25 @@ from .pose_layers import ReportingLayer, check_counts, parse_params
 from .prefetch import Prefetcher
 
 
+def data_rank(params: dict) -> tuple[int, int]:
+    """(rank, ranks) of this data layer: param_str first, then the environment of a multi-GPU run."""
+    rank = params["rank"] if params["rank"] is not None else int(os.environ.get("PARK3D_RANK", 0))
+    ranks = params["ranks"] if params["ranks"] is not None else int(os.environ.get("PARK3D_RANKS", 1))
+    return int(rank), int(ranks)
+
+
 class PoseDataLayer(ReportingLayer):
     """See the module docstring. param_str (JSON): lmdb (required: a path, or a list of paths drawn from as
     one set, e.g. every action's training LMDB for pooled training), batch_size (128), crop_size (225),
     seed (0), pca_sigma (0.1; train only), workers (1), prefetch (slots per worker, 2), shuffle
-    (default: true in TRAIN)."""
+    (default: true in TRAIN), rank / ranks (multi-GPU training: this process's share of the batches; default
+    from PARK3D_RANK / PARK3D_RANKS, which tools/train_multi_gpu.py sets, else 0 of 1)."""
 
     def setup(self, bottom, top):
         check_counts(self, bottom, top, 0, 3)
         p = parse_params(self, {"lmdb": None, "batch_size": 128, "crop_size": INPUT_SIZE, "seed": 0,
-                                "pca_sigma": PCA_SIGMA, "workers": 1, "prefetch": 2, "shuffle": None})
+                                "pca_sigma": PCA_SIGMA, "workers": 1, "prefetch": 2, "shuffle": None,
+                                "rank": None, "ranks": None})
         if not p["lmdb"]:
             raise ValueError("PoseDataLayer: param_str needs \"lmdb\": the path of an LMDB made by tools/make_lmdb.py "
                              "(or a list of them)")
@@ -52,8 +62,9 @@ class PoseDataLayer(ReportingLayer):
         shuffle = train if p["shuffle"] is None else bool(p["shuffle"])
         self.batch_size = int(p["batch_size"])
         crop = int(p["crop_size"])
+        rank, ranks = data_rank(p)
         self.source_args = (paths, self.batch_size, crop, shuffle, int(p["seed"]),
-                            float(p["pca_sigma"]) if train else 0.0)
+                            float(p["pca_sigma"]) if train else 0.0, rank, ranks)
         self.source = BatchSource(*self.source_args)  # validates the LMDB here, with a clear error
         j = len(self.source.meta["joints"])
         self.shapes = [(self.batch_size, 3, crop, crop), (self.batch_size, j, 2), (self.batch_size, j, 3)]

@@ -30,28 +30,42 @@ class Predictions:
     gt_normalised: np.ndarray  # (N, 17, 3) the ground truth as the net's target: zero mean, unit norm
     images: np.ndarray | None = None  # (K, 3, 225, 225) first K inputs (mean added back), for figures
     joints2d: np.ndarray | None = None
+    in_net: dict | None = None  # protocol -> (N,) per-frame errors the evaluation net computed (P1, zero-mean)
 
 
 def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str = False, keep_images: int = 0) -> Predictions:
-    """Run `net` (a deploy net from layers.deploy.load_deploy_net) over every record of a test LMDB."""
+    """Run `net` (layers.deploy.load_deploy_net) over every record of a test LMDB. With an evaluation net the
+    scale recovery and the P1 / zero-mean errors are computed inside the net (on its device), else here."""
     from data_prep.progress import Progress
 
+    from .deploy import is_evaluation_net
+
     batch = net.blobs["data"].data.shape[0]
+    in_net = is_evaluation_net(net)
+    if in_net:
+        net.blobs["torso_sum"].data[...] = float(np.sum(mean_torso_lengths))
     source = BatchSource(str(lmdb_path), batch, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
     n = len(source.keys)
     j = len(source.meta["joints"])
     image = np.empty((batch, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
     joints, pose = np.empty((batch, j, 2), np.float32), np.empty((batch, j, 3), np.float32)
     gt_b = np.empty((batch, j, 3), np.float32)
-    preds, gts, gts_normalised, kept_images, kept_joints = [], [], [], [], []
+    preds, preds_mm, gts, gts_normalised, kept_images, kept_joints = [], [], [], [], [], []
+    errors = {"p1": [], "zero_mean": []}
     batches = -(-n // batch)
     shown = Progress(batches, f"evaluate {source.meta['action']}", unit="batches", mode=progress)
     for b in range(batches):
         source.fill(b, image, joints, pose, extra={"pose3d_mm": gt_b})
         net.blobs["data"].data[...] = image
-        out = net.forward()["pose3d"]
+        if in_net:
+            net.blobs["gt_mm"].data[...] = gt_b.reshape(batch, -1)
+        out = net.forward()
         take = min(batch, n - b * batch)
-        preds.append(out[:take].astype(np.float64).copy())
+        preds.append(out["pose3d"][:take].astype(np.float64).copy())
+        if in_net:
+            preds_mm.append(net.blobs["pose3d_mm"].data[:take].reshape(take, j, 3).astype(np.float64))
+            for protocol in errors:
+                errors[protocol].append(net.blobs[f"mpjpe_{protocol}"].data[:take].astype(np.float64).copy())
         gts.append(gt_b[:take].astype(np.float64).copy())
         gts_normalised.append(pose[:take].astype(np.float64).copy())
         if sum(len(k) for k in kept_images) < keep_images:
@@ -60,10 +74,12 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str =
         shown.update()
     shown.close()
     pred = np.concatenate(preds)
-    return Predictions([key for _, key in source.keys[:n]], pred, recover_scale(pred, mean_torso_lengths), np.concatenate(gts),
+    pred_mm = np.concatenate(preds_mm) if in_net else recover_scale(pred, mean_torso_lengths)
+    return Predictions([key for _, key in source.keys[:n]], pred, pred_mm, np.concatenate(gts),
                        np.concatenate(gts_normalised),
                        np.concatenate(kept_images)[:keep_images] if kept_images else None,
-                       np.concatenate(kept_joints)[:keep_images] if kept_joints else None)
+                       np.concatenate(kept_joints)[:keep_images] if kept_joints else None,
+                       {protocol: np.concatenate(e) for protocol, e in errors.items()} if in_net else None)
 
 
 def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
@@ -100,7 +116,10 @@ def error_summary(p: Predictions, train_mean_pose_mm, mean_torso_lengths) -> dic
     reference rows computed on the same frames: the training mean pose (mm, unscaled) and the scale floor."""
     mean_pose = np.broadcast_to(np.asarray(train_mean_pose_mm, dtype=np.float64), p.gt_mm.shape)
     floor = recover_scale(p.gt_normalised, mean_torso_lengths)
-    return {"frames": len(p.gt_mm), "mpjpe": protocol_errors(p.pred_mm, p.gt_mm),
+    errors = protocol_errors(p.pred_mm, p.gt_mm)
+    if p.in_net:  # the evaluation net's own P1 / zero-mean errors (PA needs an SVD: computed here)
+        errors.update({protocol: float(e.mean()) for protocol, e in p.in_net.items()})
+    return {"frames": len(p.gt_mm), "errors_in_net": bool(p.in_net), "mpjpe": errors,
             "per_joint_p1": per_joint_errors(p.pred_mm, p.gt_mm, "p1").mean(0).tolist(),
             "mean_pose": protocol_errors(mean_pose, p.gt_mm), "scale_floor": protocol_errors(floor, p.gt_mm)}
 

@@ -105,3 +105,41 @@ def argmax_joints_2d(logits: np.ndarray, image_size: float = INPUT_SIZE, grid: i
     if logits.ndim != 3 or logits.shape[-1] != grid * grid:
         raise ValueError(f"argmax_joints_2d: expected (N, J, {grid * grid}) scores, got {logits.shape}")
     return grid_centres(image_size, grid)[logits.argmax(-1)]
+
+
+# The evaluation net's fixed maps (prototxt.generate: build_net("evaluate")): scale recovery and the per-frame
+# errors as InnerProduct layers with frozen weights of shape (outputs, inputs), on flattened (N, 3J) poses.
+
+def torso_bone_matrix(bones, num_joints: int) -> np.ndarray:
+    """(3 * bones, 3J): each bone's vector p_b - p_a, (x, y, z) per bone."""
+    m = np.zeros((3 * len(bones), 3 * num_joints))
+    for k, (a, b) in enumerate(bones):
+        for c in range(3):
+            m[3 * k + c, 3 * b + c], m[3 * k + c, 3 * a + c] = 1.0, -1.0
+    return m
+
+
+def block_sum_matrix(blocks: int, size: int) -> np.ndarray:
+    """(blocks, blocks * size): the sum of each run of `size` consecutive inputs."""
+    return np.kron(np.eye(blocks), np.ones((1, size)))
+
+
+def root_align_matrix(root: int, num_joints: int) -> np.ndarray:
+    """(3J, 3J): every joint minus the root joint (P1's alignment)."""
+    return np.eye(3 * num_joints) - np.kron(np.ones((num_joints, 1)) @ np.eye(num_joints)[root:root + 1], np.eye(3))
+
+
+def centring_matrix(num_joints: int) -> np.ndarray:
+    """(3J, 3J): every joint minus the joint mean (the zero-mean protocol)."""
+    return np.eye(3 * num_joints) - np.kron(np.full((num_joints, num_joints), 1.0 / num_joints), np.eye(3))
+
+
+def evaluation_maps(num_joints: int, torso_bones, root: int) -> dict:
+    """Layer name -> weight of the evaluation net's frozen InnerProduct layers."""
+    return {"torso_bones": torso_bone_matrix(torso_bones, num_joints),
+            "torso_lengths_sq": block_sum_matrix(len(torso_bones), 3),
+            "torso_predicted": np.ones((1, len(torso_bones))),
+            "error_p1": root_align_matrix(root, num_joints),
+            "error_zero_mean": centring_matrix(num_joints),
+            "joint_errors_p1_sq": block_sum_matrix(num_joints, 3),
+            "joint_errors_zero_mean_sq": block_sum_matrix(num_joints, 3)}

@@ -18,7 +18,7 @@ import caffe
 from caffe import layers as L
 from caffe import params as P
 
-from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, action_slug
+from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES, action_slug
 from layers import config
 
 HERE = Path(__file__).resolve().parent
@@ -82,12 +82,14 @@ def root_name(r: int) -> str:
 
 def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
               lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
-    """split: 'train' or 'test' (data layer over `lmdb`, losses) or 'deploy' (Input, eq. (7) averaging, pose3d)."""
-    if split not in ("train", "test", "deploy"):
-        raise ValueError(f"split must be train, test or deploy, not {split!r}")
+    """split: 'train' or 'test' (data layer over `lmdb`, losses), 'deploy' (Input, eq. (7) averaging, pose3d) or
+    'evaluate' (the deploy net, then the scale recovery and the per-frame errors as native layers)."""
+    if split not in ("train", "test", "deploy", "evaluate"):
+        raise ValueError(f"split must be train, test, deploy or evaluate, not {split!r}")
+    deploy = split in ("deploy", "evaluate")
     roots = list(roots if roots is not None else (ROOTS if multi_root else BASELINE_ROOTS))
     n = caffe.NetSpec()
-    if split == "deploy":
+    if deploy:
         n.data = L.Input(shape=dict(dim=[1, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
     else:
         if lmdb is None:
@@ -106,7 +108,7 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     x = fc_bn_relu_dropout(n, "fc2_2d", x)
     n.fc_out_2d = linear(x, len(JOINTS) * config.NUM_CLASSES_2D, std=0.01)
     n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), config.NUM_CLASSES_2D]))
-    if split != "deploy":
+    if not deploy:
         n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID))
         loss_params = dict(lambda_2d=list(config.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
         n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
@@ -119,7 +121,7 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d)
         n.fc_2d3d = L.Concat(x3, probs, axis=1)
         x3 = n.fc_2d3d
-    if split != "deploy":
+    if not deploy:
         tops = python_layer([n.pose3d], "RootRelativeTargets", dict(roots=roots), ntop=len(roots))
         tops = tops if isinstance(tops, tuple) else (tops,)
     outs = []
@@ -129,19 +131,52 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         out = linear(h, config.OUTPUT_3D)
         n[f"out_3d_{rn}"] = out
         outs.append(out)
-        if split != "deploy":
+        if not deploy:
             n[f"target_3d_{rn}"] = tops[i]
             # Caffe's EuclideanLoss is 1/(2N) sum ||.||^2; weight 2*lambda_3D gives eq. (5)/(6)'s lambda_3D * mean.
             n[f"loss_3d_{rn}"] = L.EuclideanLoss(out, tops[i], loss_weight=2 * config.LAMBDA_3D)
-    if split == "deploy":
+    if deploy:
         # Eq. (7) as a fixed linear map (weights set by layers.deploy.load_deploy_net): insert each root's
         # zero row, centre each pose, average over roots; then (N, 17, 3).
         n.out_3d_all = L.Concat(*outs, axis=1) if len(outs) > 1 else L.Split(outs[0])
         n.root_average = L.InnerProduct(n.out_3d_all, num_output=3 * len(JOINTS), bias_term=False, param=FROZEN)
         n.pose3d = L.Reshape(n.root_average, shape=dict(dim=[0, len(JOINTS), 3]))
+    if split == "evaluate":
+        evaluation_tail(n, n.root_average)
     net = n.to_proto()
     net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
     return net
+
+
+def evaluation_tail(n, pose) -> None:
+    """Section 4's test-time scale and the per-frame errors in mm as native Caffe layers after the averaged
+    pose (N, 3J), so that the whole evaluation runs where the net runs (CPU or GPU). Inputs gt_mm (N, 3J, camera
+    coordinates) and torso_sum (N, 1, the training set's summed mean torso bone lengths). The frozen
+    InnerProducts' weights are set by layers.deploy.load_deploy_net (layers.targets.evaluation_maps):
+      torso_bones -> ^2 -> torso_lengths_sq (per bone) -> ^0.5 -> torso_predicted (sum) -> ^-1, x torso_sum = scale
+      pose3d_mm = scale x pose; error = pose3d_mm - gt_mm
+      error_<p> (P1: minus the root; zero-mean: minus the joint mean) -> ^2 -> per joint -> ^0.5 -> mean = mpjpe_<p>
+    PA-MPJPE needs an SVD per pose and stays in NumPy (data_prep.metrics)."""
+    joints, bones = len(JOINTS), len(TORSO_BONES)
+    n.gt_mm = L.Input(shape=dict(dim=[1, 3 * joints]))
+    n.torso_sum = L.Input(shape=dict(dim=[1, 1]))
+    n.torso_bones = L.InnerProduct(pose, num_output=3 * bones, bias_term=False, param=FROZEN)
+    n.torso_bones_sq = L.Power(n.torso_bones, power=2)
+    n.torso_lengths_sq = L.InnerProduct(n.torso_bones_sq, num_output=bones, bias_term=False, param=FROZEN)
+    n.torso_lengths = L.Power(n.torso_lengths_sq, power=0.5)
+    n.torso_predicted = L.InnerProduct(n.torso_lengths, num_output=1, bias_term=False, param=FROZEN)
+    n.torso_inverse = L.Power(n.torso_predicted, power=-1)
+    n.scale = L.Eltwise(n.torso_inverse, n.torso_sum, operation=P.Eltwise.PROD)
+    n.scale_per_pose = L.Reshape(n.scale, shape=dict(dim=[-1]))
+    n.pose3d_mm = L.Scale(pose, n.scale_per_pose, axis=0)
+    n.error = L.Eltwise(n.pose3d_mm, n.gt_mm, operation=P.Eltwise.SUM, coeff=[1, -1])
+    for protocol in ("p1", "zero_mean"):
+        n[f"error_{protocol}"] = L.InnerProduct(n.error, num_output=3 * joints, bias_term=False, param=FROZEN)
+        n[f"error_{protocol}_sq"] = L.Power(n[f"error_{protocol}"], power=2)
+        n[f"joint_errors_{protocol}_sq"] = L.InnerProduct(n[f"error_{protocol}_sq"], num_output=joints, bias_term=False,
+                                                          param=FROZEN)
+        n[f"joint_errors_{protocol}"] = L.Power(n[f"joint_errors_{protocol}_sq"], power=0.5)
+        n[f"mpjpe_{protocol}"] = L.Reduction(n[f"joint_errors_{protocol}"], operation=P.Reduction.MEAN, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +184,11 @@ class Schedule:
     """How long and how a net trains: section 4's schedule by default (batch 128, 28 epochs, lr halved every
     4 epochs, test and snapshot every 4 epochs, loss shown every 50 iterations). Epoch lengths come from the
     training set's size; max_iter / snapshot / test_interval, when set, replace the values derived from epochs
-    (short runs in tests and benchmarks)."""
+    (short runs in tests and benchmarks).
+
+    ranks > 1 is data-parallel training on that many GPUs (tools/train_multi_gpu.py): every rank runs batch_size
+    images a step and Caffe averages their gradients, so one step sees batch_size x ranks images — the
+    effective batch, from which the learning rate (0.01 x effective / 128) and the epoch length come."""
     batch_size: int = config.BATCH_SIZE
     epochs: int = config.EPOCHS
     lr_step_epochs: int = config.LR_STEP_EPOCHS
@@ -161,6 +200,11 @@ class Schedule:
     max_iter: int | None = None
     snapshot: int | None = None
     test_interval: int | None = None
+    ranks: int = 1  # GPUs in data-parallel training
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.ranks
 
     @classmethod
     def short(cls, epochs: int, batch_size: int, seed: int = 0) -> "Schedule":
@@ -171,7 +215,7 @@ class Schedule:
                    seed=seed)
 
     def iterations_per_epoch(self, train_count: int) -> int:
-        return max(1, math.ceil(train_count / self.batch_size))
+        return max(1, math.ceil(train_count / self.effective_batch))
 
     def total_iterations(self, train_count: int) -> int:
         return self.max_iter or self.epochs * self.iterations_per_epoch(train_count)
@@ -196,7 +240,7 @@ def build_solver(*, train_net: str, test_net: str, train_count: int, test_count:
     s.test_iter.append(max(1, math.ceil(test_count / schedule.test_batch_size)))
     s.test_interval = schedule.test_interval or schedule.test_every_epochs * iters_per_epoch
     s.test_initialization = False
-    s.base_lr = config.BASE_LR * schedule.batch_size / config.BATCH_SIZE
+    s.base_lr = config.BASE_LR * schedule.effective_batch / config.BATCH_SIZE
     s.lr_policy = "step"
     s.gamma = config.LR_GAMMA
     s.stepsize = schedule.lr_step_epochs * iters_per_epoch
@@ -258,8 +302,10 @@ def write_action_experiment(out_dir: Path, action: str, variant: str, lmdb_root:
 
 
 def write_deploy_nets(out_dir: Path) -> None:
+    """deploy_<variant>.prototxt (the pose) and evaluate_<variant>.prototxt (the pose, its scale and errors)."""
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
-        write_text(out_dir / f"deploy_{variant}.prototxt", build_net("deploy", multi_root=multi_root, use_2d_cls=use_2d_cls))
+        for split in ("deploy", "evaluate"):
+            write_text(out_dir / f"{split}_{variant}.prototxt", build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls))
 
 
 def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb") -> list:

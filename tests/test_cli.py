@@ -21,6 +21,9 @@ def mistakes(synthetic_root, lmdb_dir, tmp):
         (("ablation.py", "--lmdb-root", str(tmp), "--actions", "Walking"), "walking_train.lmdb"),
         (("predict.py", str(tmp / "no.jpg"), "--weights", "w", "--train-lmdb", "t"), "no such file"),
         (("figures.py", "fig4", "--log", f"a={tmp / 'no.log'}", "--out", str(tmp / "f.png")), "no.log"),
+        (("train_multi_gpu.py", "--solver", str(tmp / "no.prototxt"), "--gpus", "0", "1"), "no such file"),
+        (("evaluate.py", "--lmdb-root", str(lmdb_dir), "--weights", f"Walking={REPO / 'README.md'}", "--gpu", "-1"),
+         "a GPU id is 0 or more"),
     ]
 
 

@@ -141,6 +141,28 @@ def test_data_layer_train_is_seeded_and_independent_of_workers(tmp_path, lmdb_ro
     assert not np.array_equal(net.forward()["data"], batches[0][0][0])
 
 
+def test_ranks_share_the_single_gpu_order(tmp_path, lmdb_root, monkeypatch):
+    """Two data layers of ranks 0 and 1 (of 2, as in two-GPU training): rank r's t-th batch is the single-GPU
+    layer's batch 2t + r, crops and colours included, with and without worker processes; ranks come from
+    param_str or from the environment a multi-GPU launcher sets."""
+    out, _ = lmdb_root
+    lmdb = out / "walking_train.lmdb"
+    single = data_net(tmp_path, lmdb, caffe.TRAIN, workers=0, seed=5)
+    order = [single.forward()["data"].copy() for _ in range(6)]
+    for workers in (0, 2):
+        for rank in (0, 1):
+            net = data_net(tmp_path, lmdb, caffe.TRAIN, workers=workers, seed=5, rank=rank, ranks=2)
+            for t in range(3):
+                assert np.array_equal(net.forward()["data"], order[2 * t + rank]), (workers, rank, t)
+    from layers.data_layer import data_rank
+
+    monkeypatch.setenv("PARK3D_RANK", "3")
+    monkeypatch.setenv("PARK3D_RANKS", "4")
+    assert data_rank({"rank": None, "ranks": None}) == (3, 4) and data_rank({"rank": 1, "ranks": 2}) == (1, 2)
+    with pytest.raises(ValueError, match="rank 2 of 2"):
+        BatchSource(str(lmdb), 4, 225, True, 0, 0.0, rank=2, ranks=2)
+
+
 def test_batch_indices_cover_each_epoch_once():
     first_epoch = np.concatenate([batch_indices(20, 4, b, seed=1, shuffle=True) for b in range(5)])
     assert sorted(first_epoch.tolist()) == list(range(20))

@@ -118,3 +118,16 @@ def test_parameter_counts_of_the_four_variants():
         del net
     assert variant_of_net_name("park2016_multiroot_2dcls_train") == "both"
     assert variant_of_net_name("park2016_oneroot_no2dcls_deploy") == "baseline" and variant_of_net_name("tiny") is None
+
+
+def test_several_gpus_scale_the_learning_rate_and_the_epoch_with_the_effective_batch(tmp_path):
+    """4 GPUs x batch 32 = the paper's 128 a step: lr 0.01 and 1280 / 128 = 10 iterations an epoch, as one GPU
+    at batch 128; the same per-GPU batch on one GPU gets lr 0.0025 and 40 iterations."""
+    from prototxt.generate import Schedule, build_solver
+
+    four = build_solver(train_net="t", test_net="v", train_count=1280, test_count=64, snapshot_prefix="s",
+                        schedule=Schedule(batch_size=32, ranks=4))
+    one = build_solver(train_net="t", test_net="v", train_count=1280, test_count=64, snapshot_prefix="s",
+                       schedule=Schedule(batch_size=32))
+    assert four.base_lr == pytest.approx(0.01) and four.max_iter == 28 * 10 and four.stepsize == 4 * 10
+    assert one.base_lr == pytest.approx(0.0025) and one.max_iter == 28 * 40

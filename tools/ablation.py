@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     per_seed, references, detail, kept = {}, {}, {}, {}
     for (seed, action, variant), w in weights.items():
         lmdb = lmdb_root / f"{action_slug(action)}_test.lmdb"
-        pred, summary = evaluate_action(REPO / "prototxt" / f"deploy_{variant}.prototxt", w, lmdb, bn_batches=args.bn_batches,
+        pred, summary = evaluate_action(REPO / "prototxt" / f"evaluate_{variant}.prototxt", w, lmdb, bn_batches=args.bn_batches,
                                         progress=progress, keep_images=64 if seed == seeds[0] else 0)
         per_seed.setdefault(variant, {}).setdefault(action, []).append(summary["mpjpe"]["p1"])
         references.setdefault("Mean pose (training, P1)", {})[action] = summary["mean_pose"]["p1"]

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         from layers.inference import evaluate_action
 
         use_device(args.gpu)
-        deploy = REPO / "prototxt" / "deploy_both.prototxt"
+        deploy = REPO / "prototxt" / "evaluate_both.prototxt"  # the deploy net + scale and errors in the net
         pred, summary = evaluate_action(deploy, final, lmdb / "walking_test.lmdb", bn_batches=BN_BATCHES, keep_images=64)
         results = {"Walking": summary}
         write_results(results, out)

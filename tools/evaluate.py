@@ -4,7 +4,7 @@ per-joint errors, and two reference rows on the same frames: the training mean p
 scale floor (the ground truth through the same scale recovery). Writes results.json and results.csv next
 to the (first) weights.
 
-  python tools/evaluate.py --deploy prototxt/deploy_both.prototxt --lmdb-root data/lmdb \\
+  python tools/evaluate.py --lmdb-root data/lmdb [--gpu 0] \\
       --weights Walking=snapshots/walking_both_iter_4564.caffemodel Eating=snapshots/eating_both_iter_...
 """
 from __future__ import annotations
@@ -21,7 +21,9 @@ from layers.bn_stats import BN_BATCHES
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--deploy", default="prototxt/deploy_both.prototxt")
+    parser.add_argument("--deploy", default="prototxt/evaluate_both.prototxt",
+                        help="an evaluation net (scale recovery and P1 / zero-mean errors inside the net, so on the "
+                             "GPU with --gpu) or a deploy net (errors in NumPy); the variant must match the weights")
     parser.add_argument("--lmdb-root", required=True, help="folder with <action>_test.lmdb")
     parser.add_argument("--weights", nargs="+", required=True, metavar="ACTION=CAFFEMODEL")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")

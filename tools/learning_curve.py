@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     out = Path(args.out).resolve()
-    deploy = REPO / "prototxt" / "deploy_both.prototxt"
+    deploy = REPO / "prototxt" / "evaluate_both.prototxt"  # the deploy net + scale and errors in the net
     points = []
     for frames in args.frames:
         run = out / f"frames{frames}"

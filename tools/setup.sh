@@ -4,12 +4,15 @@
 #   venv    .venv/ at the repo root with the pinned Python dependencies
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
+#           (+ the CUDA toolkit and GPU architectures for a CUDA build)
+# CUDA: PARK3D_CUDA=auto (default: CUDA where nvidia-smi sees a GPU), off, or 11.8 (build the CUDA variant on
+# any machine, with Debian's pinned toolkit: third_party/caffe/cuda.lock). PARK3D_VENV: another venv folder.
 #   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=$ROOT/.venv
+VENV=${PARK3D_VENV:-$ROOT/.venv}
 CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
 LOG_DIR=$CACHE_ROOT/logs
 PYTHON=${PYTHON:-python3}
@@ -21,6 +24,8 @@ mkdir -p "$LOG_DIR"
 source "$ROOT/third_party/caffe/source.lock"
 # shellcheck source=../third_party/caffe/build_options.env
 source "$ROOT/third_party/caffe/build_options.env"
+# shellcheck source=../third_party/caffe/cuda.lock
+source "$ROOT/third_party/caffe/cuda.lock"
 
 APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
@@ -29,6 +34,23 @@ APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
 
 say() { [ "$QUIET" = 1 ] || echo "[setup] $*"; }
 die() { echo "[setup] FAILED: $*" >&2; exit 1; }
+
+# ---- which Caffe: CPU only, or CUDA ---------------------------------------------------------------
+case "${PARK3D_CUDA:-auto}" in
+  off|OFF|0) CUDA_ROUTE=off ;;
+  auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_VERSION; else CUDA_ROUTE=off; fi ;;
+  on|ON|1|"$CUDA_VERSION") CUDA_ROUTE=$CUDA_VERSION ;;
+  *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off or $CUDA_VERSION (Debian's CUDA toolkit)" ;;
+esac
+if [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1; then
+  DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
+  if [ -n "$DRIVER" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$DRIVER" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
+    die "step 'cuda': the NVIDIA driver $DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); update the driver, or PARK3D_CUDA=off for the CPU build"
+  fi
+fi
+if [ "$CUDA_ROUTE" != off ]; then
+  APT_PACKAGES="$APT_PACKAGES ${CUDA_DEBIAN_PACKAGES}"
+fi
 
 # run_step NAME LOGFILE CMD...: run CMD with its output in LOGFILE, report time, fail loudly.
 run_step() {
@@ -46,7 +68,12 @@ T_START=$SECONDS
 # ---- apt ---------------------------------------------------------------------------------------
 missing=()
 for p in $APT_PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  name=${p%%=*}; want=${p#*=}
+  status=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+  case "$status" in
+    "install ok installed"*) [ "$name" = "$p" ] || [ "${status##* }" = "$want" ] || missing+=("$p") ;;
+    *) missing+=("$p") ;;
+  esac
 done
 if [ ${#missing[@]} -eq 0 ]; then
   say "apt: all packages present (skipped)"
@@ -54,6 +81,11 @@ else
   [ "$(id -u)" = 0 ] || die "step 'apt': missing Debian packages, run as root or install them: ${missing[*]}"
   apt_install() {
     export DEBIAN_FRONTEND=noninteractive
+    if [ "$CUDA_ROUTE" != off ] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      # Debian's CUDA toolkit is in the non-free component of the same archive
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: non-free contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        > /etc/apt/sources.list.d/park3dpose-nonfree.sources
+    fi
     apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
   }
   run_step apt "$LOG_DIR/apt.log" apt_install
@@ -78,10 +110,18 @@ VPY=$VENV/bin/python
 
 # ---- Caffe (cached) ----------------------------------------------------------------------------
 CPU_ONLY=ON
-if [ "${PARK3D_CUDA:-auto}" != off ] && command -v nvcc >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+GTEST_CPU_FILTER='-*GPU*'
+CUDA_KEY=""
+if [ "$CUDA_ROUTE" != off ]; then
   CPU_ONLY=OFF
+  CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
+  CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
+  # An explicit toolkit root: else FindCUDA may pair an nvcc found on PATH with another toolkit's libraries.
+  CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=/usr -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
+  CUDA_KEY="cuda=$CUDA_DEBIAN_PACKAGES arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
+  # Without a GPU, the typed tests' GPU instances (/2, /3) abort: the CPU ones run everywhere.
+  GTEST_CPU_FILTER='-*GPU*:*/2.*:*/3.*'
 fi
-[ "${PARK3D_CUDA:-auto}" = on ] && CPU_ONLY=OFF
 PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
 # Compiled for this machine's CPU (-march=native by default; PARK3D_MARCH=x86-64-v3, say, for a build that
 # other machines can share): the CPU's flags are part of the key, so another CPU gets its own build.
@@ -94,13 +134,14 @@ OPENBLAS_OPENMP=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/libopenblas.so.
 CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DOpenBLAS_LIB=$OPENBLAS_OPENMP"
 CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third_party/caffe/patches/*.patch;
                echo "$CAFFE_CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI";
-               echo "$CAFFE_CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS"; } | sha256sum | cut -c1-16)
+               echo "$CAFFE_CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS";
+               [ -z "$CUDA_KEY" ] || echo "$CUDA_KEY"; } | sha256sum | cut -c1-16)
 CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
 
 if [ -f "$CAFFE_HOME/.complete" ]; then
   say "caffe: cached at $CAFFE_HOME (skipped)"
 else
-  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY, $JOBS jobs); a cold build takes about 5 min on 2 cores"
+  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: about 15)"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
@@ -153,9 +194,25 @@ else
     LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
+  NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
+  nccl() {  # the pinned NCCL wheel (pip checks its hash), unpacked once into the cache
+    [ -f "$NCCL_HOME/.complete" ] && return 0
+    local tmp=$NCCL_HOME.partial.$$
+    rm -rf "$tmp" && mkdir -p "$tmp" &&
+    echo "$NCCL_REQUIREMENT" > "$tmp/requirements.txt" &&
+    "$VPY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$DL" &&
+    "$VPY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$DL/$NCCL_WHEEL" "$tmp" &&
+    ln -sf libnccl.so.2 "$tmp/nvidia/nccl/lib/libnccl.so" &&
+    rm -rf "$NCCL_HOME" && mv "$tmp" "$NCCL_HOME" && touch "$NCCL_HOME/.complete"
+  }
+  [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" nccl
   configure() {
     # shellcheck disable=SC2086
-    cmake -S "$SRC" -B "$WORK/build" $CAFFE_CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${LAUNCHER[@]}" \
+    local cuda=()
+    [ "$CPU_ONLY" = ON ] || cuda=(-DCUDA_ARCH_BIN="$CUDA_ARCH_BIN" -DCUDA_ARCH_PTX="$CUDA_ARCH_PTX" -DUSE_NCCL=ON
+                                  -DNCCL_INCLUDE_DIR="$NCCL_HOME/nvidia/nccl/include"
+                                  -DNCCL_LIBRARIES="$NCCL_HOME/nvidia/nccl/lib/libnccl.so")
+    cmake -S "$SRC" -B "$WORK/build" $CAFFE_CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${cuda[@]}" "${LAUNCHER[@]}" \
       -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
       -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
       -DCMAKE_INSTALL_PREFIX="$CAFFE_HOME" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
@@ -177,6 +234,7 @@ else
     cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/"
     cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
     echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
+    echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt"  # the gtests that run without a GPU
   }
   run_step install "$LOG_DIR/caffe-install.log" install_tests
   rm -rf "$CAFFE_HOME" && mv "$STAGE$CAFFE_HOME" "$CAFFE_HOME" && rm -rf "$STAGE"
@@ -201,7 +259,7 @@ blas_core() {
     verified=$CACHE_ROOT/openblas-verified-$CAFFE_KEY-$core
     if [ ! -f "$verified" ]; then
       if (cd "$CAFFE_HOME/share/caffe_gtest_root" && OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
-           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter='-*GPU*') > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
+           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter="$GTEST_CPU_FILTER") > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
         touch "$verified"
       else
         echo "Caffe's gtests fail with OPENBLAS_CORETYPE=$core (log: $LOG_DIR/openblas-$core-gtests.log); keeping OpenBLAS's own choice"

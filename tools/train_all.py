@@ -23,7 +23,7 @@ def parse_args(argv=None):
     parser.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
     parser.add_argument("--lmdb-root", default="data/lmdb", help="the LMDBs the solvers' nets name (for evaluation)")
     parser.add_argument("--solver-dir", default=str(REPO / "prototxt"), help="folder with solver_<action>.prototxt")
-    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
+    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "evaluate_both.prototxt"))
     parser.add_argument("--logs", default=str(REPO / "logs"))
     parser.add_argument("--results", default=str(REPO / "results" / "table1"))
     parser.add_argument("--gpu", type=int, default=None)

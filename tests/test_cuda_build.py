@@ -1,0 +1,69 @@
+"""The CUDA variant of the set-up (PARK3D_CUDA=11.8: Debian's CUDA toolkit, NCCL from PyPI), built or reused
+from the cache into its own venv and checked on a machine without a GPU, so the CUDA build cannot rot unnoticed:
+the library links CUDA's runtime, cuBLAS, cuRAND and NCCL; pycaffe imports with NCCL; Caffe's CPU gtests pass;
+training the tiny solver in CPU mode gives the CPU build's losses; asking for a GPU that is not there is one
+clear line. Opt-in (a cold build takes about 15 minutes on 2 cores): PARK3D_CUDA_SMOKE=1; .ci/run runs it."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, caffe_env
+
+pytestmark = pytest.mark.skipif(os.environ.get("PARK3D_CUDA_SMOKE") != "1",
+                                reason="CUDA build smoke test: set PARK3D_CUDA_SMOKE=1 (as .ci/run does)")
+
+CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
+VENV = CACHE / "venv-cuda-smoke"
+
+
+@pytest.fixture(scope="module")
+def cuda_home() -> Path:
+    out = subprocess.run(["bash", str(REPO / "tools/setup.sh")], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PARK3D_CUDA": "11.8", "PARK3D_VENV": str(VENV)}, timeout=3600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    print(out.stdout)  # the set-up's step times, cold or cached
+    return Path((VENV / ".caffe-home").read_text().strip())
+
+
+def test_the_library_links_cuda_and_nccl(cuda_home):
+    ldd = subprocess.run(["ldd", str(cuda_home / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
+    for lib in ("libcudart.so", "libcublas.so", "libcurand.so", "libnccl.so"):
+        assert lib in ldd, (lib, ldd)
+    assert "not found" not in ldd, ldd
+
+
+def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home):
+    code = ("import caffe; from layers.device import caffe_has_cuda, use_device; "
+            "print(caffe_has_cuda(), hasattr(caffe.NCCL, 'new_uid')); use_device(0)")
+    out = subprocess.run([str(VENV / "bin" / "python"), "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.stdout.split()[:2] == ["True", "True"], out.stdout + out.stderr
+    assert "UserError" in out.stderr and "0 GPU(s) visible" in out.stderr, out.stderr[-2000:]
+
+
+def test_caffe_cpu_gtests_pass(cuda_home):
+    gtest_filter = (cuda_home / "share" / "caffe_gtest_cpu_filter.txt").read_text().strip()
+    out = subprocess.run([str(cuda_home / "bin" / "caffe_layer_tests"), f"--gtest_filter={gtest_filter}"],
+                         cwd=cuda_home / "share" / "caffe_gtest_root", capture_output=True, text=True, timeout=3000,
+                         env={**os.environ, "LD_LIBRARY_PATH": str(cuda_home / "lib")})
+    assert out.returncode == 0, out.stdout[-3000:]
+    passed = int(re.search(r"\[  PASSED  \] (\d+) tests", out.stdout).group(1))
+    assert passed >= 500, passed
+
+
+def losses(caffe_binary: Path) -> list:
+    out = subprocess.run([str(caffe_binary), "train", "-solver", "tests/data/tiny_solver.prototxt"], cwd=REPO,
+                         capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0"}, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return [float(v) for v in re.findall(r"Iteration \d+ \(.*\), loss = ([0-9.e+-]+)", out.stderr)]
+
+
+def test_cpu_mode_training_matches_the_cpu_build(cuda_home):
+    cpu, cuda = losses(REPO / ".venv" / "bin" / "caffe"), losses(VENV / "bin" / "caffe")
+    assert len(cpu) == len(cuda) == 20
+    assert cuda == pytest.approx(cpu, rel=1e-5), (cpu, cuda)
