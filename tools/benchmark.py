@@ -10,7 +10,7 @@ Sections:
   memory      make_lmdb.py's peak resident memory (all processes) at frame step 1 on long sequences, 2 workers
   data-layer  PoseDataLayer images/s (TRAIN, augmentation, decoding) with 0, 1, 2 worker processes, raw and JPEG
   train       images/s of the full model's SGD steps (pycaffe's solver, timed per iteration)
-  eval        evaluation images/s through the deploy net (pycaffe)
+  eval        evaluation images/s, deploy net (errors in NumPy) and evaluation net (errors in the net; --gpu N)
   torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
               (`caffe time`, TRAIN) and the deploy net's forward (TEST), per layer type, the OpenBLAS core
@@ -246,18 +246,23 @@ def section_train(work, args):
 
 
 def section_eval(work, args):
+    """The test pass over the test LMDB: the deploy net with the errors in NumPy, and the evaluation net with
+    the scale recovery and P1 / zero-mean errors inside the net (--gpu N: on that GPU)."""
     from data_prep.lmdb_build import read_meta
     from layers.device import use_device
     from layers.deploy import load_deploy_net
-    from layers.inference import predict_lmdb
+    from layers.inference import error_summary, predict_lmdb, train_mean_pose_mm
 
     lmdb = ensure_data(work, args.frames)
-    use_device(None)
-    net = load_deploy_net(REPO / "prototxt" / "deploy_both.prototxt", _random_weights(work), batch_size=args.batch)
+    device = use_device(args.gpu)
     meta = read_meta(lmdb / "walking_test.lmdb")
-    t0 = time.time()
-    p = predict_lmdb(net, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
-    yield (f"evaluation through the deploy net (CPU), batch {args.batch}", len(p.gt_mm) / (time.time() - t0), "img/s")
+    for kind in ("deploy", "evaluate"):
+        net = load_deploy_net(REPO / "prototxt" / f"{kind}_both.prototxt", _random_weights(work), batch_size=args.batch)
+        t0 = time.time()
+        p = predict_lmdb(net, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
+        error_summary(p, train_mean_pose_mm(meta, lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
+        yield (f"evaluation, {kind} net ({device}), batch {args.batch}, errors included", len(p.gt_mm) / (time.time() - t0),
+               "img/s")
 
 
 def _random_weights(work: Path) -> Path:
@@ -403,6 +408,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
     parser.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
     parser.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
+    parser.add_argument("--gpu", type=int, default=None, help="eval section: on this GPU (Caffe built with CUDA)")
     parser.add_argument("--train-iters", type=int, default=30)
     parser.add_argument("--torch-iters", type=int, default=5)
     parser.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")
