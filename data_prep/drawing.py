@@ -9,6 +9,29 @@ import numpy as np
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_png: Path, dpi: int) -> Path:
+    """Lay out, write under a temporary name, rename into place, close."""
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = out_png.with_name(out_png.stem + ".tmp" + out_png.suffix)
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(out_png)
+    return out_png
+
+
 def bone_colour(child: int) -> str:
     return "tab:red" if child in LEFT_JOINTS else ("tab:blue" if child in RIGHT_JOINTS else "black")
 
@@ -42,33 +65,18 @@ def draw_joints_2d(ax, image_bgr: np.ndarray, joints2d: np.ndarray | None, title
 
 def plot_prediction(crop_bgr: np.ndarray, joints2d: np.ndarray | None, pose3d_mm: np.ndarray, out_png: Path) -> Path:
     """The crop with the 2D joints, and the 3D skeleton seen from the front and from the side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig = plt.figure(figsize=(9, 3.2))
     draw_joints_2d(fig.add_subplot(1, 3, 1), crop_bgr, joints2d,
                    "crop, 2D joints (2D branch)" if joints2d is not None else "crop (no 2D branch in this net)")
     draw_pose_3d(fig.add_subplot(1, 3, 2, projection="3d"), pose3d_mm, "3D, front", azim=-90)
     draw_pose_3d(fig.add_subplot(1, 3, 3, projection="3d"), pose3d_mm, "3D, side", azim=0)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(out_png.stem + ".tmp" + out_png.suffix)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out_png)
-    return out_png
+    return _save(fig, out_png, dpi=100)
 
 
 def plot_fig4(curves: dict, out_png: Path) -> Path:
     """Figure 4: label -> {"train": (iterations, 3D loss), "test": (...)} (layers.training.fig4_curves)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, curve in curves.items():
         for ax, phase in zip(axes, ("train", "test")):
@@ -80,21 +88,13 @@ def plot_fig4(curves: dict, out_png: Path) -> Path:
         ax.set_ylabel("3D loss (sum over roots)")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png, dpi=110)
 
 
 def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path, rows: int = 4,
               gt_label: str = "ground truth") -> Path:
     """images_bgr (K, 3, H, W) 0-255; gt (K, 17, 3) mm; preds: label -> (K, 17, 3) mm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = min(rows, len(gt))
     cols = 2 + len(preds)
     fig = plt.figure(figsize=(2.6 * cols, 2.6 * rows))
@@ -108,20 +108,12 @@ def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path
         draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 2, projection="3d"), gt[i], gt_label if r == 0 else "")
         for c, (label, pred) in enumerate(preds.items()):
             draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else "")
-    fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png, dpi=100)
 
 
 def plot_learning_curve(points: list, out_png: Path) -> Path:
     """P1 against the number of training images (tools/learning_curve.py's points), with the references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     n = [p["train_images"] for p in points]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(n, [p["test"]["mpjpe"]["p1"] for p in points], "o-", label="test (BN re-estimated)")
@@ -134,8 +126,4 @@ def plot_learning_curve(points: list, out_png: Path) -> Path:
     ax.set_ylabel("MPJPE, P1 (mm)")
     ax.set_title("Full model, synthetic Walking, same schedule")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png, dpi=110)
