@@ -131,7 +131,7 @@ def test_the_people_detector_finds_the_person_in_a_synthetic_frame(synthetic_roo
     assert detect_person(np.full((600, 600, 3), 128, np.uint8)) is None
 
 
-def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthetic_root, tmp_path):
+def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthetic_root, tmp_path, capsys):
     """The full model (2D branch, random weights): without --bbox the detector's box is used and the 2D joints
     come back in image pixels, on the centres of grid cells mapped through the crop; a folder gives one JSON
     per image, a video one per chosen frame."""
@@ -154,7 +154,9 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
     cv2.imwrite(str(folder / "a.png"), frame)
     cv2.imwrite(str(folder / "b.jpg"), frame[:, ::-1])
     (folder / "notes.txt").write_text("not an image")
+    (folder / "c.png").write_text("a damaged image")
     assert predict.main([str(folder), *common]) == 0
+    assert "skipped 1 unreadable image(s): c.png" in capsys.readouterr().out
     docs = {p.name: json.loads(p.read_text()) for p in sorted((tmp_path / "photos_pose3d").glob("*.json"))}
     assert sorted(docs) == ["a.pose3d.json", "b.pose3d.json"]
     doc = docs["a.pose3d.json"]

@@ -43,8 +43,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_inputs(path: Path, frame_step: int, max_frames: int):
-    """(name, image) pairs of an image, a folder of images or a video; (kind, iterator)."""
+def read_inputs(path: Path, frame_step: int, max_frames: int, skipped: list):
+    """(name, image) pairs of an image, a folder of images or a video; (kind, iterator). Unreadable images of
+    a folder are appended to `skipped` (and named in the summary)."""
     import cv2
 
     if path.is_dir():
@@ -56,7 +57,7 @@ def read_inputs(path: Path, frame_step: int, max_frames: int):
             for f in files:
                 image = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if image is None:
-                    print(f"skipped {f}: not a readable image", file=sys.stderr)
+                    skipped.append(f.name)
                     continue
                 yield f.stem, image
         return "folder", images()
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
     if args.bbox and (args.bbox[2] <= 0 or args.bbox[3] <= 0):
         raise UserError(f"--bbox: width and height must be positive, got {args.bbox[2]} x {args.bbox[3]}")
     source = Path(args.input)
-    kind, items = read_inputs(source, args.frame_step, args.max_frames)
+    skipped = []
+    kind, items = read_inputs(source, args.frame_step, args.max_frames, skipped)
     for path, what in ((args.weights, "--weights"), (args.deploy, "--deploy")):
         if not Path(path).is_file():
             raise UserError(f"{what} {path}: no such file")
@@ -150,6 +152,8 @@ def main(argv=None) -> int:
         total = sum(counts.values())
         print(f"wrote {total} JSON files and figures to {folder}: person box "
               + ", ".join(f"{how} {n}" for how, n in counts.items() if n))
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable image(s): {', '.join(skipped)}")
     return 0
 
 
