@@ -99,7 +99,6 @@ class BatchSource:
 
         global_batch(0, rank, ranks)  # validates
         self.rank, self.ranks = rank, ranks
-
         self.paths = lmdb_list(lmdb_path)
         self.path = self.paths[0] if len(self.paths) == 1 else " + ".join(self.paths)
         metas = [read_meta(p) for p in self.paths]

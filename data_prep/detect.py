@@ -12,6 +12,7 @@ detection is possible (a partial body, an unusual pose): pass --bbox to tools/pr
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -33,12 +34,21 @@ def person_box_from_window(window) -> tuple:
     return (x0 + bx, y0 + by, x1 - bx, y1 - by)
 
 
-def detect_person(image_bgr: np.ndarray) -> Detection | None:
-    """The most confident person in the image, or None when the detector finds nobody."""
+@functools.lru_cache(maxsize=1)
+def _people_detector():
+    """OpenCV's HOG descriptor with its default people SVM, made once (predict.py calls per video frame)."""
     import cv2
 
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return hog
+
+
+def detect_person(image_bgr: np.ndarray) -> Detection | None:
+    """The most confident person in the image, or None when the detector finds nobody."""
+    import cv2
+
+    hog = _people_detector()
     best = None
     for side in DETECT_SIDES:
         scale = side / max(image_bgr.shape[:2])

@@ -24,6 +24,7 @@ import numpy as np
 
 from .cli import DiskFullError
 from .crop import CROP_SIZE, apply_affine, crop_person
+from .files import write_text_atomic
 from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,
                    read_poses)
 from .metrics import mean_torso_lengths, root_aligned
@@ -70,7 +71,7 @@ def process_sequence(seq: Sequence, emit, step: int = DEFAULT_FRAME_STEP, crop_s
                      encoding: str = DEFAULT_ENCODING) -> SequenceResult:
     """Every `step`-th frame of one sequence as records, handed to `emit(list of (key, value))` in chunks of
     CHUNK_RECORDS; errors become a skipped result, never a crash. A skipped sequence may have emitted records
-    already: the caller writes them only when the result has no error (build_lmdbs keeps them apart)."""
+    already: the caller removes them when the result has an error (_SplitBuild.discard)."""
     empty = SequenceResult(seq, np.zeros((0, len(JOINTS), 3)), np.zeros(3), np.zeros((3, 3)), 0, 0)
     try:
         pose3d_mm, joints2d = read_poses(seq)
@@ -159,9 +160,7 @@ class _LmdbWriter:
     def commit(self, meta: dict):
         self.env.sync()
         self.env.close()
-        tmp = self.partial / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, self.partial / "meta.json")
+        write_text_atomic(self.partial / "meta.json", json.dumps(meta, indent=1))
         shutil.rmtree(self.path, ignore_errors=True)
         os.replace(self.partial, self.path)
 

@@ -3,10 +3,11 @@ with the paper's own figures beside ours, and the results files (JSON, CSV) the 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 
+from .files import write_text_atomic
 from .metrics import PROTOCOL_LABELS, PROTOCOLS
 from .skeleton import ABLATION_ACTIONS, ACTIONS, JOINTS
 
@@ -124,22 +125,16 @@ RESULT_ROWS = (("mpjpe", "ours"), ("mean_pose", "mean pose"), ("scale_floor", "s
 def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
     """results.json and results.csv (one row per action: each row of RESULT_ROWS under each protocol, then the
     per-joint P1 errors) into out_dir, each written under a temporary name first."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    js, cs = out_dir / "results.json", out_dir / "results.csv"
-    tmp = js.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, js)
-    tmp = cs.with_suffix(".csv.tmp")
+    js = write_text_atomic(out_dir / "results.json", json.dumps(results, indent=1))
     columns = [(row, protocol) for row, _ in RESULT_ROWS for protocol in PROTOCOLS]
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["action", "frames"] + [f"{row}_{protocol}_mm" for row, protocol in columns]
-                   + [f"{j}_p1_mm" for j in JOINTS])
-        for action, r in results.items():
-            w.writerow([action, r["frames"]] + [f"{r[row][protocol]:.2f}" for row, protocol in columns]
-                       + [f"{e:.2f}" for e in r["per_joint_p1"]])
-    os.replace(tmp, cs)
-    return js, cs
+    rows = io.StringIO(newline="")
+    w = csv.writer(rows)
+    w.writerow(["action", "frames"] + [f"{row}_{protocol}_mm" for row, protocol in columns]
+               + [f"{j}_p1_mm" for j in JOINTS])
+    for action, r in results.items():
+        w.writerow([action, r["frames"]] + [f"{r[row][protocol]:.2f}" for row, protocol in columns]
+                   + [f"{e:.2f}" for e in r["per_joint_p1"]])
+    return js, write_text_atomic(out_dir / "results.csv", rows.getvalue())
 
 
 def report(results: dict) -> str:

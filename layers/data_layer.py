@@ -31,10 +31,12 @@ from .pose_layers import ReportingLayer, check_counts, parse_params
 from .prefetch import Prefetcher
 
 
-def data_rank(params: dict) -> tuple[int, int]:
-    """(rank, ranks) of this data layer: param_str first, then the environment of a multi-GPU run."""
-    rank = params["rank"] if params["rank"] is not None else int(os.environ.get("PARK3D_RANK", 0))
-    ranks = params["ranks"] if params["ranks"] is not None else int(os.environ.get("PARK3D_RANKS", 1))
+def data_rank(params: dict, train: bool) -> tuple[int, int]:
+    """(rank, ranks) of this data layer: param_str first, then, for a TRAIN net, the environment of a multi-GPU
+    run. A TEST net is not sharded by the environment: only rank 0 tests, and it must see the whole test set."""
+    env = os.environ if train else {}
+    rank = params["rank"] if params["rank"] is not None else int(env.get("PARK3D_RANK", 0))
+    ranks = params["ranks"] if params["ranks"] is not None else int(env.get("PARK3D_RANKS", 1))
     return int(rank), int(ranks)
 
 
@@ -62,7 +64,7 @@ class PoseDataLayer(ReportingLayer):
         shuffle = train if p["shuffle"] is None else bool(p["shuffle"])
         self.batch_size = int(p["batch_size"])
         crop = int(p["crop_size"])
-        rank, ranks = data_rank(p)
+        rank, ranks = data_rank(p, train)
         self.source_args = (paths, self.batch_size, crop, shuffle, int(p["seed"]),
                             float(p["pca_sigma"]) if train else 0.0, rank, ranks)
         self.source = BatchSource(*self.source_args)  # validates the LMDB here, with a clear error

@@ -30,7 +30,7 @@ def require_gpu(gpu: int) -> None:
         raise UserError(f"--gpu {gpu}: a GPU id is 0 or more")
     if not caffe_has_cuda():
         raise UserError(f"--gpu {gpu}: this Caffe was built CPU-only (no GPU was seen at set-up); drop --gpu, or "
-                        "rebuild with CUDA (README, 'Caffe: source, patches, cache')")
+                        "rebuild with CUDA (README, 'GPUs')")
     found = visible_gpus()
     if gpu >= found:
         raise UserError(f"--gpu {gpu}: {found} GPU(s) visible to this process; pass a GPU id below {found} "

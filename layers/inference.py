@@ -116,9 +116,9 @@ def error_summary(p: Predictions, train_mean_pose_mm, mean_torso_lengths) -> dic
     reference rows computed on the same frames: the training mean pose (mm, unscaled) and the scale floor."""
     mean_pose = np.broadcast_to(np.asarray(train_mean_pose_mm, dtype=np.float64), p.gt_mm.shape)
     floor = recover_scale(p.gt_normalised, mean_torso_lengths)
-    errors = protocol_errors(p.pred_mm, p.gt_mm)
-    if p.in_net:  # the evaluation net's own P1 / zero-mean errors (PA needs an SVD: computed here)
-        errors.update({protocol: float(e.mean()) for protocol, e in p.in_net.items()})
+    in_net = p.in_net or {}  # the evaluation net's own P1 / zero-mean errors; the rest (PA: an SVD) here
+    errors = {protocol: float(in_net[protocol].mean()) if protocol in in_net else mpjpe(p.pred_mm, p.gt_mm, protocol)
+              for protocol in PROTOCOLS}
     return {"frames": len(p.gt_mm), "errors_in_net": bool(p.in_net), "mpjpe": errors,
             "per_joint_p1": per_joint_errors(p.pred_mm, p.gt_mm, "p1").mean(0).tolist(),
             "mean_pose": protocol_errors(mean_pose, p.gt_mm), "scale_floor": protocol_errors(floor, p.gt_mm)}

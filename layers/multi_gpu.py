@@ -16,7 +16,7 @@ def require_nccl() -> None:
 
     if not hasattr(caffe.NCCL, "new_uid"):
         raise UserError("multi-GPU training needs Caffe built with CUDA and NCCL (set-up with PARK3D_CUDA; "
-                        "README, 'Several GPUs'); this Caffe has no NCCL")
+                        "README, 'GPUs'); this Caffe has no NCCL")
 
 
 def _train_rank(solver_path: str, snapshot: str | None, gpus: list, uid, rank: int) -> None:

@@ -144,7 +144,7 @@ def test_data_layer_train_is_seeded_and_independent_of_workers(tmp_path, lmdb_ro
 def test_ranks_share_the_single_gpu_order(tmp_path, lmdb_root, monkeypatch):
     """Two data layers of ranks 0 and 1 (of 2, as in two-GPU training): rank r's t-th batch is the single-GPU
     layer's batch 2t + r, crops and colours included, with and without worker processes; ranks come from
-    param_str or from the environment a multi-GPU launcher sets."""
+    param_str or, in a TRAIN net, from the environment a multi-GPU launcher sets."""
     out, _ = lmdb_root
     lmdb = out / "walking_train.lmdb"
     single = data_net(tmp_path, lmdb, caffe.TRAIN, workers=0, seed=5)
@@ -158,7 +158,9 @@ def test_ranks_share_the_single_gpu_order(tmp_path, lmdb_root, monkeypatch):
 
     monkeypatch.setenv("PARK3D_RANK", "3")
     monkeypatch.setenv("PARK3D_RANKS", "4")
-    assert data_rank({"rank": None, "ranks": None}) == (3, 4) and data_rank({"rank": 1, "ranks": 2}) == (1, 2)
+    assert data_rank({"rank": None, "ranks": None}, True) == (3, 4)
+    assert data_rank({"rank": 1, "ranks": 2}, True) == (1, 2)
+    assert data_rank({"rank": None, "ranks": None}, False) == (0, 1)  # rank 0 tests on the whole test set
     with pytest.raises(ValueError, match="rank 2 of 2"):
         BatchSource(str(lmdb), 4, 225, True, 0, 0.0, rank=2, ranks=2)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from data_prep.cli import UserError, run_tool
+from data_prep.files import write_text_atomic
 from data_prep.lmdb_build import read_meta
 from data_prep.skeleton import JOINTS
 
@@ -102,12 +102,6 @@ def person_box(image, bbox) -> tuple:
     return found.box, BOX_DETECTED, found.score
 
 
-def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.bbox and (args.bbox[2] <= 0 or args.bbox[3] <= 0):
@@ -144,7 +138,7 @@ def main(argv=None) -> int:
                "joints2d_px": None if result.joints2d_image is None else result.joints2d_image.round(1).tolist(),
                "axes": "pose3d_mm: camera axes (x right, y down, z forward), joint mean at 0, scaled to the training "
                        "set's mean torso; joints2d_px: image pixels, the centre of each joint's most probable cell"}
-        write_json(Path(f"{stem}.pose3d.json"), doc)
+        write_text_atomic(Path(f"{stem}.pose3d.json"), json.dumps(doc, indent=1))
         plot_prediction(result.crop, result.joints2d_crop, result.pose3d_mm, Path(f"{stem}.pose3d.png"))
         if kind == "image":
             print(f"wrote {stem}.pose3d.json and {stem}.pose3d.png (person box: {how})")
