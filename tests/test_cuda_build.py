@@ -1,8 +1,9 @@
-"""The CUDA variant of the set-up (PARK3D_CUDA=11.8: Debian's CUDA toolkit, NCCL from PyPI), built or reused
-from the cache into its own venv and checked on a machine without a GPU, so the CUDA build cannot rot unnoticed:
-the library links CUDA's runtime, cuBLAS, cuRAND and NCCL; pycaffe imports with NCCL; Caffe's CPU gtests pass;
-training the tiny solver in CPU mode gives the CPU build's losses; asking for a GPU that is not there is one
-clear line. Opt-in (a cold build takes about 15 minutes on 2 cores): PARK3D_CUDA_SMOKE=1; .ci/run runs it."""
+"""The CUDA variants of the set-up, built or reused from the cache into their own venvs and checked on a machine
+without a GPU, so a CUDA build cannot rot unnoticed: the library links CUDA's runtime, cuBLAS, cuRAND and NCCL;
+pycaffe imports with NCCL; Caffe's CPU gtests pass; training the tiny solver in CPU mode gives the CPU build's
+losses; asking for a GPU that is not there is one clear line. Opt-in (a cold build takes 10-15 minutes on 2
+cores): PARK3D_CUDA_SMOKE=1 checks the default route (11.8, as .ci/run does); PARK3D_CUDA_SMOKE=13, or 11.8,13,
+the routes named."""
 from __future__ import annotations
 
 import os
@@ -14,20 +15,30 @@ import pytest
 
 from conftest import REPO, caffe_env
 
-pytestmark = pytest.mark.skipif(os.environ.get("PARK3D_CUDA_SMOKE") != "1",
-                                reason="CUDA build smoke test: set PARK3D_CUDA_SMOKE=1 (as .ci/run does)")
+SMOKE = os.environ.get("PARK3D_CUDA_SMOKE", "")
+ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
+pytestmark = pytest.mark.skipif(not ROUTES, reason="CUDA build smoke test: set PARK3D_CUDA_SMOKE=1 (as .ci/run "
+                                                   "does), or to the routes to check, e.g. 11.8,13")
 
 CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
-VENV = CACHE / "venv-cuda-smoke"
+
+
+def venv(route: str) -> Path:
+    return CACHE / f"venv-cuda-{route}"
+
+
+@pytest.fixture(scope="module", params=ROUTES or ["none"])
+def route(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def cuda_home() -> Path:
+def cuda_home(route) -> Path:
     out = subprocess.run(["bash", str(REPO / "tools/setup.sh")], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PARK3D_CUDA": "11.8", "PARK3D_VENV": str(VENV)}, timeout=3600)
+                         env={**os.environ, "PARK3D_CUDA": route, "PARK3D_VENV": str(venv(route))}, timeout=3600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    print(out.stdout)  # the set-up's step times, cold or cached
-    return Path((VENV / ".caffe-home").read_text().strip())
+    print(f"route {route}:\n{out.stdout}")  # the set-up's step times, cold or cached
+    return Path((venv(route) / ".caffe-home").read_text().strip())
 
 
 def test_the_library_links_cuda_and_nccl(cuda_home):
@@ -37,10 +48,10 @@ def test_the_library_links_cuda_and_nccl(cuda_home):
     assert "not found" not in ldd, ldd
 
 
-def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home):
+def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home, route):
     code = ("import caffe; from layers.device import caffe_has_cuda, use_device; "
             "print(caffe_has_cuda(), hasattr(caffe.NCCL, 'new_uid')); use_device(0)")
-    out = subprocess.run([str(VENV / "bin" / "python"), "-c", code], cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run([str(venv(route) / "bin" / "python"), "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert out.stdout.split()[:2] == ["True", "True"], out.stdout + out.stderr
     assert "UserError" in out.stderr and "0 GPU(s) visible" in out.stderr, out.stderr[-2000:]
@@ -63,7 +74,7 @@ def losses(caffe_binary: Path) -> list:
     return [float(v) for v in re.findall(r"Iteration \d+ \(.*\), loss = ([0-9.e+-]+)", out.stderr)]
 
 
-def test_cpu_mode_training_matches_the_cpu_build(cuda_home):
-    cpu, cuda = losses(REPO / ".venv" / "bin" / "caffe"), losses(VENV / "bin" / "caffe")
+def test_cpu_mode_training_matches_the_cpu_build(cuda_home, route):
+    cpu, cuda = losses(REPO / ".venv" / "bin" / "caffe"), losses(venv(route) / "bin" / "caffe")
     assert len(cpu) == len(cuda) == 20
     assert cuda == pytest.approx(cpu, rel=1e-5), (cpu, cuda)

@@ -1,7 +1,9 @@
 """The README's two commands, CI, and the set-up's pinned inputs."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 
 from conftest import REPO
 
@@ -43,8 +45,6 @@ def test_venv_points_at_a_complete_cached_build_of_the_locked_version():
 
 
 def tracked_text_files():
-    import subprocess
-
     names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     return [REPO / n for n in names if n.endswith((".py", ".md", ".sh", ".txt", ".cfg", ".toml")) or n.startswith(".ci/")]
 
@@ -61,3 +61,49 @@ def test_the_repository_reads_on_its_own():
         if found:
             crossing[tool.name] = found
     assert not crossing, crossing
+
+
+def lock_values(name: str) -> dict:
+    """The KEY=value pairs of a lock file, read the way bash's `source` reads them."""
+    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
+
+
+def test_each_cuda_route_is_pinned():
+    """Route 11.8 pins Debian's package by version, route 13 every wheel by version and sha256; both pin NCCL's
+    wheel by hash, for the CUDA major the route builds with."""
+    debian, pypi = lock_values("cuda-11.8.lock"), lock_values("cuda-13.lock")
+    assert re.search(r"nvidia-cuda-toolkit=11\.8\.\S+", debian["CUDA_DEBIAN_PACKAGES"])
+    lines = pypi["CUDA_WHEELS"].splitlines()
+    assert len(lines) == 7 and all(re.fullmatch(r"nvidia-[a-z-]+==[0-9.]+ --hash=sha256:[0-9a-f]{64}", l) for l in lines), lines
+    assert {l.split("==")[0] for l in lines} >= {"nvidia-cuda-nvcc", "nvidia-cuda-runtime", "nvidia-cublas", "nvidia-curand"}
+    for lock, major in ((debian, "cu11"), (pypi, "cu13")):
+        assert re.search(rf"nvidia-nccl-{major}==[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["NCCL_REQUIREMENT"])
+
+
+def run_setup_with_driver(tmp_path, route: str, driver: str):
+    """tools/setup.sh as on a machine whose nvidia-smi reports one GPU and `driver`; a Python that does not
+    exist stops it at the venv step, so nothing is installed or built whichever way the driver check goes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(f'#!/bin/sh\ncase "$1" in -L) echo "GPU 0: Test GPU";; *) echo "{driver}";; esac\n')
+    smi.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PARK3D_CUDA": route,
+           "PARK3D_CACHE": str(tmp_path / "cache"), "PARK3D_VENV": str(tmp_path / "venv"),
+           "PYTHON": str(tmp_path / "no-python3.11")}
+    return subprocess.run(["bash", str(REPO / "tools/setup.sh")], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_path):
+    # NVIDIA's published floors: CUDA 13.0 needs driver 580.65.06, CUDA 11.8 needs 450.80.02.
+    old = run_setup_with_driver(tmp_path, "13", "580.65.05")
+    assert old.returncode != 0 and len(old.stderr.strip().splitlines()) == 1, old.stderr
+    assert "580.65.05" in old.stderr and "580.65.06" in old.stderr and "PARK3D_CUDA=11.8" in old.stderr
+    older = run_setup_with_driver(tmp_path, "auto", "440.33")  # a GPU seen: the default route, 11.8
+    assert older.returncode != 0 and "older than CUDA 11.8" in older.stderr and "PARK3D_CUDA=off" in older.stderr
+    new_enough = run_setup_with_driver(tmp_path, "13", "580.65.06")  # passes the check, stops at the venv step
+    assert new_enough.returncode != 0 and "step 'venv'" in new_enough.stderr and "older than" not in new_enough.stderr
+    wrong = run_setup_with_driver(tmp_path, "12", "580.65.06")
+    assert wrong.returncode != 0 and "expected auto, off, on, 11.8" in wrong.stderr

@@ -5,13 +5,14 @@
 
 Sections:
   setup       warm `tools/setup.sh` (the cold build time is printed by setup.sh itself)
-  caffe-time  `caffe time` forward/backward per batch: a ZFNet-like net and the paper's four variants
+  caffe-time  `caffe time` forward/backward per batch: a ZFNet-like net and the paper's four variants (--gpu N)
   lmdb        LMDB build frames/s with 1 and 2 workers vs raw video decode frames/s; bytes per record (raw, JPEG)
   memory      make_lmdb.py's peak resident memory (all processes) at frame step 1 on long sequences, 2 workers
   data-layer  PoseDataLayer images/s (TRAIN, augmentation, decoding) with 0, 1, 2 worker processes, raw and JPEG
-  train       images/s of the full model's SGD steps (pycaffe's solver, timed per iteration)
+  train       images/s of the full model's SGD steps (pycaffe's solver, timed per iteration; --gpu N)
   eval        evaluation images/s, deploy net (errors in NumPy) and evaluation net (errors in the net; --gpu N)
-  torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv)
+  torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv; --gpu N)
+  gpu-gtests  Caffe's own gtests of the nets' layer types, their GPU instances (--gpu N; a CUDA build)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
               (`caffe time`, TRAIN) and the deploy net's forward (TEST), per layer type, the OpenBLAS core
               in use, and the ratios Caffe / PyTorch (> 1: Caffe is faster)
@@ -19,6 +20,8 @@ Sections:
 The PyTorch peer runs in its own venv (torch is not a project dependency): `--install-torch` makes it at
 --torch-venv (default ~/.cache/park3dpose/torch-venv) with torch 2.13.0 (CPU build). `--caffe-home DIR`
 times another Caffe build (a cache folder of tools/setup.sh) in the speed section, for before/after tables.
+On a GPU (issue 9's figures: batch 128, the card's name printed first):
+  python tools/benchmark.py --gpu 0 --batch 128 --sections gpu-gtests caffe-time train eval torch
 """
 from __future__ import annotations
 
@@ -59,9 +62,9 @@ def zfnet_like(batch):
     return n.to_proto()
 
 
-def caffe_time(model: Path, iterations: int = 5) -> tuple[float, float]:
-    """Average forward and backward ms of `caffe time` (TRAIN phase) with the venv's Caffe."""
-    t = caffe_time_layers(None, model, iterations, "TRAIN")
+def caffe_time(model: Path, iterations: int = 5, gpu: int | None = None) -> tuple[float, float]:
+    """Average forward and backward ms of `caffe time` (TRAIN phase) with the venv's Caffe (on GPU `gpu`)."""
+    t = caffe_time_layers(None, model, iterations, "TRAIN", gpu)
     return t["forward"], t["backward"]
 
 
@@ -80,20 +83,22 @@ def section_setup(work, args):
 def section_caffe_time(work, args):
     from prototxt.generate import VARIANTS, build_net, write_text
 
+    where = checked_device(args.gpu)
     lmdb = ensure_data(work, args.frames)
     path = work / "zfnet_like.prototxt"
     write_text(path, zfnet_like(args.batch))
-    fwd, bwd = caffe_time(path)
-    yield (f"ZFNet-like, batch {args.batch}, forward", fwd, "ms")
-    yield (f"ZFNet-like, batch {args.batch}, backward", bwd, "ms")
+    fwd, bwd = caffe_time(path, gpu=args.gpu)
+    yield (f"ZFNet-like, batch {args.batch}, {where}, forward", fwd, "ms")
+    yield (f"ZFNet-like, batch {args.batch}, {where}, backward", bwd, "ms")
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         path = work / f"train_{variant}.prototxt"
         write_text(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=args.batch,
                                    lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
-        fwd, bwd = caffe_time(path)
-        yield (f"paper net {variant}, batch {args.batch}, forward", fwd, "ms")
-        yield (f"paper net {variant}, batch {args.batch}, backward", bwd, "ms")
-        yield (f"paper net {variant}, batch {args.batch}, forward+backward images/s", args.batch * 1000 / (fwd + bwd), "img/s")
+        fwd, bwd = caffe_time(path, gpu=args.gpu)
+        yield (f"paper net {variant}, batch {args.batch}, {where}, forward", fwd, "ms")
+        yield (f"paper net {variant}, batch {args.batch}, {where}, backward", bwd, "ms")
+        yield (f"paper net {variant}, batch {args.batch}, {where}, forward+backward images/s", args.batch * 1000 / (fwd + bwd),
+               "img/s")
 
 
 def _decode_count(path):
@@ -235,13 +240,13 @@ def section_train(work, args):
     lmdb = ensure_data(work, args.frames)
     schedule = Schedule(batch_size=args.batch, max_iter=args.train_iters, snapshot=100_000, test_interval=100_000, display=0)
     solver_path, _ = write_action_experiment(work / "train", "Walking", "both", lmdb, schedule, work / "train")
-    use_device(None)
+    where = use_device(args.gpu)
     solver = caffe.get_solver(str(solver_path))
     stamps = []
     solver.add_callback(lambda: stamps.append(time.perf_counter()), lambda: None)  # on_start of every iteration
     solver.step(args.train_iters)
     steps = np.diff(stamps)[3:]  # the first iterations start the data workers and warm the caches
-    yield (f"caffe solver, full model, batch {args.batch} (median of {len(steps)} iterations)",
+    yield (f"caffe solver, full model, {where}, batch {args.batch} (median of {len(steps)} iterations)",
            args.batch / float(np.median(steps)), "img/s")
 
 
@@ -290,20 +295,23 @@ def torch_python(args) -> Path | None:
     return py if py.is_file() else None
 
 
-def run_peer(args, iters: int) -> dict | None:
+def run_peer(args, iters: int, device: str | None = None) -> dict | None:
     py = torch_python(args)
     if py is None:
         print(f"  torch       no torch venv at {args.torch_venv} (pass --install-torch); skipped")
         return None
-    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(args.batch), "--iters", str(iters)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(args.batch), "--iters", str(iters),
+                          "--device", device or "cpu"], capture_output=True, text=True)
+    if out.returncode:
+        print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def section_torch(work, args):
-    peer = run_peer(args, args.torch_iters)
+    peer = run_peer(args, args.torch_iters, None if args.gpu is None else f"cuda:{args.gpu}")
     if peer:
-        yield (f"PyTorch {peer['torch']} same net, train step (SGD included), batch {args.batch}",
+        yield (f"PyTorch {peer['torch']} same net, {peer['device']}, train step (SGD included), batch {args.batch}",
             args.batch * 1000 / peer["train_step_ms"], "img/s")
 
 
@@ -316,15 +324,16 @@ def caffe_cpu_model() -> str:
     return m.group(1).strip() if m else "unknown CPU"
 
 
-def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str) -> dict:
+def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str, gpu: int | None = None) -> dict:
     """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
-    'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe."""
+    'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe; gpu: on it."""
     env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
     binary = str(REPO / ".venv" / "bin" / "caffe")
     if caffe_home is not None:
         binary = str(caffe_home / "bin" / "caffe")
         env["PYTHONPATH"] = ":".join(str(p) for p in caffe_home.glob("lib/python3*/dist-packages"))
-    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase],
+    on_gpu = [] if gpu is None else ["-gpu", str(gpu)]
+    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase, *on_gpu],
                          capture_output=True, text=True, env=env, cwd=REPO)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
@@ -394,21 +403,51 @@ def section_speed(work, args):
         yield ("ratio Caffe / PyTorch, deploy-net inference", fwd / dp["forward"], "x")
 
 
+def checked_device(gpu: int | None) -> str:
+    """'CPU', or 'GPU n (card name)' once layers/device.py has checked that this Caffe can use GPU n."""
+    if gpu is None:
+        return "CPU"
+    from layers.device import require_gpu
+
+    require_gpu(gpu)
+    name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
+                          capture_output=True, text=True).stdout.strip()
+    return f"GPU {gpu} ({name or 'unnamed'})"
+
+
+def section_gpu_gtests(work, args):
+    """Caffe's gtests of the layer types the nets use (the set-up's caffe_layer_tests), GPU instances only:
+    the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`)."""
+    where = checked_device(args.gpu if args.gpu is not None else 0)
+    home = Path((REPO / ".venv" / ".caffe-home").read_text().strip())  # the venv's Caffe build (tools/setup.sh)
+    t0 = time.time()
+    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=*GPU*:*/2.*:*/3.*", f"--gpu={args.gpu or 0}"],
+                         cwd=home / "share" / "caffe_gtest_root", capture_output=True, text=True,
+                         env={**os.environ, "LD_LIBRARY_PATH": str(home / "lib")})
+    passed = re.search(r"\[  PASSED  \] (\d+) tests", out.stdout)
+    failed = re.findall(r"^\[  FAILED  \] (\S+)", out.stdout, re.M)
+    yield (f"Caffe's GPU gtests on {where}, passed", float(passed.group(1)) if passed else 0.0, "tests")
+    yield (f"Caffe's GPU gtests on {where}, failed{': ' + ' '.join(sorted(set(failed))[:5]) if failed else ''}",
+           float(len(set(failed))), "tests")
+    yield (f"Caffe's GPU gtests on {where}, time", time.time() - t0, "s")
+
+
 # The sections, in the order they run by default; each is a generator of (measurement, value, unit) rows.
 SECTIONS = {"setup": section_setup, "caffe-time": section_caffe_time, "lmdb": section_lmdb, "memory": section_memory,
             "data-layer": section_data_layer, "train": section_train, "eval": section_eval, "torch": section_torch,
-            "speed": section_speed}
+            "speed": section_speed, "gpu-gtests": section_gpu_gtests}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", default=[s for s in SECTIONS if s != "gpu-gtests"], choices=list(SECTIONS))
     parser.add_argument("--work", default=str(REPO / "out" / "bench"))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
     parser.add_argument("--batches", type=int, default=20, help="data-layer batches to time")
     parser.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
-    parser.add_argument("--gpu", type=int, default=None, help="eval section: on this GPU (Caffe built with CUDA)")
+    parser.add_argument("--gpu", type=int, default=None, help="caffe-time, train, eval, torch, gpu-gtests: on this GPU "
+                        "(Caffe built with CUDA; torch from a CUDA build)")
     parser.add_argument("--train-iters", type=int, default=30)
     parser.add_argument("--torch-iters", type=int, default=5)
     parser.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")

@@ -1,8 +1,9 @@
-"""The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU: the peer a user would pick
+"""The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU (or --device cuda:N): the peer a user would pick
 instead of Caffe, for tools/benchmark.py's ratios. Runs in its own venv (torch is not a project dependency);
 the sizes come from layers/config.py, the same numbers prototxt/generate.py builds the Caffe nets from.
 
   TORCH_VENV/bin/python tools/peer_pytorch.py --batch 32 --iters 5     # prints one JSON line
+  TORCH_VENV/bin/python tools/peer_pytorch.py --batch 128 --device cuda:0  # needs a CUDA build of torch
 """
 from __future__ import annotations
 
@@ -63,18 +64,25 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda:N (a CUDA build of torch)")
     args = parser.parse_args(argv)
     import torch
     from torch import nn
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    net = build_net(torch, nn)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"peer_pytorch.py: --device {args.device}: torch {torch.__version__} has no usable CUDA (a CPU build, or no "
+              "GPU visible); install a CUDA build of torch in this venv, or drop --device", file=sys.stderr)
+        return 2
+    net = build_net(torch, nn).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=config.BASE_LR * args.batch / config.BATCH_SIZE, momentum=config.MOMENTUM,
                           weight_decay=config.WEIGHT_DECAY)
-    x = torch.randn(args.batch, 3, config.INPUT_SIZE, config.INPUT_SIZE)
-    t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, config.NUM_CLASSES_2D), 2)
-    t3 = torch.randn(args.batch, config.OUTPUT_3D)
+    x = torch.randn(args.batch, 3, config.INPUT_SIZE, config.INPUT_SIZE, device=device)
+    t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, config.NUM_CLASSES_2D, device=device), 2)
+    t3 = torch.randn(args.batch, config.OUTPUT_3D, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # GPU work is asynchronous
 
     def forward_backward():
         logits, outs = net(x)
@@ -84,10 +92,12 @@ def main(argv=None) -> int:
 
     def timed(fn, iters):
         fn()  # warm-up
+        sync()
         times = []
         for _ in range(iters):
             t0 = time.perf_counter()
             fn()
+            sync()
             times.append(time.perf_counter() - t0)
         return 1000 * sum(times) / len(times)
 
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
         net.zero_grad()
         forward_backward()
 
-    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
+    result = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(), "batch": args.batch,
               "forward_backward_ms": timed(fwd_bwd, args.iters), "train_step_ms": timed(train_step, args.iters)}
     net.eval()
     with torch.no_grad():

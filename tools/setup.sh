@@ -5,8 +5,11 @@
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
 #           (+ the CUDA toolkit and GPU architectures for a CUDA build)
-# CUDA: PARK3D_CUDA=auto (default: CUDA where nvidia-smi sees a GPU), off, or 11.8 (build the CUDA variant on
-# any machine, with Debian's pinned toolkit: third_party/caffe/cuda.lock). PARK3D_VENV: another venv folder.
+# CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off), off, on (the
+# default route), or a route, built on any machine, GPU or not:
+#   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
+#   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
+# PARK3D_VENV: another venv folder (e.g. one per route).
 #   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
 set -euo pipefail
@@ -24,8 +27,7 @@ mkdir -p "$LOG_DIR"
 source "$ROOT/third_party/caffe/source.lock"
 # shellcheck source=../third_party/caffe/build_options.env
 source "$ROOT/third_party/caffe/build_options.env"
-# shellcheck source=../third_party/caffe/cuda.lock
-source "$ROOT/third_party/caffe/cuda.lock"
+CUDA_DEFAULT_ROUTE=11.8  # its driver floor (450.80.02) covers every A100 / H100 driver
 
 APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
@@ -38,18 +40,21 @@ die() { echo "[setup] FAILED: $*" >&2; exit 1; }
 # ---- which Caffe: CPU only, or CUDA ---------------------------------------------------------------
 case "${PARK3D_CUDA:-auto}" in
   off|OFF|0) CUDA_ROUTE=off ;;
-  auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_VERSION; else CUDA_ROUTE=off; fi ;;
-  on|ON|1|"$CUDA_VERSION") CUDA_ROUTE=$CUDA_VERSION ;;
-  *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off or $CUDA_VERSION (Debian's CUDA toolkit)" ;;
+  auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_DEFAULT_ROUTE; else CUDA_ROUTE=off; fi ;;
+  on|ON|1) CUDA_ROUTE=$CUDA_DEFAULT_ROUTE ;;
+  11.8|13) CUDA_ROUTE=$PARK3D_CUDA ;;
+  *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off, on, 11.8 (Debian's CUDA toolkit) or 13 (CUDA 13 from PyPI)" ;;
 esac
-if [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1; then
-  DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
-  if [ -n "$DRIVER" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$DRIVER" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
-    die "step 'cuda': the NVIDIA driver $DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); update the driver, or PARK3D_CUDA=off for the CPU build"
-  fi
-fi
 if [ "$CUDA_ROUTE" != off ]; then
-  APT_PACKAGES="$APT_PACKAGES ${CUDA_DEBIAN_PACKAGES}"
+  # shellcheck source=../third_party/caffe/cuda-11.8.lock
+  source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
+  if nvidia-smi -L >/dev/null 2>&1; then
+    DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
+    if [ -n "$DRIVER" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$DRIVER" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
+      die "step 'cuda': the NVIDIA driver $DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
+    fi
+  fi
+  APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
 fi
 
 # run_step NAME LOGFILE CMD...: run CMD with its output in LOGFILE, report time, fail loudly.
@@ -81,7 +86,7 @@ else
   [ "$(id -u)" = 0 ] || die "step 'apt': missing Debian packages, run as root or install them: ${missing[*]}"
   apt_install() {
     export DEBIAN_FRONTEND=noninteractive
-    if [ "$CUDA_ROUTE" != off ] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    if [ -n "${CUDA_DEBIAN_PACKAGES:-}" ] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
       # Debian's CUDA toolkit is in the non-free component of the same archive
       printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: non-free contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
         > /etc/apt/sources.list.d/park3dpose-nonfree.sources
@@ -116,9 +121,14 @@ if [ "$CUDA_ROUTE" != off ]; then
   CPU_ONLY=OFF
   CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
   CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
+  if [ -n "$CUDA_WHEELS" ]; then
+    # The PyPI route: the pinned wheels unpacked once into one folder of the cache (step cuda-toolkit below).
+    CUDA_WHEELS_HOME=$CACHE_ROOT/cuda-$CUDA_VERSION-$(echo "$CUDA_WHEELS" | sha256sum | cut -c1-12)
+    CUDA_TOOLKIT_ROOT=$CUDA_WHEELS_HOME/nvidia/cu${CUDA_VERSION%%.*}
+  fi
   # An explicit toolkit root: else FindCUDA may pair an nvcc found on PATH with another toolkit's libraries.
-  CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=/usr -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
-  CUDA_KEY="cuda=$CUDA_DEBIAN_PACKAGES arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
+  CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=$CUDA_TOOLKIT_ROOT -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
+  CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
   # Without a GPU, the typed tests' GPU instances (/2, /3) abort: the CPU ones run everywhere.
   GTEST_CPU_FILTER='-*GPU*:*/2.*:*/3.*'
 fi
@@ -194,7 +204,8 @@ else
     LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
-  NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
+  NCCL_HOME=""
+  [ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
   nccl() {  # the pinned NCCL wheel (pip checks its hash), unpacked once into the cache
     [ -f "$NCCL_HOME/.complete" ] && return 0
     local tmp=$NCCL_HOME.partial.$$
@@ -206,6 +217,19 @@ else
     rm -rf "$NCCL_HOME" && mv "$tmp" "$NCCL_HOME" && touch "$NCCL_HOME/.complete"
   }
   [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" nccl
+  cuda_toolkit() {  # the PyPI route: the pinned wheels (pip checks every hash) unpacked into one toolkit folder
+    [ -f "$CUDA_WHEELS_HOME/.complete" ] && return 0
+    local tmp=$CUDA_WHEELS_HOME.partial.$$ lib
+    rm -rf "$tmp" && mkdir -p "$tmp" && echo "$CUDA_WHEELS" > "$tmp/requirements.txt" &&
+    "$VPY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
+    "$VPY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$tmp" "$tmp"/wheels/*.whl &&
+    rm -rf "$tmp/wheels" && chmod +x "$tmp"/nvidia/cu*/bin/* "$tmp"/nvidia/cu*/nvvm/bin/* || return 1
+    # The wheels carry only versioned libraries (libcudart.so.13); FindCUDA and the linker want the plain names.
+    for lib in "$tmp"/nvidia/cu*/lib/lib*.so.*; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done
+    "$tmp"/nvidia/cu*/bin/nvcc --version && rm -rf "$CUDA_WHEELS_HOME" && mv "$tmp" "$CUDA_WHEELS_HOME" &&
+    touch "$CUDA_WHEELS_HOME/.complete"
+  }
+  [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step cuda-toolkit "$LOG_DIR/cuda-toolkit.log" cuda_toolkit
   configure() {
     # shellcheck disable=SC2086
     local cuda=()
