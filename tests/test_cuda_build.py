@@ -41,9 +41,10 @@ def cuda_home(route) -> Path:
     return Path((venv(route) / ".caffe-home").read_text().strip())
 
 
-def test_the_library_links_cuda_and_nccl(cuda_home):
+def test_the_library_links_cuda_and_nccl(cuda_home, route):
     ldd = subprocess.run(["ldd", str(cuda_home / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
-    for lib in ("libcudart.so", "libcublas.so", "libcurand.so", "libnccl.so"):
+    major = route.split(".")[0]
+    for lib in (f"libcudart.so.{major}", f"libcublas.so.{major}", "libcurand.so", "libnccl.so"):  # the route's CUDA
         assert lib in ldd, (lib, ldd)
     assert "not found" not in ldd, ldd
 

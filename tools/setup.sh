@@ -5,12 +5,12 @@
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
 #           (+ the CUDA toolkit and GPU architectures for a CUDA build)
+#   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off), off, on (the
 # default route), or a route, built on any machine, GPU or not:
 #   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
 # PARK3D_VENV: another venv folder (e.g. one per route).
-#   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
 set -euo pipefail
 
@@ -151,7 +151,7 @@ CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
 if [ -f "$CAFFE_HOME/.complete" ]; then
   say "caffe: cached at $CAFFE_HOME (skipped)"
 else
-  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: about 15)"
+  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: 10-15)"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
@@ -221,7 +221,7 @@ else
     [ -f "$CUDA_WHEELS_HOME/.complete" ] && return 0
     local tmp=$CUDA_WHEELS_HOME.partial.$$ lib
     rm -rf "$tmp" && mkdir -p "$tmp" && echo "$CUDA_WHEELS" > "$tmp/requirements.txt" &&
-    "$VPY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
+    "$VPY" -m pip download --disable-pip-version-check --no-cache-dir -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
     "$VPY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$tmp" "$tmp"/wheels/*.whl &&
     rm -rf "$tmp/wheels" && chmod +x "$tmp"/nvidia/cu*/bin/* "$tmp"/nvidia/cu*/nvvm/bin/* || return 1
     # The wheels carry only versioned libraries (libcudart.so.13); FindCUDA and the linker want the plain names.
