@@ -367,3 +367,20 @@ def test_a_disk_that_fills_during_the_build_is_one_line_and_leaves_nothing(small
     with pytest.raises(DiskFullError, match="the disk is full .*Input/output error.*needs about"):
         build(small_copy, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.partial")) and not list((tmp_path / "out").glob("*.lmdb"))
+
+
+def test_prepare_synthetic_builds_the_lmdbs_again_for_another_encoding_only(tmp_path):
+    """The demo's --encoding: the dataset is generated once; LMDBs in another encoding are rebuilt, the same
+    encoding is reused as it is (its files untouched)."""
+    from data_prep.synthetic_lmdbs import prepare_synthetic
+
+    lmdb = prepare_synthetic(tmp_path, ("Walking",), 6, 3, seed=5, progress=False, encoding="raw")
+    meta = lmdb / "walking_test.lmdb" / "meta.json"
+    done = tmp_path / "h36m" / "DONE"
+    assert read_meta(meta.parent)["encoding"] == "raw"
+    stamps = (done.stat().st_mtime_ns, meta.stat().st_mtime_ns)
+    prepare_synthetic(tmp_path, ("Walking",), 6, 3, seed=5, progress=False, encoding="raw")
+    assert (done.stat().st_mtime_ns, meta.stat().st_mtime_ns) == stamps
+    prepare_synthetic(tmp_path, ("Walking",), 6, 3, seed=5, progress=False, encoding="jpeg")
+    assert read_meta(meta.parent)["encoding"] == "jpeg" and read_meta(lmdb / "walking_train.lmdb")["encoding"] == "jpeg"
+    assert done.stat().st_mtime_ns == stamps[0]

@@ -20,6 +20,7 @@ from data_prep.cli import REPO, run_tool
 from data_prep.drawing import plot_fig4, plot_fig5
 from data_prep.lmdb_build import read_meta
 from data_prep.progress import progress_mode
+from data_prep.records import DEFAULT_ENCODING, ENCODINGS
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from data_prep.tables import report, write_results
 from layers.bn_stats import BN_BATCHES
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=6,
                         help="short schedule: lr halved every epochs/3, lambda_2D step at 16/28")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING, help="LMDB record images")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     stages = Stages(args.quiet)
     t_start = time.time()
     lmdb = stages.run("data", lambda: prepare_synthetic(out, ("Walking",), args.frames, args.frame_step, args.seed,
-                                                        progress))
+                                                        progress, encoding=args.encoding))
     train_meta, test_meta = read_meta(lmdb / "walking_train.lmdb"), read_meta(lmdb / "walking_test.lmdb")
     solver, max_iter = write_action_experiment(out / "prototxt", "Walking", "both", lmdb,
                                                Schedule.short(args.epochs, args.batch_size), out / "snapshots")
