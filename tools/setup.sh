@@ -147,15 +147,22 @@ CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third
                echo "$CAFFE_CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS";
                [ -z "$CUDA_KEY" ] || echo "$CUDA_KEY"; } | sha256sum | cut -c1-16)
 CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
+NCCL_HOME=""
+[ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
+# A CUDA build loads NCCL and (route 13) the toolkit from the cache: a build whose folders are gone is rebuilt.
+cached_parts_present() {
+  [ -z "$NCCL_HOME" ] || [ -f "$NCCL_HOME/.complete" ] || return 1
+  [ -z "${CUDA_WHEELS_HOME:-}" ] || [ -f "$CUDA_WHEELS_HOME/.complete" ]
+}
 
-if [ -f "$CAFFE_HOME/.complete" ]; then
+if [ -f "$CAFFE_HOME/.complete" ] && cached_parts_present; then
   say "caffe: cached at $CAFFE_HOME (skipped)"
 else
   say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: 10-15)"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
-  trap 'rm -rf "$WORK" "$STAGE"' EXIT
+  trap 'rm -rf "$WORK" "$STAGE" "$NCCL_HOME.partial.$$" "${CUDA_WHEELS_HOME:-$WORK}.partial.$$"' EXIT
   mkdir -p "$DL"
 
   fetch() {
@@ -204,8 +211,6 @@ else
     LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
-  NCCL_HOME=""
-  [ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
   nccl() {  # the pinned NCCL wheel (pip checks its hash), unpacked once into the cache
     [ -f "$NCCL_HOME/.complete" ] && return 0
     local tmp=$NCCL_HOME.partial.$$
