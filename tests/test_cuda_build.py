@@ -2,8 +2,8 @@
 without a GPU, so a CUDA build cannot rot unnoticed: the library links CUDA's runtime, cuBLAS, cuRAND and NCCL;
 pycaffe imports with NCCL; Caffe's CPU gtests pass; training the tiny solver in CPU mode gives the CPU build's
 losses; asking for a GPU that is not there is one clear line. Opt-in (a cold build takes 10-15 minutes on 2
-cores): PARK3D_CUDA_SMOKE=1 checks the default route (11.8, as .ci/run does); PARK3D_CUDA_SMOKE=13, or 11.8,13,
-the routes named."""
+cores): PARK3D_CUDA_SMOKE=1 checks the default route (11.8); PARK3D_CUDA_SMOKE=13, or 11.8,13 (as .ci/run
+does), the routes named."""
 from __future__ import annotations
 
 import os
