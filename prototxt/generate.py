@@ -83,15 +83,18 @@ def root_name(r: int) -> str:
 
 def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
               lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
-    """split: 'train' or 'test' (data layer over `lmdb`, losses), 'deploy' (Input, eq. (7) averaging, pose3d) or
-    'evaluate' (the deploy net, then the scale recovery and the per-frame errors as native layers)."""
-    if split not in ("train", "test", "deploy", "evaluate"):
-        raise ValueError(f"split must be train, test, deploy or evaluate, not {split!r}")
+    """split: 'train' or 'test' (data layer over `lmdb`, losses), 'deploy' (Input, eq. (7) averaging, pose3d),
+    'evaluate' (the deploy net, then the scale recovery and the per-frame errors as native layers) or 'time' (the
+    train net with Inputs for the images and targets and eq. (3) as native layers: no Python layer, so `caffe
+    time` runs it where no Python runs, e.g. on a GPU machine; for timing only)."""
+    if split not in ("train", "test", "deploy", "evaluate", "time"):
+        raise ValueError(f"split must be train, test, deploy, evaluate or time, not {split!r}")
     deploy = split in ("deploy", "evaluate")
+    timing = split == "time"
     roots = list(roots if roots is not None else (ROOTS if multi_root else BASELINE_ROOTS))
     n = caffe.NetSpec()
-    if deploy:
-        n.data = L.Input(shape=dict(dim=[1, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
+    if deploy or timing:
+        n.data = L.Input(shape=dict(dim=[1 if deploy else batch_size, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
     else:
         if lmdb is None:
             raise ValueError(f"build_net({split!r}) needs the LMDB path")
@@ -109,7 +112,10 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     x = fc_bn_relu_dropout(n, "fc2_2d", x)
     n.fc_out_2d = linear(x, len(JOINTS) * config.NUM_CLASSES_2D, std=0.01)
     n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), config.NUM_CLASSES_2D]))
-    if not deploy:
+    if timing:
+        n.soft_targets_2d = L.Input(shape=dict(dim=[batch_size, len(JOINTS), config.NUM_CLASSES_2D]))
+        native_soft_label_loss(n, n.logits_2d, n.soft_targets_2d, batch_size, config.LAMBDA_2D[0])
+    elif not deploy:
         n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID))
         loss_params = dict(lambda_2d=list(config.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
         n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
@@ -122,7 +128,9 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d)
         n.fc_2d3d = L.Concat(x3, probs, axis=1)
         x3 = n.fc_2d3d
-    if not deploy:
+    if timing:
+        tops = tuple(L.Input(shape=dict(dim=[batch_size, config.OUTPUT_3D])) for _ in roots)
+    elif not deploy:
         tops = python_layer([n.pose3d], "RootRelativeTargets", dict(roots=roots), ntop=len(roots))
         tops = tops if isinstance(tops, tuple) else (tops,)
     outs = []
@@ -147,6 +155,17 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     net = n.to_proto()
     net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
     return net
+
+
+def native_soft_label_loss(n, logits, targets, batch_size: int, lambda_2d: float) -> None:
+    """Eq. (3) summed over joints, mean over the batch, times lambda_2D, from native layers (the time split's
+    stand-in for the SoftLabelCrossEntropyLoss Python layer; no lambda schedule): softmax over the classes, log,
+    times the soft targets, summed with coefficient -1/N."""
+    n.probs_2d_loss = L.Softmax(logits, axis=2)
+    n.log_probs_2d = L.Log(n.probs_2d_loss)
+    n.target_log_probs_2d = L.Eltwise(n.log_probs_2d, targets, operation=P.Eltwise.PROD)
+    n.loss_2d = L.Reduction(n.target_log_probs_2d, operation=P.Reduction.SUM, axis=0, coeff=-1.0 / batch_size,
+                            loss_weight=lambda_2d)
 
 
 def evaluation_tail(n, pose) -> None:
@@ -305,6 +324,21 @@ def write_deploy_nets(out_dir: Path) -> None:
             write_text(out_dir / f"{split}_{variant}.prototxt", build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls))
 
 
+def write_timing_nets(out_dir: Path, batch_size: int) -> list:
+    """For `caffe time` where no Python runs (tools/device_bundle.sh): per variant, the time split (training's
+    forward and backward) and the deploy and evaluate nets with every Input at `batch_size` (the test pass)."""
+    written = []
+    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
+        for split in ("time", "deploy", "evaluate"):
+            net = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
+            for layer in net.layer:
+                if layer.type == "Input":
+                    layer.input_param.shape[0].dim[0] = batch_size
+            written.append(Path(out_dir) / f"{split}_{variant}_b{batch_size}.prototxt")
+            write_text(written[-1], net)
+    return written
+
+
 def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb") -> list:
     """Every committed file: the full model for all 15 actions, the four variants for Table 2's six
     actions (prototxt/ablation/), the four deploy nets."""
@@ -344,7 +378,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts-from", help="LMDB folder: update train_counts.json from its meta.json files first")
     parser.add_argument("--lmdb-root", default="data/lmdb", help="LMDB folder named in the nets (relative to the repo)")
+    parser.add_argument("--timing-nets", metavar="DIR", help="only write the nets `caffe time` runs without Python "
+                        "(time, deploy, evaluate; every variant) into DIR, at --batch")
+    parser.add_argument("--batch", type=int, default=config.BATCH_SIZE, help="batch of the --timing-nets")
     args = parser.parse_args(argv)
+    if args.timing_nets:
+        written = write_timing_nets(Path(args.timing_nets), args.batch)
+        print(f"wrote {len(written)} timing nets (batch {args.batch}) into {args.timing_nets}")
+        return 0
     counts_file = HERE / "train_counts.json"
     doc = json.loads(counts_file.read_text())
     if args.counts_from:

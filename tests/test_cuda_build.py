@@ -79,3 +79,26 @@ def test_cpu_mode_training_matches_the_cpu_build(cuda_home, route):
     cpu, cuda = losses(REPO / ".venv" / "bin" / "caffe"), losses(venv(route) / "bin" / "caffe")
     assert len(cpu) == len(cuda) == 20
     assert cuda == pytest.approx(cpu, rel=1e-5), (cpu, cuda)
+
+
+def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_path):
+    """tools/device_bundle.sh packs the route-13 build for a GPU machine without network, and
+    tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
+    CUDA 13's libraries): the libraries resolve, Caffe's CPU gtests pass, `caffe time` runs the four variants'
+    time, deploy and evaluate nets (no Python layer). Batch 2, one iteration: a check, not a figure."""
+    if route != "13":
+        pytest.skip("the GPU machines' kit is built from route 13 (their driver and PyTorch are CUDA 13)")
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
+    bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True, text=True,
+                            env=env, timeout=1200)
+    assert bundle.returncode == 0, bundle.stdout[-2000:] + bundle.stderr[-2000:]
+    out = subprocess.run(["bash", str(REPO / "tools/device_check.sh"), "--cpu"], cwd=REPO, capture_output=True, text=True,
+                         env=env, timeout=1800)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert out.returncode == 0, summary + out.stderr[-2000:]
+    print(summary)
+    assert re.search(r"Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*\): (\d+) passed, 0 failed", summary)
+    assert int(re.search(r"gtests .*?: (\d+) passed", summary).group(1)) >= 500
+    rows = re.findall(r"^\| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) \| (\d+) \|$", summary, re.M)
+    assert [r[0] for r in rows] == ["baseline", "multireg", "2dcls", "both"], summary
+    assert all(float(r[1]) > 0 and int(r[2]) > 0 for r in rows), rows

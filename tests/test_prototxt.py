@@ -131,3 +131,60 @@ def test_several_gpus_scale_the_learning_rate_and_the_epoch_with_the_effective_b
                        schedule=Schedule(batch_size=32))
     assert four.base_lr == pytest.approx(0.01) and four.max_iter == 28 * 10 and four.stepsize == 4 * 10
     assert one.base_lr == pytest.approx(0.0025) and one.max_iter == 28 * 40
+
+
+def test_the_time_nets_native_eq3_equals_the_python_loss_and_its_gradient():
+    """The time split's native eq. (3) (Softmax, Log, Eltwise, Reduction) against layers.targets'
+    soft_label_cross_entropy (itself checked against hand values and a numerical gradient) on random logits
+    and soft targets: the loss and lambda_2D times d loss / d logits."""
+    import tempfile
+
+    import numpy as np
+    from caffe import layers as L
+
+    from layers.targets import soft_label_cross_entropy
+    from prototxt.generate import native_soft_label_loss
+
+    rng = np.random.default_rng(4)
+    shape, lam = (3, 17, 9), 0.1
+    n = caffe.NetSpec()
+    n.logits = L.Input(shape=dict(dim=list(shape)))
+    n.targets = L.Input(shape=dict(dim=list(shape)))
+    native_soft_label_loss(n, n.logits, n.targets, shape[0], lam)
+    proto = n.to_proto()
+    proto.force_backward = True
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
+        f.write(str(proto))
+        f.flush()
+        net = caffe.Net(f.name, caffe.TRAIN)
+    logits = rng.normal(0, 2, shape)
+    targets = rng.random(shape)
+    targets /= targets.sum(-1, keepdims=True)
+    net.blobs["logits"].data[...] = logits
+    net.blobs["targets"].data[...] = targets
+    loss = float(net.forward()["loss_2d"])
+    net.backward()
+    expected, grad = soft_label_cross_entropy(logits, targets)
+    assert loss == pytest.approx(expected, rel=1e-5)  # the top holds eq. (3); Caffe weights it by loss_weight = lambda
+    np.testing.assert_allclose(net.blobs["logits"].diff, lam * grad, atol=1e-6)
+
+
+def test_the_time_nets_are_the_train_nets_without_python_layers():
+    """Same learnable layers (names, types, sizes) as the train net, in the same order; Inputs instead of the
+    data and target layers; nothing left for Python."""
+    from prototxt.generate import build_net
+
+    def learnable(net):
+        return [(l.name, l.type, l.convolution_param.num_output, l.inner_product_param.num_output)
+                for l in net.layer if l.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")]
+
+    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
+        train = build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb="x", batch_size=128)
+        time = build_net("time", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=128)
+        assert learnable(time) == learnable(train), variant
+        assert not [l.name for l in time.layer if l.type == "Python"]
+        inputs = [l for l in time.layer if l.type == "Input"]
+        assert len(inputs) == 2 + (len(ROOTS) if multi_root else 1)  # images, 2D soft targets, one 3D target per root
+        assert all(l.input_param.shape[0].dim[0] == 128 for l in inputs)
+        assert sorted(l.name for l in time.layer if l.name.startswith("loss_")) == \
+            sorted(l.name for l in train.layer if l.name.startswith("loss_"))

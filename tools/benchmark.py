@@ -417,11 +417,12 @@ def checked_device(gpu: int | None) -> str:
 
 def section_gpu_gtests(work, args):
     """Caffe's gtests of the layer types the nets use (the set-up's caffe_layer_tests), GPU instances only:
-    the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`)."""
+    the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`); the test binary takes the device id as
+    its first plain argument."""
     where = checked_device(args.gpu if args.gpu is not None else 0)
     home = Path((REPO / ".venv" / ".caffe-home").read_text().strip())  # the venv's Caffe build (tools/setup.sh)
     t0 = time.time()
-    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=*GPU*:*/2.*:*/3.*", f"--gpu={args.gpu or 0}"],
+    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=*GPU*:*/2.*:*/3.*", str(args.gpu or 0)],
                          cwd=home / "share" / "caffe_gtest_root", capture_output=True, text=True,
                          env={**os.environ, "LD_LIBRARY_PATH": str(home / "lib")})
     passed = re.search(r"\[  PASSED  \] (\d+) tests", out.stdout)
