@@ -211,30 +211,27 @@ else
     LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
-  nccl() {  # the pinned NCCL wheel (pip checks its hash), unpacked once into the cache
-    [ -f "$NCCL_HOME/.complete" ] && return 0
-    local tmp=$NCCL_HOME.partial.$$
-    rm -rf "$tmp" && mkdir -p "$tmp" &&
-    echo "$NCCL_REQUIREMENT" > "$tmp/requirements.txt" &&
-    "$VPY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$DL" &&
-    "$VPY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$DL/$NCCL_WHEEL" "$tmp" &&
-    ln -sf libnccl.so.2 "$tmp/nvidia/nccl/lib/libnccl.so" &&
-    rm -rf "$NCCL_HOME" && mv "$tmp" "$NCCL_HOME" && touch "$NCCL_HOME/.complete"
-  }
-  [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" nccl
-  cuda_toolkit() {  # the PyPI route: the pinned wheels (pip checks every hash) unpacked into one toolkit folder
-    [ -f "$CUDA_WHEELS_HOME/.complete" ] && return 0
-    local tmp=$CUDA_WHEELS_HOME.partial.$$ lib
-    rm -rf "$tmp" && mkdir -p "$tmp" && echo "$CUDA_WHEELS" > "$tmp/requirements.txt" &&
+  # unpack_wheels DEST REQUIREMENTS FIXUP: pinned wheels (pip checks every hash) unpacked once into DEST through
+  # DEST.partial.$$; FIXUP DIR runs on the unpacked folder before it is renamed into place.
+  unpack_wheels() {
+    local dest=$1 requirements=$2 fixup=$3 tmp=$1.partial.$$
+    [ -f "$dest/.complete" ] && return 0
+    rm -rf "$tmp" && mkdir -p "$tmp" && echo "$requirements" > "$tmp/requirements.txt" &&
     "$VPY" -m pip download --disable-pip-version-check --no-cache-dir -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
     "$VPY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$tmp" "$tmp"/wheels/*.whl &&
-    rm -rf "$tmp/wheels" && chmod +x "$tmp"/nvidia/cu*/bin/* "$tmp"/nvidia/cu*/nvvm/bin/* || return 1
-    # The wheels carry only versioned libraries (libcudart.so.13); FindCUDA and the linker want the plain names.
-    for lib in "$tmp"/nvidia/cu*/lib/lib*.so.*; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done
-    "$tmp"/nvidia/cu*/bin/nvcc --version && rm -rf "$CUDA_WHEELS_HOME" && mv "$tmp" "$CUDA_WHEELS_HOME" &&
-    touch "$CUDA_WHEELS_HOME/.complete"
+    rm -rf "$tmp/wheels" && "$fixup" "$tmp" && rm -rf "$dest" && mv "$tmp" "$dest" && touch "$dest/.complete"
   }
-  [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step cuda-toolkit "$LOG_DIR/cuda-toolkit.log" cuda_toolkit
+  # NVIDIA's wheels carry only versioned libraries (libnccl.so.2, libcudart.so.13); FindCUDA and the linker
+  # want the plain names.
+  plain_so_names() { local lib; for lib in "$@"; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done; }
+  nccl_fixup() { plain_so_names "$1"/nvidia/nccl/lib/lib*.so.*; }
+  toolkit_fixup() {  # zipfile keeps no permissions: the compiler's programs made executable, then checked
+    chmod +x "$1"/nvidia/cu*/bin/* "$1"/nvidia/cu*/nvvm/bin/* && plain_so_names "$1"/nvidia/cu*/lib/lib*.so.* &&
+    "$1"/nvidia/cu*/bin/nvcc --version
+  }
+  [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" unpack_wheels "$NCCL_HOME" "$NCCL_REQUIREMENT" nccl_fixup
+  # the PyPI route: the pinned toolkit wheels unpacked into one toolkit folder
+  [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step cuda-toolkit "$LOG_DIR/cuda-toolkit.log" unpack_wheels "$CUDA_WHEELS_HOME" "$CUDA_WHEELS" toolkit_fixup
   configure() {
     # shellcheck disable=SC2086
     local cuda=()
