@@ -1,7 +1,9 @@
 """Running the `caffe` tool from the drivers (demo, train_all, ablation): log to a file, progress bar,
-resume from the latest snapshot, snapshot pruning and the disk check; and reading its logs back (Fig. 4)."""
+resume from the latest snapshot, snapshot pruning and the disk check; and reading its logs back (Fig. 4).
+Also the set-up's Caffe build itself: where it is, and running its own gtests."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -26,6 +28,40 @@ def caffe_env(**overrides) -> dict:
     env = {**os.environ, **overrides}
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def caffe_home(venv: Path = REPO / ".venv") -> Path:
+    """The Caffe build folder tools/setup.sh linked into `venv` (it writes <venv>/.caffe-home)."""
+    marker = Path(venv) / ".caffe-home"
+    if not marker.is_file():
+        raise UserError(f"{marker}: missing; run tools/setup.sh first")
+    return Path(marker.read_text().strip())
+
+
+@dataclasses.dataclass
+class GtestRun:
+    returncode: int
+    log: str
+    ran: int  # tests that ran
+    passed: int
+    failed: list  # names of the failed tests
+
+
+def run_caffe_gtests(home: Path, gtest_filter: str, device: int | None = None, env: dict | None = None,
+                     timeout: float = 3000) -> GtestRun:
+    """Caffe's own gtests the set-up built into `home` (bin/caffe_layer_tests: the nets' layer types, the SGD
+    solver, the math functions), run from share/caffe_gtest_root, where the solver tests find their data.
+    device: the GPU for the GPU cases (the test binary takes it as its first plain argument)."""
+    home = Path(home)
+    command = [str(home / "bin" / "caffe_layer_tests"), f"--gtest_filter={gtest_filter}"]
+    out = subprocess.run(command + ([] if device is None else [str(device)]), capture_output=True, text=True,
+                         timeout=timeout, cwd=home / "share" / "caffe_gtest_root",
+                         env={**(os.environ if env is None else env), "LD_LIBRARY_PATH": str(home / "lib")})
+    log = out.stdout + out.stderr
+    ran = re.search(r"\[==========\] (\d+) tests? from (\d+) test cases? ran", log)
+    passed = re.search(r"\[  PASSED  \] (\d+) tests?", log)
+    failed = sorted(set(re.findall(r"^\[  FAILED  \] ([A-Za-z]\S*)", log, re.M)))  # not the "N tests, listed below"
+    return GtestRun(out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0, failed)
 
 
 def snapshots(prefix, suffix: str) -> list:

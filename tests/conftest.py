@@ -12,10 +12,13 @@ from data_prep.cli import REPO
 
 
 def caffe_home() -> Path:
-    marker = REPO / ".venv" / ".caffe-home"
-    if not marker.is_file():
-        pytest.fail("no .venv/.caffe-home: run tools/setup.sh first")
-    return Path(marker.read_text().strip())
+    from data_prep.cli import UserError
+    from layers.training import caffe_home as home
+
+    try:
+        return home()
+    except UserError as e:  # no set-up yet
+        pytest.fail(str(e))
 
 
 def caffe_env() -> dict:
@@ -25,19 +28,12 @@ def caffe_env() -> dict:
 
 
 def run_caffe_gtests(**env):
-    """Caffe's own gtests of the layers and solver the nets use (third_party/caffe/build_options.env), CPU cases,
-    from the folder the solver tests read their data from; returns (exit code, log, tests ran, tests passed)."""
-    import re
-    import subprocess
+    """Caffe's own gtests of the layers and solver the nets use (third_party/caffe/build_options.env), CPU cases;
+    returns (exit code, log, tests ran, tests passed)."""
+    from layers.training import run_caffe_gtests as run
 
-    home = caffe_home()
-    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=-*GPU*"], capture_output=True,
-                         text=True, timeout=1800, cwd=home / "share" / "caffe_gtest_root",
-                         env={**caffe_env(), "LD_LIBRARY_PATH": str(home / "lib"), **env})  # built, not installed, by CMake
-    log = out.stdout + out.stderr
-    ran = re.search(r"\[==========\] (\d+) tests from (\d+) test cases? ran", log)
-    passed = re.search(r"\[  PASSED  \] (\d+) tests", log)
-    return out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0
+    r = run(caffe_home(), "-*GPU*", env={**caffe_env(), **env}, timeout=1800)
+    return r.returncode, r.log, r.ran, r.passed
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, caffe_env
+from layers.training import caffe_home, run_caffe_gtests
 
 SMOKE = os.environ.get("PARK3D_CUDA_SMOKE", "")
 ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
@@ -38,7 +39,7 @@ def cuda_home(route) -> Path:
                          env={**os.environ, "PARK3D_CUDA": route, "PARK3D_VENV": str(venv(route))}, timeout=3600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     print(f"route {route}:\n{out.stdout}")  # the set-up's step times, cold or cached
-    return Path((venv(route) / ".caffe-home").read_text().strip())
+    return caffe_home(venv(route))
 
 
 def test_the_library_links_cuda_and_nccl(cuda_home, route):
@@ -60,12 +61,9 @@ def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home
 
 def test_caffe_cpu_gtests_pass(cuda_home):
     gtest_filter = (cuda_home / "share" / "caffe_gtest_cpu_filter.txt").read_text().strip()
-    out = subprocess.run([str(cuda_home / "bin" / "caffe_layer_tests"), f"--gtest_filter={gtest_filter}"],
-                         cwd=cuda_home / "share" / "caffe_gtest_root", capture_output=True, text=True, timeout=3000,
-                         env={**os.environ, "LD_LIBRARY_PATH": str(cuda_home / "lib")})
-    assert out.returncode == 0, out.stdout[-3000:]
-    passed = int(re.search(r"\[  PASSED  \] (\d+) tests", out.stdout).group(1))
-    assert passed >= 500, passed
+    run = run_caffe_gtests(cuda_home, gtest_filter)
+    assert run.returncode == 0, run.log[-3000:]
+    assert run.passed >= 500, run.passed
 
 
 def losses(caffe_binary: Path) -> list:

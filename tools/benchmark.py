@@ -417,19 +417,16 @@ def checked_device(gpu: int | None) -> str:
 
 def section_gpu_gtests(work, args):
     """Caffe's gtests of the layer types the nets use (the set-up's caffe_layer_tests), GPU instances only:
-    the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`); the test binary takes the device id as
-    its first plain argument."""
-    where = checked_device(args.gpu if args.gpu is not None else 0)
-    home = Path((REPO / ".venv" / ".caffe-home").read_text().strip())  # the venv's Caffe build (tools/setup.sh)
+    the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`)."""
+    from layers.training import caffe_home, run_caffe_gtests
+
+    gpu = 0 if args.gpu is None else args.gpu
+    where = checked_device(gpu)
     t0 = time.time()
-    out = subprocess.run([str(home / "bin" / "caffe_layer_tests"), "--gtest_filter=*GPU*:*/2.*:*/3.*", str(args.gpu or 0)],
-                         cwd=home / "share" / "caffe_gtest_root", capture_output=True, text=True,
-                         env={**os.environ, "LD_LIBRARY_PATH": str(home / "lib")})
-    passed = re.search(r"\[  PASSED  \] (\d+) tests", out.stdout)
-    failed = re.findall(r"^\[  FAILED  \] (\S+)", out.stdout, re.M)
-    yield (f"Caffe's GPU gtests on {where}, passed", float(passed.group(1)) if passed else 0.0, "tests")
-    yield (f"Caffe's GPU gtests on {where}, failed{': ' + ' '.join(sorted(set(failed))[:5]) if failed else ''}",
-           float(len(set(failed))), "tests")
+    run = run_caffe_gtests(caffe_home(), "*GPU*:*/2.*:*/3.*", device=gpu)
+    yield (f"Caffe's GPU gtests on {where}, passed", float(run.passed), "tests")
+    yield (f"Caffe's GPU gtests on {where}, failed{': ' + ' '.join(run.failed[:5]) if run.failed else ''}",
+           float(len(run.failed)), "tests")
     yield (f"Caffe's GPU gtests on {where}, time", time.time() - t0, "s")
 
 
