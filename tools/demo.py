@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="lr is 0.01 * batch / 128 (prototxt.generate)")
     parser.add_argument("--epochs", type=int, default=6,
                         help="short schedule: lr halved every epochs/3, lambda_2D step at 16/28")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (the solver's own seed stays 0)")
     parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING, help="LMDB record images")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     parser.add_argument("--quiet", action="store_true")
