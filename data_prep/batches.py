@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from .lmdb_build import read_meta
 from .pooled import pooled_statistics
@@ -134,9 +135,13 @@ class BatchSource:
                 value = txns[n].get(key)
                 if value is None:
                     raise ValueError(f"{self.paths[n]}: record {key!r} vanished; the LMDB is damaged, rebuild it")
-                record = decode_record(value)
-                image[k], joints[k], pose[k] = augment_record(record, rng, self.crop, self.mean_bgr,
-                                                              self.eigval, self.eigvec, self.pca_sigma)
+                try:
+                    record = decode_record(value)
+                    image[k], joints[k], pose[k] = augment_record(record, rng, self.crop, self.mean_bgr,
+                                                                  self.eigval, self.eigvec, self.pca_sigma)
+                except (ValueError, DecodeError) as e:
+                    raise ValueError(f"{self.paths[n]}: record {key.decode(errors='replace')!r} is damaged ({e}); "
+                                     "rebuild the LMDB with tools/make_lmdb.py") from None
                 for name, array in (extra or {}).items():
                     array[k] = record[name]
         finally:

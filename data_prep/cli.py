@@ -15,9 +15,17 @@ class UserError(Exception):
     """A mistake in what the user passed or pointed at; its message says what is wrong and what to pass."""
 
 
+class Interrupted(Exception):
+    """The user asked a long run to stop (Ctrl-C, SIGTERM) and it stopped cleanly; the message says how to go on."""
+
+
 class DiskFullError(UserError):
     """The disk an output goes to is full, or will be: names the path, the space needed and what to do."""
 
+
+# The line a Caffe Python layer prints for such an error before Caffe stops (layers.pose_layers.ReportingLayer);
+# the training driver shows it as the run's one line.
+LAYER_ERROR = "Python layer error: "
 
 # What the project's own code raises, with a message naming the file, for bad input (data_prep, layers).
 USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
@@ -40,6 +48,9 @@ def run_tool(main, argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Interrupted as e:
+        print(f"{name}: {e}", file=sys.stderr)
         return 130
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -370,8 +369,7 @@ def _account(r: SequenceResult, build: _SplitBuild, summary: BuildSummary) -> No
     """One finished sequence into its LMDB's statistics and the summary (skips, notes, drops)."""
     if r.error:
         build.discard(r.sequence.key)
-        summary.skipped.append(r.error)
-        warnings.warn(r.error)
+        summary.skipped.append(r.error)  # named once, in the summary the tool prints
         return
     if r.note:
         summary.notes.append(r.note)
@@ -381,7 +379,6 @@ def _account(r: SequenceResult, build: _SplitBuild, summary: BuildSummary) -> No
         summary.drops.append(line)
         if lost > LOUD_DROP_FRACTION * r.frames_wanted:
             summary.loud_drops.append(line)
-            warnings.warn(f"{line}: more than {LOUD_DROP_FRACTION:.0%} of the sequence")
     build.add(r)
     summary.sequences += 1
     summary.frames += r.frames_used
@@ -448,7 +445,51 @@ def read_meta(lmdb_path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; {lmdb_path} is not an LMDB made by tools/make_lmdb.py "
                                 "(or its build did not finish): rebuild it")
-    meta = json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e}); the LMDB's description is damaged: rebuild it with "
+                         "tools/make_lmdb.py") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a JSON object; rebuild the LMDB with tools/make_lmdb.py")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}; rebuild")
+    for field, kind in META_FIELDS.items():
+        if field not in meta:
+            raise ValueError(f"{path}: field \"{field}\" is missing; the file was edited or cut short: rebuild the "
+                             "LMDB with tools/make_lmdb.py")
+        if not isinstance(meta[field], kind) or isinstance(meta[field], bool):
+            raise ValueError(f"{path}: field \"{field}\" is {type(meta[field]).__name__}, expected "
+                             f"{getattr(kind, '__name__', 'a number')}; rebuild the LMDB with tools/make_lmdb.py")
+    if meta["count"] < 1:
+        raise ValueError(f"{path}: field \"count\" is {meta['count']}; rebuild the LMDB with tools/make_lmdb.py")
+    return meta
+
+
+# meta.json's fields that the readers need (data layer, evaluation, prediction), with their JSON types.
+META_FIELDS = {"action": str, "split": str, "count": int, "joints": list, "mean_bgr": list, "pca_eigval_rgb": list,
+               "pca_eigvec_rgb": list, "mean_torso_lengths_mm": list}
+
+
+def record_count(lmdb_path: Path) -> int:
+    """The records an LMDB holds (its own count, without reading them)."""
+    import lmdb
+
+    try:
+        env = lmdb.open(str(lmdb_path), readonly=True, lock=False, readahead=False)
+    except lmdb.Error as e:
+        raise ValueError(f"{lmdb_path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
+    try:
+        return int(env.stat()["entries"])
+    finally:
+        env.close()
+
+
+def check_lmdb(lmdb_path: Path) -> dict:
+    """read_meta, and the records counted against meta.json's count (a truncated or mixed LMDB)."""
+    meta = read_meta(lmdb_path)
+    found = record_count(lmdb_path)
+    if found != meta["count"]:
+        raise ValueError(f"{lmdb_path}: {found} records but meta.json says {meta['count']}: a truncated or mixed "
+                         "LMDB; rebuild it with tools/make_lmdb.py")
     return meta

@@ -40,12 +40,30 @@ def data_rank(params: dict, train: bool) -> tuple[int, int]:
     return int(rank), int(ranks)
 
 
+MAX_POSITION = 2 ** 24  # batches a float32 blob counts exactly
+
+
+def position_of(value) -> int:
+    """The batch number a data layer's position blob holds; a clear error if the solver changed it."""
+    value = float(value)
+    if abs(value - round(value)) > 1e-3 or not 0 <= value < MAX_POSITION:
+        raise ValueError(f"PoseDataLayer: its position blob holds {value}, not a batch number: the solver updated it; "
+                         "give the layer `param { lr_mult: 0 decay_mult: 0 }` (prototxt/generate.py does)")
+    return int(round(value))
+
+
 class PoseDataLayer(ReportingLayer):
     """See the module docstring. param_str (JSON): lmdb (required: a path, or a list of paths drawn from as
     one set, e.g. every action's training LMDB for pooled training), batch_size (128), crop_size (225),
     seed (0), pca_sigma (0.1; train only), workers (1), prefetch (slots per worker, 2), shuffle
     (default: true in TRAIN), rank / ranks (multi-GPU training: this process's share of the batches; default
-    from PARK3D_RANK / PARK3D_RANKS, which tools/train_multi_gpu.py sets, else 0 of 1)."""
+    from PARK3D_RANK / PARK3D_RANKS, which tools/train_multi_gpu.py sets, else 0 of 1).
+
+    In TRAIN the layer keeps the number of the next batch in a parameter blob (give the layer `param { lr_mult: 0
+    decay_mult: 0 }`), as the 2D loss keeps its iteration count: Caffe saves it in every snapshot and restores it
+    on `caffe train -snapshot`, so a resumed run reads the batches (and their crops and colour draws, which
+    depend only on the batch number) that the uninterrupted run reads. A TEST layer has the blob too (Caffe
+    shares a test net's layers with the train net's by name) but counts its batches itself."""
 
     def setup(self, bottom, top):
         check_counts(self, bottom, top, 0, 3)
@@ -72,7 +90,11 @@ class PoseDataLayer(ReportingLayer):
         self.shapes = [(self.batch_size, 3, crop, crop), (self.batch_size, j, 2), (self.batch_size, j, 3)]
         self.workers = max(0, int(p["workers"]))
         self.prefetch = max(1, int(p["prefetch"]))
-        self.batch = 0
+        self.train = train
+        if len(self.blobs) == 0:  # the next TRAIN batch, in a blob that snapshots save (docstring)
+            self.blobs.add_blob(1)
+            self.blobs[0].data[...] = 0
+        self.batch = 0  # the next batch
         self.prefetcher = None
 
     def reshape(self, bottom, top):
@@ -80,14 +102,18 @@ class PoseDataLayer(ReportingLayer):
             top[i].reshape(*shape)
 
     def forward(self, bottom, top):
+        if self.train:
+            self.batch = position_of(self.blobs[0].data[0])
         tops = [top[i].data for i in range(3)]
         if self.workers == 0:
             self.source.fill(self.batch, *tops)
         else:
-            if self.prefetcher is None:
+            if self.prefetcher is None or self.prefetcher.next_batch != self.batch:  # first, or restored elsewhere
                 self.prefetcher = Prefetcher(self.source_args, self.shapes, self.workers, self.prefetch, self.batch)
             self.prefetcher.get(self.batch, tops)
         self.batch += 1
+        if self.train:
+            self.blobs[0].data[0] = self.batch
 
     def backward(self, top, propagate_down, bottom):
         pass

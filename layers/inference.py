@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.batches import BatchSource, deprocess
+from data_prep.cli import UserError
 from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale, root_aligned
 
 from .bn_stats import BN_BATCHES
@@ -155,6 +156,12 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
     t0 = time.time()
     pred = predict_lmdb(net, str(test_lmdb), meta["mean_torso_lengths_mm"], progress=progress, keep_images=keep_images)
     seconds = time.time() - t0
+    bad = [name for name, a in (("poses", pred.pred_normalised), ("poses in mm", pred.pred_mm),
+                                *(((f"{k} errors", v) for k, v in (pred.in_net or {}).items())))
+           if not np.isfinite(a).all()]
+    if bad:
+        raise UserError(f"{weights}: the net's {' and '.join(bad)} on {test_lmdb} hold NaN or infinite values; no "
+                        "error is reported from them (a diverged or damaged snapshot: evaluate an earlier one)")
     summary = {**error_summary(pred, train_mean_pose_mm(meta, test_lmdb), meta["mean_torso_lengths_mm"]),
                "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds,
                "batch_norm": f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"}

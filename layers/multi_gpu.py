@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.cli import UserError
+from data_prep.cli import REPO, UserError
 
 
 def require_nccl() -> None:
@@ -19,47 +19,102 @@ def require_nccl() -> None:
                         "README, 'GPUs'); this Caffe has no NCCL")
 
 
-def _train_rank(solver_path: str, snapshot: str | None, gpus: list, uid, rank: int) -> None:
+def _train_rank(solver_path: str, snapshot: str | None, gpus: list, uid, rank: int, errors) -> None:
     import caffe
 
-    os.environ["PARK3D_RANK"], os.environ["PARK3D_RANKS"] = str(rank), str(len(gpus))  # read by the data layer
-    caffe.set_device(gpus[rank])
-    caffe.set_mode_gpu()
-    caffe.set_solver_count(len(gpus))
-    caffe.set_solver_rank(rank)
-    caffe.set_multiprocess(True)
-    solver = caffe.get_solver(solver_path)
-    if snapshot:
-        solver.restore(snapshot)
-    nccl = caffe.NCCL(solver, uid)
-    nccl.bcast()
-    solver.add_callback(nccl)
-    if solver.param.layer_wise_reduce:
-        solver.net.after_backward(nccl)
-    solver.step(solver.param.max_iter - solver.iter)
+    from .training import _die_with_parent
+
+    _die_with_parent()  # a rank does not outlive the driver
+    try:
+        os.environ["PARK3D_RANK"], os.environ["PARK3D_RANKS"] = str(rank), str(len(gpus))  # read by the data layer
+        caffe.set_device(gpus[rank])
+        caffe.set_mode_gpu()
+        caffe.set_solver_count(len(gpus))
+        caffe.set_solver_rank(rank)
+        caffe.set_multiprocess(True)
+        solver = caffe.get_solver(solver_path)
+        if snapshot:
+            solver.restore(snapshot)
+        nccl = caffe.NCCL(solver, uid)
+        nccl.bcast()
+        solver.add_callback(nccl)
+        if solver.param.layer_wise_reduce:
+            solver.net.after_backward(nccl)
+        solver.step(solver.param.max_iter - solver.iter)
+    except Exception as e:  # Caffe's own one-line reasons (patch 0005: diverged, a snapshot not written) and the rest
+        errors.put((rank, f"{type(e).__name__}: {e}" if not isinstance(e, RuntimeError) else str(e)))
+        raise SystemExit(1)
 
 
-def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None) -> None:
-    """Train `solver` (generated with Schedule(ranks=len(gpus))) on `gpus`, resuming from `snapshot`."""
+def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, cwd: Path = REPO, report=None) -> Path:
+    """Train `solver` (generated with Schedule(ranks=len(gpus))) on `gpus`, with the protections of the caffe
+    tool's runs (layers.training.claim_run: one run per snapshot prefix, inputs, disk and snapshots checked, a
+    resume from the latest good snapshot when `snapshot` is not given). When one rank fails (a diverged loss, a
+    full disk, a damaged record) the others are stopped and the reason is one line; Ctrl-C or SIGTERM stops every
+    rank (at most the iterations since the last snapshot are lost: snapshots are complete or absent). Returns the
+    final .caffemodel."""
     import multiprocessing as mp
+    import queue
+    import signal
+    import time
 
     import caffe
 
+    from . import snapshots as S
     from .device import require_gpu
+    from .training import TrainingInterrupted, _raise_for, claim_run
 
+    report = report or (lambda message: print(f"train_multi_gpu: {message}", flush=True))
     if len(gpus) < 2:
         raise UserError(f"--gpus {' '.join(map(str, gpus))}: give two or more GPU ids (one GPU: caffe train -gpu N)")
     for gpu in gpus:
         require_gpu(gpu)
     require_nccl()
-    uid = caffe.NCCL.new_uid()
-    ctx = mp.get_context("spawn")  # a fresh CUDA context per process
-    procs = [ctx.Process(target=_train_rank, args=(str(solver), str(snapshot) if snapshot else None, gpus, uid, rank))
-             for rank in range(len(gpus))]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-    failed = [rank for rank, proc in enumerate(procs) if proc.exitcode != 0]
-    if failed:
-        raise RuntimeError(f"multi-GPU training failed on rank(s) {failed}; see their output above")
+    with claim_run(solver, cwd, report, resume_from=snapshot) as claimed:
+        resume = claimed.resume
+        if resume is not None and resume.iteration >= claimed.solver_param.max_iter:
+            return resume.weights
+        uid = caffe.NCCL.new_uid()
+        ctx = mp.get_context("spawn")  # a fresh CUDA context per process
+        errors = ctx.Queue()
+        procs = [ctx.Process(target=_train_rank, args=(str(solver), str(resume.state) if resume else None, gpus, uid,
+                                                       rank, errors))
+                 for rank in range(len(gpus))]
+        stop = {}
+        previous = {s: signal.signal(s, lambda signum, frame: stop.setdefault("signal", signal.Signals(signum).name))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for proc in procs:
+                proc.start()
+            while any(proc.exitcode is None for proc in procs):
+                failed = [proc for proc in procs if proc.exitcode not in (None, 0)]
+                if failed or stop:
+                    for proc in procs:
+                        proc.kill()  # a rank left alone waits for the failed one in NCCL for ever
+                    break
+                time.sleep(0.5)
+            for proc in procs:
+                proc.join()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        latest = (S.snapshot_pairs(claimed.prefix) or [None])[-1]
+        if stop:
+            raise TrainingInterrupted(f"stopped on {stop['signal']}; the last complete snapshot is "
+                                      f"{latest.state if latest else 'none yet'}; run the same command again to resume")
+        reasons = []
+        while True:
+            try:
+                reasons.append(errors.get(timeout=0.1))
+            except queue.Empty:
+                break
+        if any(proc.exitcode != 0 for proc in procs):
+            stopped = next((why for _, why in sorted(reasons)), "")
+            _raise_for({"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
+                        "tail": [f"rank {r}: {why}\n" for r, why in sorted(reasons)]}, solver, Path("(the ranks' output)"),
+                       latest)
+        S.prune(claimed.prefix)
+        if latest is None or latest.iteration < claimed.solver_param.max_iter:
+            raise RuntimeError(f"training ended at iteration {latest.iteration if latest else 0} without the final "
+                               "snapshot; is `snapshot` a divisor of max_iter?")
+        return latest.weights

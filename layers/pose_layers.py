@@ -13,6 +13,8 @@ import traceback
 
 import caffe
 
+from data_prep.cli import LAYER_ERROR, USER_ERRORS
+
 from . import targets as T
 from .config import GRID, INPUT_SIZE, LAMBDA_2D
 
@@ -33,6 +35,9 @@ def _reported(method):
     def wrapper(self, *args):
         try:
             return method(self, *args)
+        except USER_ERRORS as e:  # bad input (an LMDB, a parameter): its one line, which the drivers show
+            print(f"{LAYER_ERROR}{e}", file=sys.stderr, flush=True)
+            raise
         except Exception:
             print(f"Error in Python layer {type(self).__name__}.{method.__name__}:\n{traceback.format_exc()}",
                   file=sys.stderr, flush=True)

@@ -19,7 +19,7 @@ class Prediction:
     crop: np.ndarray  # (250, 250, 3) uint8 BGR, as the training crops
     pose3d: np.ndarray  # (17, 3) normalised (zero mean, unit Frobenius norm)
     pose3d_mm: np.ndarray  # (17, 3) at the training set's mean torso size, camera axes, joint mean at 0
-    joints2d_crop: np.ndarray | None  # (17, 2) pixels of `crop`; None when the net has no 2D branch
+    joints2d_crop: np.ndarray | None  # (17, 2) pixels of `crop`, from the 2D branch
     joints2d_image: np.ndarray | None  # (17, 2) pixels of the input image
 
 
@@ -31,6 +31,9 @@ def predict_person(net, image_bgr: np.ndarray, box, meta: dict) -> Prediction:
     net.blobs["data"].reshape(1, *data.shape)
     net.blobs["data"].data[0] = data
     pose = net.forward()["pose3d"][0].astype(np.float64)
+    if not np.isfinite(pose).all():
+        raise ValueError("the net's pose holds NaN or infinite values (diverged or damaged weights); no prediction "
+                         "is written from it")
     joints_crop = joints_image = None
     if "logits_2d" in net.blobs:  # the 2D-cls variants: centre crop offset back to the 250 crop, then the image
         joints_crop = argmax_joints_2d(net.blobs["logits_2d"].data[:1])[0] + (CROP_SIZE - INPUT_SIZE) // 2

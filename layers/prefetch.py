@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 
 from data_prep.batches import BatchSource
+from data_prep.cli import USER_ERRORS
 
 
 class Prefetcher:
@@ -23,6 +24,7 @@ class Prefetcher:
 
         ctx = mp.get_context("fork")
         self.source_args, self.shapes, self.workers = source_args, shapes, workers
+        self.next_batch = first_batch
         per_slot = sum(int(np.prod(s)) for s in shapes) * 4
         slots = workers * prefetch
         self.shm = shared_memory.SharedMemory(create=True, size=per_slot * slots)
@@ -40,13 +42,17 @@ class Prefetcher:
         weakref.finalize(self, _shutdown, self.shm, self.processes)
 
     def get(self, batch: int, outputs: list) -> None:
-        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays)."""
+        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays). A worker's
+        error on bad input (a damaged record) is raised here as a ValueError with its message."""
         w = batch % self.workers
         slot, filled = self._next_ready(w)
+        if isinstance(filled, str):
+            raise ValueError(filled)
         assert filled == batch, (filled, batch)
         for out, view in zip(outputs, self.slots[slot]):
             out[...] = view
         self.free[w].put(slot)
+        self.next_batch = batch + 1
 
     def _next_ready(self, w: int):
         while True:
@@ -77,7 +83,11 @@ def _fill_slots(source_args, worker, workers, shm_name, shapes, free_q, ready_q,
                 continue
             if slot is None:
                 return
-            source.fill(batch, *slots[slot])
+            try:
+                source.fill(batch, *slots[slot])
+            except USER_ERRORS as e:  # bad input: the message goes to the net's process, which stops on it
+                ready_q.put((slot, str(e)))
+                return
             ready_q.put((slot, batch))
             batch += workers
     finally:

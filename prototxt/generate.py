@@ -24,17 +24,6 @@ from layers import config
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
-# Parameters (every blob, BatchNorm statistics included) of each variant's net; a .caffemodel holds 4 bytes
-# each and a .solverstate about as many (SGD's history). Checked against pycaffe in tests/test_prototxt.py.
-PARAMETERS = {"baseline": 46_853_001, "multireg": 68_369_486, "2dcls": 59_968_394, "both": 102_456_399}
-
-
-def variant_of_net_name(name: str) -> str | None:
-    """The variant of a net build_net named (park2016_<multiroot|oneroot>_<2dcls|no2dcls>_<split>), or None."""
-    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
-        if name.startswith(f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_"):
-            return variant
-    return None
 WEIGHTS = [dict(lr_mult=1, decay_mult=1)]
 WEIGHTS_BIAS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
 FROZEN = [dict(lr_mult=0, decay_mult=0)]
@@ -82,11 +71,15 @@ def root_name(r: int) -> str:
 
 
 def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
-              lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None) -> caffe.proto.caffe_pb2.NetParameter:
+              lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None,
+              width: float = 1.0) -> caffe.proto.caffe_pb2.NetParameter:
     """split: 'train' or 'test' (data layer over `lmdb`, losses), 'deploy' (Input, eq. (7) averaging, pose3d),
     'evaluate' (the deploy net, then the scale recovery and the per-frame errors as native layers) or 'time' (the
     train net with Inputs for the images and targets and eq. (3) as native layers: no Python layer, so `caffe
-    time` runs it where no Python runs, e.g. on a GPU machine; for timing only)."""
+    time` runs it where no Python runs, e.g. on a GPU machine; for timing only).
+    width: the convolutions' maps and the hidden fully connected layers' sizes times `width` (1: the paper's
+    net; small widths give the same layers and data flow with a few MB of weights, for the fault-injection tests).
+    The train/test data layer is named "pose_data" (its position blob must not meet a deploy net's "data")."""
     if split not in ("train", "test", "deploy", "evaluate", "time"):
         raise ValueError(f"split must be train, test, deploy, evaluate or time, not {split!r}")
     deploy = split in ("deploy", "evaluate")
@@ -99,17 +92,20 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         if lmdb is None:
             raise ValueError(f"build_net({split!r}) needs the LMDB path")
         data_params = dict(lmdb=lmdb, batch_size=batch_size, seed=seed, workers=workers)
-        n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer")
+        # FROZEN: the layer's position blob (the next batch, saved in snapshots) is no parameter to train
+        n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer",
+                                                    param=FROZEN)
     x = n.data
     for name, maps, kernel, stride, pad, pool in config.CONV_LAYERS:
-        x = conv_bn_relu(n, name, x, maps, kernel, stride, pad)
+        x = conv_bn_relu(n, name, x, scaled(maps, width), kernel, stride, pad)
         if pool:
             x = L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3, stride=2)
             n[f"pool{name[-1]}"] = x
     trunk = x
     # 2D branch (Fig. 1): fc1 2D, fc2 2D, then N_g*N_g classes per joint and a softmax per joint.
-    x = fc_bn_relu_dropout(n, "fc1_2d", trunk)
-    x = fc_bn_relu_dropout(n, "fc2_2d", x)
+    fc = scaled(config.FC_SIZE, width)
+    x = fc_bn_relu_dropout(n, "fc1_2d", trunk, fc)
+    x = fc_bn_relu_dropout(n, "fc2_2d", x, fc)
     n.fc_out_2d = linear(x, len(JOINTS) * config.NUM_CLASSES_2D, std=0.01)
     n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), config.NUM_CLASSES_2D]))
     if timing:
@@ -122,10 +118,10 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
                                  loss_weight=1, param=FROZEN)
     # 3D branch (Fig. 1 / Fig. 2, docs/design.md: 2D-to-3D link): fc1 3D; with 2D-cls, the vectorised softmax through
     # "fc probs 2D" concatenated with it ("fc 2D-3D"); one fc2 3D and output per root.
-    x3 = fc_bn_relu_dropout(n, "fc1_3d", trunk)
+    x3 = fc_bn_relu_dropout(n, "fc1_3d", trunk, fc)
     if use_2d_cls:
         n.probs_2d = L.Softmax(n.logits_2d, axis=2)
-        probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d)
+        probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d, fc)
         n.fc_2d3d = L.Concat(x3, probs, axis=1)
         x3 = n.fc_2d3d
     if timing:
@@ -136,7 +132,7 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     outs = []
     for i, r in enumerate(roots):
         rn = root_name(r)
-        h = fc_bn_relu_dropout(n, f"fc2_3d_{rn}", x3)
+        h = fc_bn_relu_dropout(n, f"fc2_3d_{rn}", x3, fc)
         out = linear(h, config.OUTPUT_3D)
         n[f"out_3d_{rn}"] = out
         outs.append(out)
@@ -153,8 +149,15 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
     if split == "evaluate":
         evaluation_tail(n, n.root_average)
     net = n.to_proto()
+    for layer in net.layer:
+        if layer.type == "Python" and layer.python_param.layer == "PoseDataLayer":
+            layer.name = "pose_data"
     net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
     return net
+
+
+def scaled(size: int, width: float) -> int:
+    return max(1, round(size * width))
 
 
 def native_soft_label_loss(n, logits, targets, batch_size: int, lambda_2d: float) -> None:
@@ -283,15 +286,15 @@ def write_text(path: Path, message) -> None:
 
 def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str | list, test_lmdb: str | list,
                      train_count: int, test_count: int, snapshot_prefix: str, solver_net_dir: str | None = None,
-                     schedule: Schedule = Schedule()) -> Path:
+                     schedule: Schedule = Schedule(), width: float = 1.0) -> Path:
     """Write <name>_train/_test.prototxt and solver_<name>.prototxt into out_dir. The solver names the nets
     as `solver_net_dir`/<name>_train.prototxt (relative to where caffe runs; default: out_dir, absolute).
     train_lmdb/test_lmdb may be lists of LMDBs read as one (pooled over actions; train_count their sum).
-    Returns the solver path."""
+    width: build_net's (1: the paper's net). Returns the solver path."""
     multi_root, use_2d_cls = VARIANTS[variant]
     net_dir = solver_net_dir if solver_net_dir is not None else str(Path(out_dir).resolve())
     common = dict(multi_root=multi_root, use_2d_cls=use_2d_cls, lambda_step_iter=schedule.lambda_step_iter(train_count),
-                  workers=schedule.workers, seed=schedule.seed)
+                  workers=schedule.workers, seed=schedule.seed, width=width)
     train, test = out_dir / f"{name}_train.prototxt", out_dir / f"{name}_test.prototxt"
     write_text(train, build_net("train", lmdb=train_lmdb, batch_size=schedule.batch_size, **common))
     write_text(test, build_net("test", lmdb=test_lmdb, batch_size=schedule.test_batch_size, **common))

@@ -252,31 +252,23 @@ def test_make_lmdb_prints_progress_lines_into_a_log(synthetic_root, tmp_path):
     assert len(lines) >= 5 and "sequences/s, ETA" in lines[0] and lines[-1].startswith("LMDB: 28/28 sequences (100 %)")
 
 
-def test_snapshots_are_pruned_while_training_runs(tmp_path):
-    from layers.training import prune_snapshots
-
-    for it in (2, 4, 6):
-        for suffix in (".caffemodel", ".solverstate"):
-            (tmp_path / f"run_iter_{it}{suffix}").write_text("x")
-    (tmp_path / "other_iter_2.caffemodel").write_text("x")
-    prune_snapshots(tmp_path / "run", keep_weights=2)
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["other_iter_2.caffemodel", "run_iter_4.caffemodel",
-                                                          "run_iter_6.caffemodel", "run_iter_6.solverstate"]
-
-
 def test_snapshot_disk_is_checked_before_training(lmdb_root, tmp_path, monkeypatch):
-    """The baseline net: 46.9 M parameters, 4 bytes each in a .caffemodel and about as many in a .solverstate;
-    at the peak of a pruned run 2 + 1 weights and 2 states: 5 x 4 x 46,853,001 bytes = 0.94 GB."""
+    """The baseline train net: its deploy net's 46,853,001 parameters less eq. (7)'s fixed 51 x 48 map, plus the
+    data layer's position and the 2D loss's iteration count: 46,850,555, 4 bytes each in a .caffemodel and as
+    many in a .solverstate; at the peak of a pruned run two pairs are kept and a third is written:
+    6 x 4 x 46,850,555 bytes = 1.12 GB."""
     import collections
 
     import layers.training as training
     from data_prep.cli import DiskFullError
 
     solver = small_solver(tmp_path, lmdb_root, "solver_walking", 3)
-    assert training.snapshot_disk_need(read_solver(solver), REPO) == 5 * 4 * 46_853_001
+    net = training.train_net_of(read_solver(solver), solver, REPO)
+    assert training.snapshot_disk_need(net) == 6 * 4 * (46_853_001 - 51 * 48 + 2)
+    del net
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(training.shutil, "disk_usage", lambda path: usage(10**9, 9 * 10**8, 10**8))
-    with pytest.raises(DiskFullError, match=r"snapshots need about 0.9 GB and the disk has 0.1 GB free"):
+    with pytest.raises(DiskFullError, match=r"snapshots need about 1.1 GB more and the disk has 0.1 GB free"):
         train_to_completion(solver, tmp_path / "train.log", progress=False)
     assert not (tmp_path / "train.log").exists()  # nothing ran
 

@@ -28,7 +28,7 @@ from prototxt.generate import VARIANTS, Schedule, write_action_experiment
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--actions", nargs="+", choices=ABLATION_ACTIONS, metavar="ACTION")
-    parser.add_argument("--lmdb-root", default="data/lmdb")
+    parser.add_argument("--lmdb-root", default=str(REPO / "data" / "lmdb"))
     parser.add_argument("--synthetic", metavar="OUT", help="generate synthetic data and short-schedule solvers under OUT")
     parser.add_argument("--frames", type=int, default=200, help="synthetic: frames per sequence")
     parser.add_argument("--frame-step", type=int, default=4, help="synthetic: LMDB frame step")
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                 if not args.quiet:
                     print(f"[{action} / {VARIANT_LABELS[variant]} / seed {seed}] {solver}", flush=True)
                 weights[key] = train_to_completion(solver, log_of[key], cwd=REPO, gpu=args.gpu, progress=progress,
-                                                   desc=f"{action} {variant} seed {seed}", prune=True)
+                                                   desc=f"{action} {variant} seed {seed}")
     use_device(args.gpu)
     per_seed, references, detail, kept = {}, {}, {}, {}
     for (seed, action, variant), w in weights.items():

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     stages.say(f"training {train_meta['count']} images, testing {test_meta['count']}; {max_iter} iterations of "
                f"{args.batch_size}")
     final = stages.run("caffe train", lambda: train_to_completion(solver, log, gpu=args.gpu, progress=progress,
-                                                                  desc="caffe train (demo)", prune=True))
+                                                                  desc="caffe train (demo)"))
 
     def evaluate_and_plot():
         from layers.device import use_device

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.cli import UserError, require_lmdbs, run_tool
+from data_prep.cli import REPO, UserError, require_lmdbs, run_tool
 from data_prep.progress import progress_mode
 from data_prep.skeleton import ACTIONS
 from layers.bn_stats import BN_BATCHES
@@ -21,7 +21,7 @@ from layers.bn_stats import BN_BATCHES
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--deploy", default="prototxt/evaluate_both.prototxt",
+    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "evaluate_both.prototxt"),
                         help="an evaluation net (scale recovery and P1 / zero-mean errors inside the net, so on the "
                              "GPU with --gpu) or a deploy net (errors in NumPy); the variant must match the weights")
     parser.add_argument("--lmdb-root", required=True, help="folder with <action>_test.lmdb")

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         solver, _ = write_action_experiment(run / "prototxt", "Walking", "both", lmdb,
                                             Schedule.short(args.epochs, args.batch_size, seed=args.seed), run / "snapshots")
         final = train_to_completion(solver, run / "logs" / "walking_both.log", gpu=args.gpu, progress=progress_mode(args.quiet),
-                                    desc=f"caffe train ({frames} frames)", prune=True)
+                                    desc=f"caffe train ({frames} frames)")
         use_device(args.gpu)
         test, train = lmdb / "walking_test.lmdb", lmdb / "walking_train.lmdb"
         point = {"frames_per_sequence": frames, "train_images": read_meta(train)["count"],

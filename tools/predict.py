@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from data_prep.cli import UserError, run_tool
+from data_prep.cli import REPO, UserError, run_tool
 from data_prep.files import write_text_atomic
 from data_prep.lmdb_build import read_meta
 from data_prep.skeleton import JOINTS
@@ -33,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
                    help="the person's box in pixels (default: found by the HOG people detector)")
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--deploy", default="prototxt/deploy_both.prototxt")
+    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
     parser.add_argument("--train-lmdb", required=True, help="training LMDB whose meta.json has the image mean and torso lengths")
     parser.add_argument("--out", help="an image: output stem (default <image>.pose3d.*); a folder or video: output folder "
                                  "(default <input>_pose3d/)")
@@ -94,6 +94,10 @@ def person_box(image, bbox) -> tuple:
 
     if bbox:
         x, y, w, h = bbox
+        height, width = image.shape[:2]
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise UserError(f"--bbox {x:g} {y:g} {w:g} {h:g} lies outside the {width}x{height} image; give X Y W H in "
+                            "the image's pixels (X, Y: the box's top left corner)")
         return (x, y, x + w - 1, y + h - 1), BOX_GIVEN, None
     found = detect_person(image)
     if found is None:

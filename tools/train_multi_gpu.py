@@ -20,7 +20,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--solver", required=True)
     parser.add_argument("--gpus", type=int, nargs="+", required=True, help="GPU ids, two or more")
-    parser.add_argument("--snapshot", help="resume from this .solverstate")
+    parser.add_argument("--snapshot", help="resume from this .solverstate (default: the latest snapshot of the "
+                        "solver's prefix that verifies, as the other drivers)")
     return parser.parse_args(argv)
 
 
@@ -31,7 +32,9 @@ def main(argv=None) -> int:
     for path, what in ((args.solver, "--solver"), (args.snapshot, "--snapshot")):
         if path and not Path(path).is_file():
             raise UserError(f"{what} {path}: no such file")
-    train_data_parallel(Path(args.solver), args.gpus, Path(args.snapshot) if args.snapshot else None)
+    final = train_data_parallel(Path(args.solver).resolve(), args.gpus, Path(args.snapshot).resolve() if args.snapshot else None,
+                                cwd=Path.cwd())
+    print(f"trained: {final}")
     return 0
 
 
