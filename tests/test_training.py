@@ -1,5 +1,6 @@
-"""Real `caffe train` runs of each variant on a small synthetic LMDB; resume keeps the
-lambda_2D schedule."""
+"""Real `caffe train` runs of each variant on a small synthetic LMDB; resume keeps the lambda_2D schedule; a plain
+`caffe train` (no driver) stops with a snapshot on SIGTERM, resumes to the uninterrupted run's weights and ends a
+diverged run with one line (Caffe patch 0005)."""
 from __future__ import annotations
 
 import re
@@ -16,7 +17,7 @@ from prototxt.generate import VARIANTS, Schedule, write_experiment
 CAFFE = str(REPO / ".venv" / "bin" / "caffe")
 
 
-def experiment(tmp_path, lmdb_root, variant, **schedule):
+def experiment(tmp_path, lmdb_root, variant, width=1.0, **schedule):
     out, _ = lmdb_root
     from data_prep.lmdb_build import read_meta
 
@@ -25,7 +26,8 @@ def experiment(tmp_path, lmdb_root, variant, **schedule):
     solver = write_experiment(tmp_path, variant, variant=variant, train_lmdb=str(out / "walking_train.lmdb"),
                               test_lmdb=str(out / "walking_test.lmdb"), train_count=train_count, test_count=test_count,
                               snapshot_prefix=str(tmp_path / f"snap_{variant}"),
-                              schedule=Schedule(batch_size=8, test_batch_size=16, epochs=2, display=1, **schedule))
+                              schedule=Schedule(batch_size=8, test_batch_size=16, epochs=2, display=1, **schedule),
+                              width=width)
     s = caffe_pb2.SolverParameter()
     text_format.Merge(solver.read_text(), s)
     return solver, s
@@ -68,3 +70,42 @@ def test_resume_from_a_snapshot_keeps_the_lambda_schedule(tmp_path, lmdb_root):
     caffe_train(["-solver", str(solver), "-snapshot", str(tmp_path / "snap_baseline_iter_8.solverstate")], tmp_path)
     # the layer counted on from 8 (not from 0): lambda_2D switches at the right iteration after a resume
     assert loss_counter(tmp_path / "snap_baseline_iter_14.caffemodel") == 14
+
+
+def test_plain_caffe_train_stops_on_sigterm_with_a_snapshot_and_resumes_to_the_same_weights(tmp_path, lmdb_root):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    solver, _ = experiment(tmp_path / "a", lmdb_root, "both", width=0.125, max_iter=16, snapshot=8, test_interval=1000)
+    caffe_train(["-solver", str(solver)], tmp_path)
+    reference = (tmp_path / "a" / "snap_both_iter_16.caffemodel").read_bytes()
+    solver, _ = experiment(tmp_path / "b", lmdb_root, "both", width=0.125, max_iter=16, snapshot=8, test_interval=1000)
+    proc = subprocess.Popen([CAFFE, "train", "-solver", str(solver)], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**caffe_env(), "GLOG_minloglevel": "0"})
+    for line in proc.stderr:
+        if "] Iteration 5 (" in line:
+            proc.terminate()  # SIGTERM, as a scheduler or `kill` sends it
+            break
+    log = proc.stderr.read()
+    assert proc.wait() == 0 and "Optimization stopped early" in log, log[-3000:]
+    state = sorted((tmp_path / "b").glob("snap_both_iter_*.solverstate"))
+    assert len(state) == 1 and 5 <= int(state[0].stem.rsplit("_", 1)[1]) < 16, state
+    caffe_train(["-solver", str(solver), "-snapshot", str(state[0])], tmp_path)
+    # identical files: the data layer's position, the 2D loss's count and the dropout masks all continued
+    assert (tmp_path / "b" / "snap_both_iter_16.caffemodel").read_bytes() == reference
+
+
+def test_plain_caffe_train_ends_a_diverged_run_with_one_line_before_the_update(tmp_path, lmdb_root):
+    solver, s = experiment(tmp_path, lmdb_root, "baseline", width=0.125, max_iter=30, snapshot=1, test_interval=1000)
+    s.base_lr = 100.0
+    solver.write_text(text_format.MessageToString(s))
+    out = subprocess.run([CAFFE, "train", "-solver", str(solver)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=900, env={**caffe_env(), "GLOG_minloglevel": "0"})
+    stopped = [l for l in out.stderr.splitlines() if "caffe train stopped: " in l]
+    assert out.returncode == 1 and len(stopped) == 1 and "Check failure" not in out.stderr, out.stderr[-3000:]
+    at = int(stopped[0].split("Training diverged at iteration ")[1].split(":")[0])
+    assert "the loss is nan" in stopped[0] or "the loss is inf" in stopped[0], stopped[0]
+    last = sorted(tmp_path.glob("snap_baseline_iter_*.caffemodel"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))[-1]
+    assert int(last.stem.rsplit("_", 1)[1]) == at  # the snapshot after the last finite step, not one after it
+    net = caffe_pb2.NetParameter()
+    net.ParseFromString(last.read_bytes())
+    assert all(np.isfinite(np.asarray(b.data)).all() for layer in net.layer for b in layer.blobs)
