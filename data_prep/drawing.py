@@ -75,7 +75,7 @@ def plot_prediction(crop_bgr: np.ndarray, joints2d: np.ndarray | None, pose3d_mm
 
 
 def plot_fig4(curves: dict, out_png: Path) -> Path:
-    """Figure 4: label -> {"train": (iterations, 3D loss), "test": (...)} (layers.training.fig4_curves)."""
+    """Figure 4: label -> {"train": (iterations, 3D loss), "test": (...)} (layers.caffe_log.fig4_curves)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, curve in curves.items():

@@ -22,9 +22,9 @@ def require_nccl() -> None:
 def _train_rank(solver_path: str, snapshot: str | None, gpus: list, uid, rank: int, errors) -> None:
     import caffe
 
-    from .training import _die_with_parent
+    from .training import die_with_parent
 
-    _die_with_parent()  # a rank does not outlive the driver
+    die_with_parent()  # a rank does not outlive the driver
     try:
         os.environ["PARK3D_RANK"], os.environ["PARK3D_RANKS"] = str(rank), str(len(gpus))  # read by the data layer
         caffe.set_device(gpus[rank])
@@ -62,7 +62,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
 
     from . import snapshots as S
     from .device import require_gpu
-    from .training import TrainingInterrupted, _raise_for, claim_run
+    from .training import TrainingInterrupted, claim_run, raise_for_result
 
     report = report or (lambda message: print(f"train_multi_gpu: {message}", flush=True))
     if len(gpus) < 2:
@@ -110,7 +110,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
                 break
         if any(proc.exitcode != 0 for proc in procs):
             stopped = next((why for _, why in sorted(reasons)), "")
-            _raise_for({"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
+            raise_for_result({"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
                         "tail": [f"rank {r}: {why}\n" for r, why in sorted(reasons)]}, solver, Path("(the ranks' output)"),
                        latest)
         S.prune(claimed.prefix)

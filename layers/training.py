@@ -2,8 +2,7 @@
 run per snapshot prefix (a lock), the inputs and the disk checked before caffe starts, resume from the latest
 snapshot that verifies (layers.snapshots), caffe's log written by caffe itself and followed for the progress bar
 and for pruning, caffe stopped with a snapshot when the driver is stopped or dies, and one line for a diverged
-loss, a full disk or a damaged input (docs/design.md, "Long runs"). Also reading the logs back (Fig. 4), and the
-set-up's Caffe build itself: where it is, and running its own gtests."""
+loss, a full disk or a damaged input (docs/design.md, "Long runs")."""
 from __future__ import annotations
 
 import contextlib
@@ -23,54 +22,8 @@ import numpy as np
 from data_prep.cli import LAYER_ERROR, REPO, DiskFullError, Interrupted, UserError
 from data_prep.lmdb_build import check_lmdb
 
+from .caffe_build import caffe_binary, caffe_env
 from .snapshots import KEEP_PAIRS, iteration_of
-
-def caffe_binary() -> str:
-    local = REPO / ".venv" / "bin" / "caffe"
-    return str(local) if local.is_file() else "caffe"
-
-
-def caffe_env(**overrides) -> dict:
-    """The environment for the caffe tool: the venv first on PATH (its embedded Python then finds the
-    venv, see tools/setup.sh), plus `overrides`."""
-    env = {**os.environ, **overrides}
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def caffe_home(venv: Path = REPO / ".venv") -> Path:
-    """The Caffe build folder tools/setup.sh linked into `venv` (it writes <venv>/.caffe-home)."""
-    marker = Path(venv) / ".caffe-home"
-    if not marker.is_file():
-        raise UserError(f"{marker}: missing; run tools/setup.sh first")
-    return Path(marker.read_text().strip())
-
-
-@dataclasses.dataclass
-class GtestRun:
-    returncode: int
-    log: str
-    ran: int  # tests that ran
-    passed: int
-    failed: list  # names of the failed tests
-
-
-def run_caffe_gtests(home: Path, gtest_filter: str, device: int | None = None, env: dict | None = None,
-                     timeout: float = 3000) -> GtestRun:
-    """Caffe's own gtests the set-up built into `home` (bin/caffe_layer_tests: the nets' layer types, the SGD
-    solver, the math functions), run from share/caffe_gtest_root, where the solver tests find their data.
-    device: the GPU for the GPU cases (the test binary takes it as its first plain argument)."""
-    home = Path(home)
-    command = [str(home / "bin" / "caffe_layer_tests"), f"--gtest_filter={gtest_filter}"]
-    out = subprocess.run(command + ([] if device is None else [str(device)]), capture_output=True, text=True,
-                         timeout=timeout, cwd=home / "share" / "caffe_gtest_root",
-                         env={**(os.environ if env is None else env), "LD_LIBRARY_PATH": str(home / "lib")})
-    log = out.stdout + out.stderr
-    ran = re.search(r"\[==========\] (\d+) tests? from (\d+) test cases? ran", log)
-    passed = re.search(r"\[  PASSED  \] (\d+) tests?", log)
-    failed = sorted(set(re.findall(r"^\[  FAILED  \] ([A-Za-z]\S*)", log, re.M)))  # not the "N tests, listed below"
-    return GtestRun(out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0, failed)
-
 
 # Lines of a `caffe train` log the driver acts on (Caffe with patch 0005).
 _PROGRESS = re.compile(r"\] Iteration (\d+)")
@@ -89,7 +42,7 @@ class TrainingInterrupted(Interrupted):
     """The driver was asked to stop (SIGINT, SIGTERM); caffe stopped with a snapshot."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGHUP when the driver dies, however it dies; `caffe train -sighup_effect stop`
     then stops it with a snapshot, as Ctrl-C would."""
     import ctypes
@@ -186,7 +139,7 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     with open(log_path, "ab") as log:
         offset = log.tell()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_die_with_parent, pass_fds=tuple(pass_fds))
+                                start_new_session=True, preexec_fn=die_with_parent, pass_fds=tuple(pass_fds))
     try:
         with _Stopper(proc) as stopper:
             _follow(log_path, offset, proc, on_line)
@@ -340,7 +293,7 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
                                  on_snapshot=lambda f: f.suffix == ".solverstate" and S.prune(prefix),
                                  pass_fds=(claimed.lock.fd,))
         latest = (S.snapshot_pairs(prefix) or [None])[-1]
-        _raise_for(result, solver, Path(log), latest)
+        raise_for_result(result, solver, Path(log), latest)
         if latest is None or latest.iteration < s.max_iter:
             raise RuntimeError(f"caffe train ended at iteration {latest.iteration if latest else 0} without the final "
                                f"snapshot {prefix.name}_iter_{s.max_iter}; is `snapshot` a divisor of max_iter? log: {log}")
@@ -353,7 +306,7 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
         return latest.weights
 
 
-def _raise_for(result: dict, solver: Path, log: Path, latest) -> None:
+def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
     """The one line for a run that did not end well (nothing when it did)."""
     last = f"the last complete snapshot is {latest.state}" if latest else "there is no complete snapshot yet"
     where = f"log: {log}"
@@ -379,48 +332,3 @@ def _raise_for(result: dict, solver: Path, log: Path, latest) -> None:
         raise UserError(f"caffe train was killed (signal {-result['code']}, not by this driver); {last}; run the same "
                         f"command again to resume ({where})")
     raise RuntimeError(f"caffe train failed (exit {result['code']}); {last}; full log: {log}\n" + "".join(result["tail"]))
-
-
-_TRAIN_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+) \(.*\), loss = ")
-_TEST_ITER = re.compile(r"solver\.cpp:\d+\] Iteration (\d+), Testing net")
-_OUTPUT = re.compile(r"(Train|Test) net output #\d+: (\S+) = ([-0-9.e+naif]+)")
-
-
-def parse_caffe_log(text: str) -> dict:
-    """{'train': {name: [(iter, value)]}, 'test': {name: [(iter, value)]}} from a `caffe train` log."""
-    out = {"train": {}, "test": {}}
-    it = {"train": None, "test": None}
-    for line in text.splitlines():
-        m = _TRAIN_ITER.search(line)
-        if m:
-            it["train"] = int(m.group(1))
-            continue
-        m = _TEST_ITER.search(line)
-        if m:
-            it["test"] = int(m.group(1))
-            continue
-        m = _OUTPUT.search(line)
-        if m:
-            phase = m.group(1).lower()
-            if it[phase] is not None:
-                out[phase].setdefault(m.group(2), []).append((it[phase], float(m.group(3))))
-    return out
-
-
-def loss_3d_curve(parsed: dict, phase: str) -> tuple[np.ndarray, np.ndarray]:
-    """Iterations and the sum of the 3D losses (over roots) at each logged point."""
-    series = [v for k, v in parsed[phase].items() if k.startswith("loss_3d")]
-    if not series:
-        return np.zeros(0), np.zeros(0)
-    iters = np.array([i for i, _ in series[0]])
-    n = min(len(s) for s in series)
-    return iters[:n], np.sum([[v for _, v in s[:n]] for s in series], axis=0)
-
-
-def fig4_curves(logs: dict) -> dict:
-    """label -> {"train": (iterations, 3D loss), "test": (...)} from `caffe train` logs (label -> log path)."""
-    curves = {}
-    for label, path in logs.items():
-        parsed = parse_caffe_log(Path(path).read_text())
-        curves[label] = {phase: loss_3d_curve(parsed, phase) for phase in ("train", "test")}
-    return curves

@@ -13,7 +13,7 @@ from data_prep.cli import REPO
 
 def caffe_home() -> Path:
     from data_prep.cli import UserError
-    from layers.training import caffe_home as home
+    from layers.caffe_build import caffe_home as home
 
     try:
         return home()
@@ -22,7 +22,7 @@ def caffe_home() -> Path:
 
 
 def caffe_env() -> dict:
-    from layers.training import caffe_env as env
+    from layers.caffe_build import caffe_env as env
 
     return env(GLOG_minloglevel=os.environ.get("GLOG_minloglevel", "1"))
 
@@ -30,9 +30,9 @@ def caffe_env() -> dict:
 def run_caffe_gtests(**env):
     """Caffe's own gtests of the layers and solver the nets use (third_party/caffe/build_options.env), CPU cases;
     returns (exit code, log, tests ran, tests passed)."""
-    from layers.training import run_caffe_gtests as run
+    from layers.caffe_build import gtest_filters, run_caffe_gtests as run
 
-    r = run(caffe_home(), "-*GPU*", env={**caffe_env(), **env}, timeout=1800)
+    r = run(caffe_home(), gtest_filters()["GTEST_FILTER_CPU_BUILD"], env={**caffe_env(), **env}, timeout=1800)
     return r.returncode, r.log, r.ran, r.passed
 
 

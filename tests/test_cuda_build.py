@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, caffe_env
-from layers.training import caffe_home, run_caffe_gtests
+from layers.caffe_build import caffe_home, gtest_cpu_filter, run_caffe_gtests
 
 SMOKE = os.environ.get("PARK3D_CUDA_SMOKE", "")
 ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
@@ -60,8 +60,7 @@ def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home
 
 
 def test_caffe_cpu_gtests_pass(cuda_home):
-    gtest_filter = (cuda_home / "share" / "caffe_gtest_cpu_filter.txt").read_text().strip()
-    run = run_caffe_gtests(cuda_home, gtest_filter)
+    run = run_caffe_gtests(cuda_home, gtest_cpu_filter(cuda_home))
     assert run.returncode == 0, run.log[-3000:]
     assert run.passed >= 500, run.passed
 

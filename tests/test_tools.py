@@ -175,7 +175,7 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
 
 def test_figures_from_a_real_log(trained, tmp_path):
     from data_prep.drawing import plot_fig4
-    from layers.training import fig4_curves, loss_3d_curve, parse_caffe_log
+    from layers.caffe_log import fig4_curves, loss_3d_curve, parse_caffe_log
 
     d, _ = trained
     parsed = parse_caffe_log((d / "train.log").read_text())

@@ -21,7 +21,8 @@ from data_prep.skeleton import ABLATION_ACTIONS, action_slug
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from data_prep.tables import VARIANT_LABELS, format_table2_seeds, write_results
 from layers.bn_stats import BN_BATCHES
-from layers.training import fig4_curves, train_to_completion
+from layers.caffe_log import fig4_curves
+from layers.training import train_to_completion
 from prototxt.generate import VARIANTS, Schedule, write_action_experiment
 
 

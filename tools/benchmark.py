@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -38,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import REPO, run_tool
-from layers.training import caffe_env
+from layers.measure import (CACHE, by_layer_type, caffe_cpu_model, caffe_time, caffe_time_layers, checked_device,
+                            peak_rss_of, run_peer)
 def zfnet_like(batch):
     """A ZFNet-like reference net: conv 7x7/2, pool 3/2, conv 5x5/2, pool 3/2, three 3x3 convs, pool 3/2, fc 1024."""
     import caffe
@@ -60,12 +60,6 @@ def zfnet_like(batch):
     n.fc = L.InnerProduct(x, num_output=1024, weight_filler=dict(type="msra"))
     n.loss = L.SoftmaxWithLoss(n.fc, n.label)
     return n.to_proto()
-
-
-def caffe_time(model: Path, iterations: int = 5, gpu: int | None = None) -> tuple[float, float]:
-    """Average forward and backward ms of `caffe time` (TRAIN phase) with the venv's Caffe (on GPU `gpu`)."""
-    t = caffe_time_layers(None, model, iterations, "TRAIN", gpu)
-    return t["forward"], t["backward"]
 
 
 def ensure_data(work: Path, frames: int) -> Path:
@@ -150,39 +144,6 @@ def section_lmdb(work, args):
         size = sum(f.stat().st_size for f in (out / "walking_train.lmdb").glob("data.mdb"))
         yield (f"LMDB bytes per record ({encoding}; data.mdb / records)",
             size / read_meta(out / "walking_train.lmdb")["count"] / 1024, "KiB")
-
-
-def _tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (shared pages counted in each: an upper bound)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
-    while todo:
-        pid_now = todo.pop()
-        todo.extend(children.get(pid_now, []))
-        try:
-            total += int(Path(f"/proc/{pid_now}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            pass
-    return total
-
-
-def peak_rss_of(command: list) -> tuple[float, float]:
-    """(peak MiB of the process tree's resident memory, seconds) of a command, sampled every 50 ms."""
-    t0 = time.time()
-    proc = subprocess.Popen(command, cwd=REPO)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_bytes(proc.pid))
-        time.sleep(0.05)
-    if proc.returncode:
-        raise RuntimeError(f"{command}: exit code {proc.returncode}")
-    return peak / 2**20, time.time() - t0
 
 
 def section_memory(work, args):
@@ -280,84 +241,12 @@ def _random_weights(work: Path) -> Path:
     return path
 
 
-CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
-TORCH_PIN = "torch==2.13.0"
-
-
-def torch_python(args) -> Path | None:
-    """The torch venv's interpreter, made first with --install-torch; None when there is none."""
-    venv = Path(args.torch_venv)
-    py = venv / "bin" / "python"
-    if not py.is_file() and args.install_torch:
-        print(f"  installing {TORCH_PIN} (CPU build) into {venv}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH_PIN, "numpy==1.26.4"], check=True)
-    return py if py.is_file() else None
-
-
-def run_peer(args, iters: int, device: str | None = None) -> dict | None:
-    py = torch_python(args)
-    if py is None:
-        print(f"  torch       no torch venv at {args.torch_venv} (pass --install-torch); skipped")
-        return None
-    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(args.batch), "--iters", str(iters),
-                          "--device", device or "cpu"], capture_output=True, text=True)
-    if out.returncode:
-        print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def section_torch(work, args):
-    peer = run_peer(args, args.torch_iters, None if args.gpu is None else f"cuda:{args.gpu}")
+    peer = run_peer(args.torch_venv, args.install_torch, args.batch, args.torch_iters,
+                    None if args.gpu is None else f"cuda:{args.gpu}")
     if peer:
         yield (f"PyTorch {peer['torch']} same net, {peer['device']}, train step (SGD included), batch {args.batch}",
             args.batch * 1000 / peer["train_step_ms"], "img/s")
-
-
-def caffe_cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    m = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    return m.group(1).strip() if m else "unknown CPU"
-
-
-def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str, gpu: int | None = None) -> dict:
-    """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
-    'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe; gpu: on it."""
-    env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
-    binary = str(REPO / ".venv" / "bin" / "caffe")
-    if caffe_home is not None:
-        binary = str(caffe_home / "bin" / "caffe")
-        env["PYTHONPATH"] = ":".join(str(p) for p in caffe_home.glob("lib/python3*/dist-packages"))
-    on_gpu = [] if gpu is None else ["-gpu", str(gpu)]
-    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase, *on_gpu],
-                         capture_output=True, text=True, env=env, cwd=REPO)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    log = out.stdout + out.stderr
-    layers = {(m.group(1), m.group(2)): float(m.group(3))
-              for m in re.finditer(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms", log)}
-    core = re.search(r"^Core: (\S+)", log, re.M)
-    return {"forward": float(re.search(r"Average Forward pass: ([0-9.]+) ms", log).group(1)),
-            "backward": float(re.search(r"Average Backward pass: ([0-9.]+) ms", log).group(1)),
-            "layers": layers, "core": core.group(1) if core else "unknown"}
-
-
-def by_layer_type(model: Path, layers: dict) -> dict:
-    """Per-layer times summed by Caffe layer type (Python layers by their class)."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    net = text_format.Merge(model.read_text(), caffe_pb2.NetParameter())
-    kind = {l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer}
-    totals: dict = {}
-    for (name, direction), ms in layers.items():
-        key = kind.get(name, name)
-        totals[key] = totals.get(key, 0.0) + ms
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 def section_speed(work, args):
@@ -380,7 +269,7 @@ def section_speed(work, args):
     for _ in range(args.speed_rounds):
         caffe_runs.append((caffe_time_layers(home, train, args.speed_iters, "TRAIN"),
                            caffe_time_layers(home, deploy, args.speed_iters, "TEST")))
-        peer = run_peer(args, args.speed_iters)
+        peer = run_peer(args.torch_venv, args.install_torch, args.batch, args.speed_iters)
         if peer:
             peer_runs.append(peer)
     tr = min((r[0] for r in caffe_runs), key=lambda r: r["forward"] + r["backward"])
@@ -403,27 +292,15 @@ def section_speed(work, args):
         yield ("ratio Caffe / PyTorch, deploy-net inference", fwd / dp["forward"], "x")
 
 
-def checked_device(gpu: int | None) -> str:
-    """'CPU', or 'GPU n (card name)' once layers/device.py has checked that this Caffe can use GPU n."""
-    if gpu is None:
-        return "CPU"
-    from layers.device import require_gpu
-
-    require_gpu(gpu)
-    name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
-                          capture_output=True, text=True).stdout.strip()
-    return f"GPU {gpu} ({name or 'unnamed'})"
-
-
 def section_gpu_gtests(work, args):
     """Caffe's gtests of the layer types the nets use (the set-up's caffe_layer_tests), GPU instances only:
     the GPU tests (`*GPU*`) and the typed tests' GPU cases (`/2`, `/3`)."""
-    from layers.training import caffe_home, run_caffe_gtests
+    from layers.caffe_build import caffe_home, gtest_filters, run_caffe_gtests
 
     gpu = 0 if args.gpu is None else args.gpu
     where = checked_device(gpu)
     t0 = time.time()
-    run = run_caffe_gtests(caffe_home(), "*GPU*:*/2.*:*/3.*", device=gpu)
+    run = run_caffe_gtests(caffe_home(), gtest_filters()["GTEST_FILTER_GPU_CASES"], device=gpu)
     yield (f"Caffe's GPU gtests on {where}, passed", float(run.passed), "tests")
     yield (f"Caffe's GPU gtests on {where}, failed{': ' + ' '.join(run.failed[:5]) if run.failed else ''}",
            float(len(run.failed)), "tests")

@@ -24,7 +24,8 @@ from data_prep.records import DEFAULT_ENCODING, ENCODINGS
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from data_prep.tables import report, write_results
 from layers.bn_stats import BN_BATCHES
-from layers.training import fig4_curves, train_to_completion
+from layers.caffe_log import fig4_curves
+from layers.training import train_to_completion
 from prototxt.generate import Schedule, write_action_experiment
 
 

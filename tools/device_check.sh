@@ -13,6 +13,8 @@
 # PARK3D_DEVICE_DIR: where the bundle is (default .device).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../third_party/caffe/gtest_filters.env
+source "$ROOT/third_party/caffe/gtest_filters.env"
 MODE=gpu; [ "${1:-}" = --cpu ] && MODE=cpu
 OUT=${OUT:-$ROOT/out/device-check}
 ITERS=${ITERS:-$([ $MODE = gpu ] && echo 20 || echo 1)}
@@ -57,9 +59,9 @@ cat "$OUT/summary.md"
 
 if [ $MODE = gpu ]; then
   "$B/bin/caffe" device_query "${DEV[@]}" > "$OUT/device_query.log" 2>&1 || echo "caffe device_query failed (see device_query.log)" | tee -a "$OUT/summary.md"
-  FILTER='*GPU*:*/2.*:*/3.*'
+  FILTER=$GTEST_FILTER_GPU_CASES
 else
-  FILTER='-*GPU*:*/2.*:*/3.*'
+  FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
 fi
 t0=$SECONDS
 (cd "$B/share/caffe_gtest_root" && "$B/bin/caffe_layer_tests" --gtest_filter="$FILTER") > "$OUT/gtests.log" 2>&1

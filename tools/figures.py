@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_prep.cli import UserError, run_tool
 from data_prep.drawing import plot_fig4
-from layers.training import fig4_curves
+from layers.caffe_log import fig4_curves
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
 #           (+ the CUDA toolkit and GPU architectures for a CUDA build)
+#   openblas  the OpenBLAS core, forced only where OpenBLAS's own detection falls back (layers/openblas.py)
 #   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off), off, on (the
 # default route), or a route, built on any machine, GPU or not:
@@ -12,50 +13,14 @@
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
 # PARK3D_VENV: another venv folder (e.g. one per route).
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
+# Layout: the options (read_options, then caffe_options: every derived value and the cache key, in one place),
+# one function per step, and main at the bottom, which lists the steps in order.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${PARK3D_VENV:-$ROOT/.venv}
-CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
-LOG_DIR=$CACHE_ROOT/logs
-PYTHON=${PYTHON:-python3}
-JOBS=${PARK3D_JOBS:-$(nproc)}
-QUIET=${PARK3D_QUIET:-0}
-mkdir -p "$LOG_DIR"
-
-# shellcheck source=../third_party/caffe/source.lock
-source "$ROOT/third_party/caffe/source.lock"
-# shellcheck source=../third_party/caffe/build_options.env
-source "$ROOT/third_party/caffe/build_options.env"
-CUDA_DEFAULT_ROUTE=11.8  # its driver floor (450.80.02) covers every A100 / H100 driver
-
-APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
-  libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
-  libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
-  libopenblas-dev libopenblas0-openmp python3-dev python3-venv"
 
 say() { [ "$QUIET" = 1 ] || echo "[setup] $*"; }
 die() { echo "[setup] FAILED: $*" >&2; exit 1; }
-
-# ---- which Caffe: CPU only, or CUDA ---------------------------------------------------------------
-case "${PARK3D_CUDA:-auto}" in
-  off|OFF|0) CUDA_ROUTE=off ;;
-  auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_DEFAULT_ROUTE; else CUDA_ROUTE=off; fi ;;
-  on|ON|1) CUDA_ROUTE=$CUDA_DEFAULT_ROUTE ;;
-  11.8|13) CUDA_ROUTE=$PARK3D_CUDA ;;
-  *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off, on, 11.8 (Debian's CUDA toolkit) or 13 (CUDA 13 from PyPI)" ;;
-esac
-if [ "$CUDA_ROUTE" != off ]; then
-  # shellcheck source=../third_party/caffe/cuda-11.8.lock
-  source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
-  if nvidia-smi -L >/dev/null 2>&1; then
-    DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
-    if [ -n "$DRIVER" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$DRIVER" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
-      die "step 'cuda': the NVIDIA driver $DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
-    fi
-  fi
-  APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
-fi
 
 # run_step NAME LOGFILE CMD...: run CMD with its output in LOGFILE, report time, fail loudly.
 run_step() {
@@ -68,140 +33,253 @@ run_step() {
   say "$name: $((SECONDS - t0)) s (log: $log)"
 }
 
-T_START=$SECONDS
-
-# ---- apt ---------------------------------------------------------------------------------------
-missing=()
-for p in $APT_PACKAGES; do
-  name=${p%%=*}; want=${p#*=}
-  status=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
-  case "$status" in
-    "install ok installed"*) [ "$name" = "$p" ] || [ "${status##* }" = "$want" ] || missing+=("$p") ;;
-    *) missing+=("$p") ;;
+# ---- options ----------------------------------------------------------------------------------------
+# The environment and the pinned files; nothing below changes what these set.
+read_options() {
+  VENV=${PARK3D_VENV:-$ROOT/.venv}
+  CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
+  LOG_DIR=$CACHE_ROOT/logs
+  PYTHON=${PYTHON:-python3}
+  JOBS=${PARK3D_JOBS:-$(nproc)}
+  QUIET=${PARK3D_QUIET:-0}
+  MARCH=${PARK3D_MARCH:-native}
+  mkdir -p "$LOG_DIR"
+  # shellcheck source=../third_party/caffe/source.lock
+  source "$ROOT/third_party/caffe/source.lock"
+  # shellcheck source=../third_party/caffe/build_options.env
+  source "$ROOT/third_party/caffe/build_options.env"
+  # shellcheck source=../third_party/caffe/gtest_filters.env
+  source "$ROOT/third_party/caffe/gtest_filters.env"
+  CUDA_DEFAULT_ROUTE=11.8  # its driver floor (450.80.02) covers every A100 / H100 driver
+  APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
+  libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
+  libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
+  libopenblas-dev libopenblas0-openmp python3-dev python3-venv"
+  case "${PARK3D_CUDA:-auto}" in
+    off|OFF|0) CUDA_ROUTE=off ;;
+    auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_DEFAULT_ROUTE; else CUDA_ROUTE=off; fi ;;
+    on|ON|1) CUDA_ROUTE=$CUDA_DEFAULT_ROUTE ;;
+    11.8|13) CUDA_ROUTE=$PARK3D_CUDA ;;
+    *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off, on, 11.8 (Debian's CUDA toolkit) or 13 (CUDA 13 from PyPI)" ;;
   esac
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  say "apt: all packages present (skipped)"
-else
-  [ "$(id -u)" = 0 ] || die "step 'apt': missing Debian packages, run as root or install them: ${missing[*]}"
-  apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    if [ -n "${CUDA_DEBIAN_PACKAGES:-}" ] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      # Debian's CUDA toolkit is in the non-free component of the same archive
-      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: non-free contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        > /etc/apt/sources.list.d/park3dpose-nonfree.sources
-    fi
-    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
-  }
-  run_step apt "$LOG_DIR/apt.log" apt_install
-fi
-
-# ---- Python and venv ---------------------------------------------------------------------------
-command -v "$PYTHON" >/dev/null || die "step 'venv': $PYTHON not found; set PYTHON=/path/to/python3.11"
-PY_VER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-[ "$PY_VER" = 3.11 ] || die "step 'venv': the project needs Python 3.11, $PYTHON is $PY_VER; set PYTHON=python3.11"
-REQ_HASH=$(cat "$ROOT/requirements.txt" | sha256sum | cut -c1-16)
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ]; then
-  say "venv: up to date (skipped)"
-else
-  make_venv() {
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt"
-    echo "$REQ_HASH" > "$VENV/.requirements-hash"
-  }
-  run_step venv "$LOG_DIR/venv.log" make_venv
-fi
-VPY=$VENV/bin/python
-
-# ---- Caffe (cached) ----------------------------------------------------------------------------
-CPU_ONLY=ON
-GTEST_CPU_FILTER='-*GPU*'
-CUDA_KEY=""
-if [ "$CUDA_ROUTE" != off ]; then
-  CPU_ONLY=OFF
-  CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
-  CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
-  if [ -n "$CUDA_WHEELS" ]; then
-    # The PyPI route: the pinned wheels unpacked once into one folder of the cache (step cuda-toolkit below).
-    CUDA_WHEELS_HOME=$CACHE_ROOT/cuda-$CUDA_VERSION-$(echo "$CUDA_WHEELS" | sha256sum | cut -c1-12)
-    CUDA_TOOLKIT_ROOT=$CUDA_WHEELS_HOME/nvidia/cu${CUDA_VERSION%%.*}
+  if [ "$CUDA_ROUTE" != off ]; then
+    # shellcheck source=../third_party/caffe/cuda-11.8.lock
+    source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
+    APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
   fi
-  # An explicit toolkit root: else FindCUDA may pair an nvcc found on PATH with another toolkit's libraries.
-  CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=$CUDA_TOOLKIT_ROOT -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
-  CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
-  # Without a GPU, the typed tests' GPU instances (/2, /3) abort: the CPU ones run everywhere.
-  GTEST_CPU_FILTER='-*GPU*:*/2.*:*/3.*'
-fi
-PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
-# Compiled for this machine's CPU (-march=native by default; PARK3D_MARCH=x86-64-v3, say, for a build that
-# other machines can share): the CPU's flags are part of the key, so another CPU gets its own build.
-MARCH=${PARK3D_MARCH:-native}
-CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
-CAFFE_CXX_FLAGS="$CAFFE_CXX_FLAGS -march=$MARCH"
-# Caffe links Debian's OpenMP build of OpenBLAS: its GEMMs and the OpenMP loops of patch 0003 then share one
-# thread pool (with the pthread build, each pool's idle threads spin on the cores the other one needs).
-OPENBLAS_OPENMP=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/libopenblas.so.0
-CAFFE_CMAKE_OPTIONS="$CAFFE_CMAKE_OPTIONS -DOpenBLAS_LIB=$OPENBLAS_OPENMP"
-CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third_party/caffe/patches/*.patch;
-               echo "$CAFFE_CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI";
-               echo "$CAFFE_CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS";
-               [ -z "$CUDA_KEY" ] || echo "$CUDA_KEY"; } | sha256sum | cut -c1-16)
-CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
-NCCL_HOME=""
-[ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
+}
+
+# The Caffe build's final options and its cache key, derived once from read_options and the venv's Python.
+caffe_options() {
+  CPU_ONLY=ON
+  GTEST_CPU_FILTER=$GTEST_FILTER_CPU_BUILD
+  CUDA_KEY=""
+  CMAKE_OPTIONS=$CAFFE_CMAKE_OPTIONS
+  if [ "$CUDA_ROUTE" != off ]; then
+    CPU_ONLY=OFF
+    CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
+    CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
+    if [ -n "$CUDA_WHEELS" ]; then
+      # The PyPI route: the pinned wheels unpacked once into one folder of the cache (step cuda-toolkit).
+      CUDA_WHEELS_HOME=$CACHE_ROOT/cuda-$CUDA_VERSION-$(echo "$CUDA_WHEELS" | sha256sum | cut -c1-12)
+      CUDA_TOOLKIT_ROOT=$CUDA_WHEELS_HOME/nvidia/cu${CUDA_VERSION%%.*}
+    fi
+    # An explicit toolkit root: else FindCUDA may pair an nvcc found on PATH with another toolkit's libraries.
+    CMAKE_OPTIONS="$CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=$CUDA_TOOLKIT_ROOT -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
+    CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
+    GTEST_CPU_FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
+  fi
+  PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
+  # Compiled for this machine's CPU (-march=native by default; PARK3D_MARCH=x86-64-v3, say, for a build that
+  # other machines can share): the CPU's flags are part of the key, so another CPU gets its own build.
+  CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
+  CXX_FLAGS="$CAFFE_CXX_FLAGS -march=$MARCH"
+  # Caffe links Debian's OpenMP build of OpenBLAS: its GEMMs and the OpenMP loops of patch 0003 then share one
+  # thread pool (with the pthread build, each pool's idle threads spin on the cores the other one needs).
+  OPENBLAS_OPENMP=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/libopenblas.so.0
+  CMAKE_OPTIONS="$CMAKE_OPTIONS -DOpenBLAS_LIB=$OPENBLAS_OPENMP"
+  CAFFE_KEY=$( { echo "$CAFFE_ORIG_SHA256 $CAFFE_DEBIAN_SHA256"; cat "$ROOT"/third_party/caffe/patches/*.patch;
+                 echo "$CMAKE_OPTIONS CPU_ONLY=$CPU_ONLY tests=$CAFFE_TEST_SUBSET $PY_ABI";
+                 echo "$CXX_FLAGS $CAFFE_LINKER_FLAGS $CPU_FLAGS";
+                 [ -z "$CUDA_KEY" ] || echo "$CUDA_KEY"; } | sha256sum | cut -c1-16)
+  CAFFE_HOME=$CACHE_ROOT/caffe-$CAFFE_KEY
+  NCCL_HOME=""
+  [ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
+}
+
+# ---- step: the NVIDIA driver is new enough for the CUDA route ---------------------------------------
+step_driver() {
+  [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1 || return 0
+  local driver
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
+  if [ -n "$driver" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$driver" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
+    die "step 'cuda': the NVIDIA driver $driver is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
+  fi
+}
+
+# ---- step: apt -------------------------------------------------------------------------------------
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -n "${CUDA_DEBIAN_PACKAGES:-}" ] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # Debian's CUDA toolkit is in the non-free component of the same archive
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: non-free contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      > /etc/apt/sources.list.d/park3dpose-nonfree.sources
+  fi
+  apt-get update && apt-get install -y --no-install-recommends "$@"
+}
+
+step_apt() {
+  local missing=() p name want status
+  for p in $APT_PACKAGES; do
+    name=${p%%=*}; want=${p#*=}
+    status=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+    case "$status" in
+      "install ok installed"*) [ "$name" = "$p" ] || [ "${status##* }" = "$want" ] || missing+=("$p") ;;
+      *) missing+=("$p") ;;
+    esac
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "apt: all packages present (skipped)"
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "step 'apt': missing Debian packages, run as root or install them: ${missing[*]}"
+  run_step apt "$LOG_DIR/apt.log" apt_install "${missing[@]}"
+}
+
+# ---- step: Python and venv -------------------------------------------------------------------------
+make_venv() {
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt"
+  echo "$REQ_HASH" > "$VENV/.requirements-hash"
+}
+
+step_venv() {
+  command -v "$PYTHON" >/dev/null || die "step 'venv': $PYTHON not found; set PYTHON=/path/to/python3.11"
+  local py_ver
+  py_ver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  [ "$py_ver" = 3.11 ] || die "step 'venv': the project needs Python 3.11, $PYTHON is $py_ver; set PYTHON=python3.11"
+  REQ_HASH=$(cat "$ROOT/requirements.txt" | sha256sum | cut -c1-16)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ]; then
+    say "venv: up to date (skipped)"
+  else
+    run_step venv "$LOG_DIR/venv.log" make_venv
+  fi
+  VPY=$VENV/bin/python
+}
+
+# ---- step: Caffe (cached) --------------------------------------------------------------------------
 # A CUDA build loads NCCL and (route 13) the toolkit from the cache: a build whose folders are gone is rebuilt.
 cached_parts_present() {
   [ -z "$NCCL_HOME" ] || [ -f "$NCCL_HOME/.complete" ] || return 1
   [ -z "${CUDA_WHEELS_HOME:-}" ] || [ -f "$CUDA_WHEELS_HOME/.complete" ]
 }
 
-if [ -f "$CAFFE_HOME/.complete" ] && cached_parts_present; then
-  say "caffe: cached at $CAFFE_HOME (skipped)"
-else
+fetch_sources() {
+  local f sha url ok pair m
+  for pair in "$CAFFE_ORIG:$CAFFE_ORIG_SHA256" "$CAFFE_DEBIAN:$CAFFE_DEBIAN_SHA256"; do
+    f=${pair%%:*}; sha=${pair##*:}
+    if [ -f "$DL/$f" ] && echo "$sha  $DL/$f" | sha256sum -c --status; then continue; fi
+    ok=0
+    for m in $CAFFE_MIRRORS; do
+      url="$m/$f"
+      echo "fetching $url"
+      if curl -fsSL --retry 2 -m 600 -o "$DL/$f.part" "$url"; then ok=1; break; fi
+    done
+    [ $ok = 1 ] || { echo "no mirror served $f"; return 1; }
+    mv "$DL/$f.part" "$DL/$f"
+  done
+}
+
+checksum_sources() {
+  echo "$CAFFE_ORIG_SHA256  $DL/$CAFFE_ORIG" | sha256sum -c &&
+  echo "$CAFFE_DEBIAN_SHA256  $DL/$CAFFE_DEBIAN" | sha256sum -c ||
+  { echo "checksum mismatch: delete $DL and retry; if it persists the mirror serves different bytes"; return 1; }
+}
+
+apply_patches() {
+  local p
+  mkdir -p "$SRC" && tar xzf "$DL/$CAFFE_ORIG" -C "$SRC" && tar xJf "$DL/$CAFFE_DEBIAN" -C "$WORK"
+  while read -r p; do
+    case "$p" in ''|'#'*) continue ;; esac
+    echo "debian: $p"; patch -d "$SRC" -p1 --forward < "$WORK/debian/patches/$p"
+  done < "$WORK/debian/patches/series"
+  for p in "$ROOT"/third_party/caffe/patches/*.patch; do
+    echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p"
+  done
+}
+
+# unpack_wheels DEST REQUIREMENTS FIXUP: pinned wheels (pip checks every hash) unpacked once into DEST through
+# DEST.partial.$$; FIXUP DIR runs on the unpacked folder before it is renamed into place.
+unpack_wheels() {
+  local dest=$1 requirements=$2 fixup=$3 tmp=$1.partial.$$
+  [ -f "$dest/.complete" ] && return 0
+  rm -rf "$tmp" && mkdir -p "$tmp" && echo "$requirements" > "$tmp/requirements.txt" &&
+  "$VPY" -m pip download --disable-pip-version-check --no-cache-dir -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
+  "$VPY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$tmp" "$tmp"/wheels/*.whl &&
+  rm -rf "$tmp/wheels" && "$fixup" "$tmp" && rm -rf "$dest" && mv "$tmp" "$dest" && touch "$dest/.complete"
+}
+
+# NVIDIA's wheels carry only versioned libraries (libnccl.so.2, libcudart.so.13); FindCUDA and the linker
+# want the plain names.
+plain_so_names() { local lib; for lib in "$@"; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done; }
+nccl_fixup() { plain_so_names "$1"/nvidia/nccl/lib/lib*.so.*; }
+toolkit_fixup() {  # zipfile keeps no permissions: the compiler's programs made executable, then checked
+  chmod +x "$1"/nvidia/cu*/bin/* "$1"/nvidia/cu*/nvvm/bin/* && plain_so_names "$1"/nvidia/cu*/lib/lib*.so.* &&
+  "$1"/nvidia/cu*/bin/nvcc --version
+}
+
+configure_caffe() {
+  local cuda=()
+  [ "$CPU_ONLY" = ON ] || cuda=(-DCUDA_ARCH_BIN="$CUDA_ARCH_BIN" -DCUDA_ARCH_PTX="$CUDA_ARCH_PTX" -DUSE_NCCL=ON
+                                -DNCCL_INCLUDE_DIR="$NCCL_HOME/nvidia/nccl/include"
+                                -DNCCL_LIBRARIES="$NCCL_HOME/nvidia/nccl/lib/libnccl.so")
+  # shellcheck disable=SC2086
+  cmake -S "$SRC" -B "$WORK/build" $CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${cuda[@]}" "${LAUNCHER[@]}" \
+    -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
+    -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
+    -DCMAKE_INSTALL_PREFIX="$CAFFE_HOME" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
+    -DCMAKE_CXX_FLAGS="$CXX_FLAGS" -DCMAKE_SHARED_LINKER_FLAGS="$CAFFE_LINKER_FLAGS" \
+    -DCMAKE_EXE_LINKER_FLAGS="$CAFFE_LINKER_FLAGS"
+}
+
+# Installed with DESTDIR into $STAGE, then renamed to $CAFFE_HOME: the RPATHs Caffe's CMake writes (the install
+# prefix) are right, and a failed build leaves no half-installed $CAFFE_HOME.
+build_caffe() { cmake --build "$WORK/build" -j "$JOBS" && DESTDIR=$STAGE cmake --build "$WORK/build" --target install; }
+
+install_tests() {
+  local d=$STAGE$CAFFE_HOME
+  install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests"
+  echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt"
+  # The solver gtests read their data relative to the working directory: run them from caffe_gtest_root.
+  mkdir -p "$d/share/caffe_gtest_root/src/caffe/test/test_data"
+  cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/"
+  cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
+  echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
+  echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt"  # the gtests that run without a GPU
+}
+
+# Marked complete only once it runs from its final place (RPATHs, pycaffe); else the next set-up rebuilds.
+verify_caffe() {
+  "$CAFFE_HOME/bin/caffe" --version &&
+  PYTHONPATH=$(ls -d "$CAFFE_HOME"/lib/python3*/dist-packages) "$VPY" -c "import caffe; print(caffe.__file__)" &&
+  touch "$CAFFE_HOME/.complete"
+}
+
+step_caffe() {
+  if [ -f "$CAFFE_HOME/.complete" ] && cached_parts_present; then
+    say "caffe: cached at $CAFFE_HOME (skipped)"
+    return
+  fi
   say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: 10-15)"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
+  SRC=$WORK/src
   trap 'rm -rf "$WORK" "$STAGE" "$NCCL_HOME.partial.$$" "${CUDA_WHEELS_HOME:-$WORK}.partial.$$"' EXIT
   mkdir -p "$DL"
-
-  fetch() {
-    local f sha url ok
-    for pair in "$CAFFE_ORIG:$CAFFE_ORIG_SHA256" "$CAFFE_DEBIAN:$CAFFE_DEBIAN_SHA256"; do
-      f=${pair%%:*}; sha=${pair##*:}
-      if [ -f "$DL/$f" ] && echo "$sha  $DL/$f" | sha256sum -c --status; then continue; fi
-      ok=0
-      for m in $CAFFE_MIRRORS; do
-        url="$m/$f"
-        echo "fetching $url"
-        if curl -fsSL --retry 2 -m 600 -o "$DL/$f.part" "$url"; then ok=1; break; fi
-      done
-      [ $ok = 1 ] || { echo "no mirror served $f"; return 1; }
-      mv "$DL/$f.part" "$DL/$f"
-    done
-  }
-  run_step download "$LOG_DIR/caffe-download.log" fetch
-
-  checksum() {
-    echo "$CAFFE_ORIG_SHA256  $DL/$CAFFE_ORIG" | sha256sum -c &&
-    echo "$CAFFE_DEBIAN_SHA256  $DL/$CAFFE_DEBIAN" | sha256sum -c ||
-    { echo "checksum mismatch: delete $DL and retry; if it persists the mirror serves different bytes"; return 1; }
-  }
-  run_step checksum "$LOG_DIR/caffe-checksum.log" checksum
-
-  SRC=$WORK/src
-  apply_patches() {
-    mkdir -p "$SRC" && tar xzf "$DL/$CAFFE_ORIG" -C "$SRC" && tar xJf "$DL/$CAFFE_DEBIAN" -C "$WORK"
-    while read -r p; do
-      case "$p" in ''|'#'*) continue ;; esac
-      echo "debian: $p"; patch -d "$SRC" -p1 --forward < "$WORK/debian/patches/$p"
-    done < "$WORK/debian/patches/series"
-    for p in "$ROOT"/third_party/caffe/patches/*.patch; do
-      echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p"
-    done
-  }
+  run_step download "$LOG_DIR/caffe-download.log" fetch_sources
+  run_step checksum "$LOG_DIR/caffe-checksum.log" checksum_sources
   run_step patch "$LOG_DIR/caffe-patch.log" apply_patches
-
   PY_INC=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   PY_LIB=$("$VPY" -c 'import sysconfig, os; d = sysconfig.get_config_var("LIBDIR"); print(os.path.join(d, sysconfig.get_config_var("LDLIBRARY")))')
   [ -f "$PY_LIB" ] || PY_LIB=$("$VPY" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("MULTIARCH") or "", sysconfig.get_config_var("LDLIBRARY")))')
@@ -211,70 +289,19 @@ else
     LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
-  # unpack_wheels DEST REQUIREMENTS FIXUP: pinned wheels (pip checks every hash) unpacked once into DEST through
-  # DEST.partial.$$; FIXUP DIR runs on the unpacked folder before it is renamed into place.
-  unpack_wheels() {
-    local dest=$1 requirements=$2 fixup=$3 tmp=$1.partial.$$
-    [ -f "$dest/.complete" ] && return 0
-    rm -rf "$tmp" && mkdir -p "$tmp" && echo "$requirements" > "$tmp/requirements.txt" &&
-    "$VPY" -m pip download --disable-pip-version-check --no-cache-dir -q --no-deps --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheels" &&
-    "$VPY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$tmp" "$tmp"/wheels/*.whl &&
-    rm -rf "$tmp/wheels" && "$fixup" "$tmp" && rm -rf "$dest" && mv "$tmp" "$dest" && touch "$dest/.complete"
-  }
-  # NVIDIA's wheels carry only versioned libraries (libnccl.so.2, libcudart.so.13); FindCUDA and the linker
-  # want the plain names.
-  plain_so_names() { local lib; for lib in "$@"; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done; }
-  nccl_fixup() { plain_so_names "$1"/nvidia/nccl/lib/lib*.so.*; }
-  toolkit_fixup() {  # zipfile keeps no permissions: the compiler's programs made executable, then checked
-    chmod +x "$1"/nvidia/cu*/bin/* "$1"/nvidia/cu*/nvvm/bin/* && plain_so_names "$1"/nvidia/cu*/lib/lib*.so.* &&
-    "$1"/nvidia/cu*/bin/nvcc --version
-  }
   [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" unpack_wheels "$NCCL_HOME" "$NCCL_REQUIREMENT" nccl_fixup
   # the PyPI route: the pinned toolkit wheels unpacked into one toolkit folder
   [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step cuda-toolkit "$LOG_DIR/cuda-toolkit.log" unpack_wheels "$CUDA_WHEELS_HOME" "$CUDA_WHEELS" toolkit_fixup
-  configure() {
-    # shellcheck disable=SC2086
-    local cuda=()
-    [ "$CPU_ONLY" = ON ] || cuda=(-DCUDA_ARCH_BIN="$CUDA_ARCH_BIN" -DCUDA_ARCH_PTX="$CUDA_ARCH_PTX" -DUSE_NCCL=ON
-                                  -DNCCL_INCLUDE_DIR="$NCCL_HOME/nvidia/nccl/include"
-                                  -DNCCL_LIBRARIES="$NCCL_HOME/nvidia/nccl/lib/libnccl.so")
-    cmake -S "$SRC" -B "$WORK/build" $CAFFE_CMAKE_OPTIONS -DCPU_ONLY=$CPU_ONLY "${cuda[@]}" "${LAUNCHER[@]}" \
-      -DBUILD_only_tests="$CAFFE_TEST_SUBSET" \
-      -DPYTHON_EXECUTABLE="$VPY" -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" \
-      -DCMAKE_INSTALL_PREFIX="$CAFFE_HOME" -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON \
-      -DCMAKE_CXX_FLAGS="$CAFFE_CXX_FLAGS" -DCMAKE_SHARED_LINKER_FLAGS="$CAFFE_LINKER_FLAGS" \
-      -DCMAKE_EXE_LINKER_FLAGS="$CAFFE_LINKER_FLAGS"
-  }
-  run_step configure "$LOG_DIR/caffe-configure.log" configure
-  # Installed with DESTDIR into $STAGE, then renamed to $CAFFE_HOME: the RPATHs Caffe's CMake writes
-  # (the install prefix) are right, and a failed build leaves no half-installed $CAFFE_HOME.
-  build() { cmake --build "$WORK/build" -j "$JOBS" && DESTDIR=$STAGE cmake --build "$WORK/build" --target install; }
-  run_step build "$LOG_DIR/caffe-build.log" build
+  run_step configure "$LOG_DIR/caffe-configure.log" configure_caffe
+  run_step build "$LOG_DIR/caffe-build.log" build_caffe
   run_step build-tests "$LOG_DIR/caffe-build-tests.log" cmake --build "$WORK/build" -j "$JOBS" --target test.testbin
-  install_tests() {
-    local d=$STAGE$CAFFE_HOME
-    install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests"
-    echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt"
-    # The solver gtests read their data relative to the working directory: run them from caffe_gtest_root.
-    mkdir -p "$d/share/caffe_gtest_root/src/caffe/test/test_data"
-    cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/"
-    cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
-    echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
-    echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt"  # the gtests that run without a GPU
-  }
   run_step install "$LOG_DIR/caffe-install.log" install_tests
   rm -rf "$CAFFE_HOME" && mv "$STAGE$CAFFE_HOME" "$CAFFE_HOME" && rm -rf "$STAGE"
-  # Marked complete only once it runs from its final place (RPATHs, pycaffe); else the next set-up rebuilds.
-  verify() {
-    "$CAFFE_HOME/bin/caffe" --version &&
-    PYTHONPATH=$(ls -d "$CAFFE_HOME"/lib/python3*/dist-packages) "$VPY" -c "import caffe; print(caffe.__file__)" &&
-    touch "$CAFFE_HOME/.complete"
-  }
-  run_step verify "$LOG_DIR/caffe-verify.log" verify
+  run_step verify "$LOG_DIR/caffe-verify.log" verify_caffe
   rm -rf "$WORK"; trap - EXIT
-fi
+}
 
-# ---- OpenBLAS kernels -----------------------------------------------------------------------------
+# ---- step: OpenBLAS kernels ------------------------------------------------------------------------
 # Where OpenBLAS's own CPU detection falls back to generic kernels on this CPU, force the best core the
 # CPU's flags allow (layers/openblas.py), once Caffe's own gtests pass under it; a user's explicit
 # OPENBLAS_CORETYPE still wins. The choice goes into the caffe wrapper and a start-up hook of the venv.
@@ -296,11 +323,14 @@ blas_core() {
   echo "$core" > "$VENV/.openblas-coretype"
   echo "OpenBLAS core forced: ${core:-none (its own detection is the best this CPU allows)}"
 }
-run_step openblas "$LOG_DIR/openblas.log" blas_core
-BLAS_CORE=$(cat "$VENV/.openblas-coretype")
-[ -z "$BLAS_CORE" ] || say "openblas: OpenBLAS's CPU detection falls back on this CPU; forcing OPENBLAS_CORETYPE=$BLAS_CORE"
 
-# ---- link Caffe into the venv; install the project ----------------------------------------------
+step_openblas() {
+  run_step openblas "$LOG_DIR/openblas.log" blas_core
+  BLAS_CORE=$(cat "$VENV/.openblas-coretype")
+  [ -z "$BLAS_CORE" ] || say "openblas: OpenBLAS's CPU detection falls back on this CPU; forcing OPENBLAS_CORETYPE=$BLAS_CORE"
+}
+
+# ---- step: link Caffe into the venv; install the project -------------------------------------------
 link() {
   local site caffe_py
   site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -331,5 +361,20 @@ EOF
   fi
   "$VPY" -c "import caffe, layers, data_prep"
 }
-run_step link "$LOG_DIR/link.log" link
-say "ready in $((SECONDS - T_START)) s: source .venv/bin/activate (caffe at $CAFFE_HOME)"
+
+step_link() { run_step link "$LOG_DIR/link.log" link; }
+
+main() {
+  local t_start=$SECONDS
+  read_options
+  step_driver
+  step_apt
+  step_venv
+  caffe_options
+  step_caffe
+  step_openblas
+  step_link
+  say "ready in $((SECONDS - t_start)) s: source .venv/bin/activate (caffe at $CAFFE_HOME)"
+}
+
+main "$@"

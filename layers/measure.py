@@ -1,0 +1,141 @@
+"""What tools/benchmark.py measures with: `caffe time` and its per-layer lines (summed by layer type), the CPU's
+model, a device's name once it is checked, a process tree's peak resident memory, and the PyTorch peer run in
+its own venv (torch is no dependency of the project)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from data_prep.cli import REPO
+
+from .caffe_build import caffe_binary, caffe_env
+
+
+def caffe_time(model: Path, iterations: int = 5, gpu: int | None = None) -> tuple[float, float]:
+    """Average forward and backward ms of `caffe time` (TRAIN phase) with the venv's Caffe (on GPU `gpu`)."""
+    t = caffe_time_layers(None, model, iterations, "TRAIN", gpu)
+    return t["forward"], t["backward"]
+
+
+def caffe_cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    m = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    return m.group(1).strip() if m else "unknown CPU"
+
+
+def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str, gpu: int | None = None) -> dict:
+    """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
+    'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe; gpu: on it."""
+    env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
+    binary = caffe_binary()
+    if caffe_home is not None:
+        binary = str(caffe_home / "bin" / "caffe")
+        env["PYTHONPATH"] = ":".join(str(p) for p in caffe_home.glob("lib/python3*/dist-packages"))
+    on_gpu = [] if gpu is None else ["-gpu", str(gpu)]
+    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase, *on_gpu],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    log = out.stdout + out.stderr
+    layers = {(m.group(1), m.group(2)): float(m.group(3))
+              for m in re.finditer(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms", log)}
+    core = re.search(r"^Core: (\S+)", log, re.M)
+    return {"forward": float(re.search(r"Average Forward pass: ([0-9.]+) ms", log).group(1)),
+            "backward": float(re.search(r"Average Backward pass: ([0-9.]+) ms", log).group(1)),
+            "layers": layers, "core": core.group(1) if core else "unknown"}
+
+
+def by_layer_type(model: Path, layers: dict) -> dict:
+    """Per-layer times summed by Caffe layer type (Python layers by their class)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    net = text_format.Merge(model.read_text(), caffe_pb2.NetParameter())
+    kind = {l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer}
+    totals: dict = {}
+    for (name, direction), ms in layers.items():
+        key = kind.get(name, name)
+        totals[key] = totals.get(key, 0.0) + ms
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def checked_device(gpu: int | None) -> str:
+    """'CPU', or 'GPU n (card name)' once layers/device.py has checked that this Caffe can use GPU n."""
+    if gpu is None:
+        return "CPU"
+    from layers.device import require_gpu
+
+    require_gpu(gpu)
+    name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
+                          capture_output=True, text=True).stdout.strip()
+    return f"GPU {gpu} ({name or 'unnamed'})"
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (shared pages counted in each: an upper bound)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        pid_now = todo.pop()
+        todo.extend(children.get(pid_now, []))
+        try:
+            total += int(Path(f"/proc/{pid_now}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_of(command: list) -> tuple[float, float]:
+    """(peak MiB of the process tree's resident memory, seconds) of a command, sampled every 50 ms."""
+    t0 = time.time()
+    proc = subprocess.Popen(command, cwd=REPO)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss_bytes(proc.pid))
+        time.sleep(0.05)
+    if proc.returncode:
+        raise RuntimeError(f"{command}: exit code {proc.returncode}")
+    return peak / 2**20, time.time() - t0
+
+
+CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
+TORCH_PIN = "torch==2.13.0"
+
+
+def torch_python(venv: Path, install: bool = False) -> Path | None:
+    """The torch venv's interpreter, made first when `install`; None when there is none."""
+    venv = Path(venv)
+    py = venv / "bin" / "python"
+    if not py.is_file() and install:
+        print(f"  installing {TORCH_PIN} (CPU build) into {venv}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH_PIN, "numpy==1.26.4"], check=True)
+    return py if py.is_file() else None
+
+
+def run_peer(venv: Path, install: bool, batch: int, iters: int, device: str | None = None) -> dict | None:
+    """tools/peer_pytorch.py (the same net in PyTorch) in the torch venv: its JSON line, or None (said why)."""
+    py = torch_python(venv, install)
+    if py is None:
+        print(f"  torch       no torch venv at {venv} (pass --install-torch); skipped")
+        return None
+    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(batch), "--iters", str(iters),
+                          "--device", device or "cpu"], capture_output=True, text=True)
+    if out.returncode:
+        print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
