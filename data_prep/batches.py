@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from .lmdb_build import read_meta
+from .records import read_meta
 from .pooled import pooled_statistics
 from .records import decode_record
 

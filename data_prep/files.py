@@ -1,8 +1,12 @@
-"""Writing output files whole or not at all: a temporary name beside the target, then a rename."""
+"""Output files: written whole or not at all (a temporary name beside the target, then a rename), and the free
+disk checked before a long job writes them."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+from .cli import DiskFullError
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -13,3 +17,16 @@ def write_text_atomic(path: Path, text: str) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def human_bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def require_free_space(folder: Path, need: int, what: str, elsewhere: str) -> None:
+    """DiskFullError when the file system of `folder` has less than `need` bytes free; `elsewhere`: how to put the
+    output on another disk."""
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise DiskFullError(f"{folder}: {what} needs about {human_bytes(need)} and the disk has {human_bytes(free)} "
+                            f"free; free space or {elsewhere}")

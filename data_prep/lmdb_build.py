@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import os
 import shutil
 import time
@@ -22,17 +21,16 @@ import lmdb
 import numpy as np
 
 from .cli import DiskFullError
+from .files import human_bytes, require_free_space
 from .crop import CROP_SIZE, apply_affine, crop_person
-from .files import write_text_atomic
 from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,
                    read_poses)
 from .metrics import mean_torso_lengths, root_aligned
 from .progress import Progress
 from .poses import bone_lengths, normalise_poses
-from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, encode_record, record_key
+from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, FORMAT_VERSION, encode_record, record_key, write_meta
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
 
-FORMAT_VERSION = 1
 DEFAULT_FRAME_STEP = 5  # docs/design.md: protocol; the paper does not say which frames it used
 LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes disk space
 
@@ -159,7 +157,7 @@ class _LmdbWriter:
     def commit(self, meta: dict):
         self.env.sync()
         self.env.close()
-        write_text_atomic(self.partial / "meta.json", json.dumps(meta, indent=1))
+        write_meta(self.partial, meta)
         shutil.rmtree(self.path, ignore_errors=True)
         os.replace(self.partial, self.path)
 
@@ -282,18 +280,6 @@ def estimated_bytes(sequences, step: int, encoding: str = DEFAULT_ENCODING) -> i
     return records * RECORD_BYTES[encoding]
 
 
-def human_bytes(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
-
-
-def require_free_space(out: Path, need: int, what: str) -> None:
-    """DiskFullError when the file system of `out` has less than `need` bytes free."""
-    free = shutil.disk_usage(out).free
-    if need > free:
-        raise DiskFullError(f"{out}: {what} needs about {human_bytes(need)} and the disk has {human_bytes(free)} free; "
-                            "free space or pass --out on another disk")
-
-
 def _is_disk_full(error: Exception) -> bool:
     text = str(error)
     return getattr(error, "errno", None) == errno.ENOSPC or any(
@@ -325,7 +311,8 @@ def build_lmdbs(root: Path, out: Path, actions=ACTIONS, step: int = DEFAULT_FRAM
         raise FileNotFoundError(f"{root}: no D3_Positions_mono/*.cdf for subjects {train_subjects + test_subjects} "
                                 f"and actions {list(actions)}; is this the Human3.6M root (holding S1, S5, ...)?")
     need = estimated_bytes(found.sequences, step, encoding)
-    require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step}, {encoding})")
+    require_free_space(out, need, f"the build ({len(found.sequences)} sequences at frame step {step}, {encoding})",
+                       "pass --out on another disk")
     bar = Progress(len(found.sequences), "LMDB", unit="sequences", mode=progress)
     splits = (("train", tuple(train_subjects)), ("test", tuple(test_subjects)))
     try:
@@ -438,58 +425,3 @@ class _SequenceRunner:
                 done[key] = payload
                 bar.update()
         return [done[seq.key] for seq in seqs]
-
-
-def read_meta(lmdb_path: Path) -> dict:
-    path = Path(lmdb_path) / "meta.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; {lmdb_path} is not an LMDB made by tools/make_lmdb.py "
-                                "(or its build did not finish): rebuild it")
-    try:
-        meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({e}); the LMDB's description is damaged: rebuild it with "
-                         "tools/make_lmdb.py") from e
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: not a JSON object; rebuild the LMDB with tools/make_lmdb.py")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}; rebuild")
-    for field, kind in META_FIELDS.items():
-        if field not in meta:
-            raise ValueError(f"{path}: field \"{field}\" is missing; the file was edited or cut short: rebuild the "
-                             "LMDB with tools/make_lmdb.py")
-        if not isinstance(meta[field], kind) or isinstance(meta[field], bool):
-            raise ValueError(f"{path}: field \"{field}\" is {type(meta[field]).__name__}, expected "
-                             f"{getattr(kind, '__name__', 'a number')}; rebuild the LMDB with tools/make_lmdb.py")
-    if meta["count"] < 1:
-        raise ValueError(f"{path}: field \"count\" is {meta['count']}; rebuild the LMDB with tools/make_lmdb.py")
-    return meta
-
-
-# meta.json's fields that the readers need (data layer, evaluation, prediction), with their JSON types.
-META_FIELDS = {"action": str, "split": str, "count": int, "joints": list, "mean_bgr": list, "pca_eigval_rgb": list,
-               "pca_eigvec_rgb": list, "mean_torso_lengths_mm": list}
-
-
-def record_count(lmdb_path: Path) -> int:
-    """The records an LMDB holds (its own count, without reading them)."""
-    import lmdb
-
-    try:
-        env = lmdb.open(str(lmdb_path), readonly=True, lock=False, readahead=False)
-    except lmdb.Error as e:
-        raise ValueError(f"{lmdb_path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
-    try:
-        return int(env.stat()["entries"])
-    finally:
-        env.close()
-
-
-def check_lmdb(lmdb_path: Path) -> dict:
-    """read_meta, and the records counted against meta.json's count (a truncated or mixed LMDB)."""
-    meta = read_meta(lmdb_path)
-    found = record_count(lmdb_path)
-    if found != meta["count"]:
-        raise ValueError(f"{lmdb_path}: {found} records but meta.json says {meta['count']}: a truncated or mixed "
-                         "LMDB; rebuild it with tools/make_lmdb.py")
-    return meta

@@ -1,4 +1,6 @@
-"""One LMDB record per frame: a Caffe Datum (the only place data_prep touches Caffe, for its protobuf).
+"""The LMDB format, read and written here only: one record per frame, a Caffe Datum (the only place data_prep
+touches Caffe, for its protobuf), and each LMDB's meta.json (its count, joints, record layout and the training
+statistics; read_meta checks the fields the readers need, check_lmdb the count against the records).
 
 Datum.channels/height/width = 3, 250, 250; Datum.data = the BGR crop, either raw in Caffe's C x H x W byte
 order (Datum.encoded false, 184 KiB) or a JPEG file (Datum.encoded true, as Caffe's own convert_imageset
@@ -8,9 +10,16 @@ Keys: b"<subject>/<action_file>/<camera>/<frame:06d>", sortable by subject/actio
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from .files import write_text_atomic
+
 from .skeleton import NUM_JOINTS
+
+FORMAT_VERSION = 1  # of meta.json and the records
 
 # name -> (offset, shape) inside Datum.float_data
 FLOAT_FIELDS = {}
@@ -92,3 +101,63 @@ def decode_record(value: bytes) -> dict:
     for name, (off, shape) in FLOAT_FIELDS.items():
         out[name] = floats[off:off + int(np.prod(shape))].reshape(shape)
     return out
+
+
+def write_meta(lmdb_path: Path, meta: dict) -> None:
+    """meta.json into an LMDB's folder, whole or not at all."""
+    write_text_atomic(Path(lmdb_path) / "meta.json", json.dumps(meta, indent=1))
+
+
+def read_meta(lmdb_path: Path) -> dict:
+    path = Path(lmdb_path) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; {lmdb_path} is not an LMDB made by tools/make_lmdb.py "
+                                "(or its build did not finish): rebuild it")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e}); the LMDB's description is damaged: rebuild it with "
+                         "tools/make_lmdb.py") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a JSON object; rebuild the LMDB with tools/make_lmdb.py")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}; rebuild")
+    for field, kind in META_FIELDS.items():
+        if field not in meta:
+            raise ValueError(f"{path}: field \"{field}\" is missing; the file was edited or cut short: rebuild the "
+                             "LMDB with tools/make_lmdb.py")
+        if not isinstance(meta[field], kind) or isinstance(meta[field], bool):
+            raise ValueError(f"{path}: field \"{field}\" is {type(meta[field]).__name__}, expected "
+                             f"{getattr(kind, '__name__', 'a number')}; rebuild the LMDB with tools/make_lmdb.py")
+    if meta["count"] < 1:
+        raise ValueError(f"{path}: field \"count\" is {meta['count']}; rebuild the LMDB with tools/make_lmdb.py")
+    return meta
+
+
+# meta.json's fields that the readers need (data layer, evaluation, prediction), with their JSON types.
+META_FIELDS = {"action": str, "split": str, "count": int, "joints": list, "mean_bgr": list, "pca_eigval_rgb": list,
+               "pca_eigvec_rgb": list, "mean_torso_lengths_mm": list}
+
+
+def record_count(lmdb_path: Path) -> int:
+    """The records an LMDB holds (its own count, without reading them)."""
+    import lmdb
+
+    try:
+        env = lmdb.open(str(lmdb_path), readonly=True, lock=False, readahead=False)
+    except lmdb.Error as e:
+        raise ValueError(f"{lmdb_path}: cannot open LMDB ({e}); rebuild it with tools/make_lmdb.py") from e
+    try:
+        return int(env.stat()["entries"])
+    finally:
+        env.close()
+
+
+def check_lmdb(lmdb_path: Path) -> dict:
+    """read_meta, and the records counted against meta.json's count (a truncated or mixed LMDB)."""
+    meta = read_meta(lmdb_path)
+    found = record_count(lmdb_path)
+    if found != meta["count"]:
+        raise ValueError(f"{lmdb_path}: {found} records but meta.json says {meta['count']}: a truncated or mixed "
+                         "LMDB; rebuild it with tools/make_lmdb.py")
+    return meta

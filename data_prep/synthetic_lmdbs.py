@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .lmdb_build import build_lmdbs, read_meta
+from .lmdb_build import build_lmdbs
+from .records import read_meta
 from .records import DEFAULT_ENCODING
 from .skeleton import action_slug
 from .synthetic import GeneratorConfig, generate

@@ -19,7 +19,7 @@ import numpy as np
 from data_prep.batches import BatchSource
 
 from .config import INPUT_SIZE
-from .deploy import EVALUATION_INPUTS
+from .layout import EVALUATION_INPUTS
 
 BN_BATCHES = 100  # training batches the drivers re-estimate the statistics over by default
 

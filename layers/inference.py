@@ -20,6 +20,7 @@ from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale,
 
 from .bn_stats import BN_BATCHES
 from .config import INPUT_SIZE
+from .layout import EVALUATION_INPUTS, MPJPE_OUTPUTS, POSE_MM
 
 
 @dataclasses.dataclass
@@ -34,39 +35,28 @@ class Predictions:
     in_net: dict | None = None  # protocol -> (N,) per-frame errors the evaluation net computed (P1, zero-mean)
 
 
-def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str = False, keep_images: int = 0) -> Predictions:
-    """Run `net` (layers.deploy.load_deploy_net) over every record of a test LMDB. With an evaluation net the
-    scale recovery and the P1 / zero-mean errors are computed inside the net (on its device), else here."""
+def predict_lmdb(net, layout, lmdb_path: str, mean_torso_lengths, progress: bool | str = False,
+                 keep_images: int = 0) -> Predictions:
+    """Run `net` (layers.deploy.load_deploy_net, with its layout) over every record of a test LMDB. With an
+    evaluation net (layout.evaluation) the scale recovery and the P1 / zero-mean errors are computed inside the net
+    (on its device, NetOutputs.evaluation), else the scale recovery here (NetOutputs.deploy)."""
     from data_prep.progress import Progress
 
-    from .deploy import is_evaluation_net
-
     batch = net.blobs["data"].data.shape[0]
-    in_net = is_evaluation_net(net)
-    if in_net:
-        net.blobs["torso_sum"].data[...] = float(np.sum(mean_torso_lengths))
+    outputs = (EvaluationNetOutputs if layout.evaluation else DeployNetOutputs)(net, mean_torso_lengths)
     source = BatchSource(str(lmdb_path), batch, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
     n = len(source.keys)
     j = len(source.meta["joints"])
     image = np.empty((batch, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
     joints, pose = np.empty((batch, j, 2), np.float32), np.empty((batch, j, 3), np.float32)
     gt_b = np.empty((batch, j, 3), np.float32)
-    preds, preds_mm, gts, gts_normalised, kept_images, kept_joints = [], [], [], [], [], []
-    errors = {"p1": [], "zero_mean": []}
+    gts, gts_normalised, kept_images, kept_joints = [], [], [], []
     batches = -(-n // batch)
     shown = Progress(batches, f"evaluate {source.meta['action']}", unit="batches", mode=progress)
     for b in range(batches):
         source.fill(b, image, joints, pose, extra={"pose3d_mm": gt_b})
-        net.blobs["data"].data[...] = image
-        if in_net:
-            net.blobs["gt_mm"].data[...] = gt_b.reshape(batch, -1)
-        out = net.forward()
         take = min(batch, n - b * batch)
-        preds.append(out["pose3d"][:take].astype(np.float64).copy())
-        if in_net:
-            preds_mm.append(net.blobs["pose3d_mm"].data[:take].reshape(take, j, 3).astype(np.float64))
-            for protocol in errors:
-                errors[protocol].append(net.blobs[f"mpjpe_{protocol}"].data[:take].astype(np.float64).copy())
+        outputs.run(image, gt_b, take)
         gts.append(gt_b[:take].astype(np.float64).copy())
         gts_normalised.append(pose[:take].astype(np.float64).copy())
         if sum(len(k) for k in kept_images) < keep_images:
@@ -74,13 +64,46 @@ def predict_lmdb(net, lmdb_path: str, mean_torso_lengths, progress: bool | str =
             kept_joints.append(joints[:take].copy())
         shown.update()
     shown.close()
-    pred = np.concatenate(preds)
-    pred_mm = np.concatenate(preds_mm) if in_net else recover_scale(pred, mean_torso_lengths)
+    pred, pred_mm, in_net = outputs.results()
     return Predictions([key for _, key in source.keys[:n]], pred, pred_mm, np.concatenate(gts),
                        np.concatenate(gts_normalised),
                        np.concatenate(kept_images)[:keep_images] if kept_images else None,
-                       np.concatenate(kept_joints)[:keep_images] if kept_joints else None,
-                       {protocol: np.concatenate(e) for protocol, e in errors.items()} if in_net else None)
+                       np.concatenate(kept_joints)[:keep_images] if kept_joints else None, in_net)
+
+
+class DeployNetOutputs:
+    """A deploy net's pass: the normalised poses from the net, the scale recovered here (data_prep.metrics)."""
+
+    def __init__(self, net, mean_torso_lengths):
+        self.net, self.mean_torso_lengths, self.poses = net, mean_torso_lengths, []
+
+    def run(self, image: np.ndarray, gt_mm: np.ndarray, take: int) -> None:
+        self.net.blobs["data"].data[...] = image
+        self.poses.append(self.net.forward()["pose3d"][:take].astype(np.float64).copy())
+
+    def results(self) -> tuple:
+        pred = np.concatenate(self.poses)
+        return pred, recover_scale(pred, self.mean_torso_lengths), None
+
+
+class EvaluationNetOutputs(DeployNetOutputs):
+    """An evaluation net's pass: the poses, their scale and the per-frame P1 / zero-mean errors all from the net."""
+
+    def __init__(self, net, mean_torso_lengths):
+        super().__init__(net, mean_torso_lengths)
+        net.blobs[EVALUATION_INPUTS[1]].data[...] = float(np.sum(mean_torso_lengths))
+        self.poses_mm, self.errors = [], {protocol: [] for protocol in MPJPE_OUTPUTS}
+
+    def run(self, image: np.ndarray, gt_mm: np.ndarray, take: int) -> None:
+        self.net.blobs[EVALUATION_INPUTS[0]].data[...] = gt_mm.reshape(len(gt_mm), -1)
+        super().run(image, gt_mm, take)
+        self.poses_mm.append(self.net.blobs[POSE_MM].data[:take].reshape(take, -1, 3).astype(np.float64))
+        for protocol, blob in MPJPE_OUTPUTS.items():
+            self.errors[protocol].append(self.net.blobs[blob].data[:take].astype(np.float64).copy())
+
+    def results(self) -> tuple:
+        return (np.concatenate(self.poses), np.concatenate(self.poses_mm),
+                {protocol: np.concatenate(e) for protocol, e in self.errors.items()})
 
 
 def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
@@ -143,18 +166,19 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
     evaluation speed. Caffe's mode (CPU/GPU) is the caller's."""
     import time
 
-    from data_prep.lmdb_build import read_meta
+    from data_prep.records import read_meta
 
     from .bn_stats import reestimate_batch_norm
     from .deploy import load_deploy_net
 
     meta = read_meta(test_lmdb)  # a training LMDB's meta holds the same training statistics
-    net = load_deploy_net(deploy, weights, batch_size)
+    net, layout = load_deploy_net(deploy, weights, batch_size)
     bn_images = 0
     if bn_batches > 0:
         bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)), bn_batches)
     t0 = time.time()
-    pred = predict_lmdb(net, str(test_lmdb), meta["mean_torso_lengths_mm"], progress=progress, keep_images=keep_images)
+    pred = predict_lmdb(net, layout, str(test_lmdb), meta["mean_torso_lengths_mm"], progress=progress,
+                        keep_images=keep_images)
     seconds = time.time() - t0
     bad = [name for name, a in (("poses", pred.pred_normalised), ("poses in mm", pred.pred_mm),
                                 *(((f"{k} errors", v) for k, v in (pred.in_net or {}).items())))

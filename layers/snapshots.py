@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import UserError
+from data_prep.files import write_text_atomic
 
 PARTIAL = ".partial"  # Caffe's name for a snapshot file being written (patch 0005)
 DAMAGED_DIR = "damaged"  # beside the snapshots: files moved aside, never deleted
@@ -184,7 +185,7 @@ def move_aside(snapshot: Snapshot, reason: str) -> Path:
         if f.exists():
             os.replace(f, folder / f"{f.name}.{stamp}")
     note = folder / f"{snapshot.state.stem}.{stamp}.why.txt"
-    note.write_text(reason + "\n")
+    write_text_atomic(note, reason + "\n")
     return folder
 
 

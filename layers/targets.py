@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import layout as L
 from .config import GRID, INPUT_SIZE
 
 
@@ -135,11 +136,11 @@ def centring_matrix(num_joints: int) -> np.ndarray:
 
 
 def evaluation_maps(num_joints: int, torso_bones, root: int) -> dict:
-    """Layer name -> weight of the evaluation net's frozen InnerProduct layers."""
-    return {"torso_bones": torso_bone_matrix(torso_bones, num_joints),
-            "torso_lengths_sq": block_sum_matrix(len(torso_bones), 3),
-            "torso_predicted": np.ones((1, len(torso_bones))),
-            "error_p1": root_align_matrix(root, num_joints),
-            "error_zero_mean": centring_matrix(num_joints),
-            "joint_errors_p1_sq": block_sum_matrix(num_joints, 3),
-            "joint_errors_zero_mean_sq": block_sum_matrix(num_joints, 3)}
+    """Layer name (layers.layout) -> weight of the evaluation net's frozen InnerProduct layers."""
+    return {L.TORSO_BONES_MAP: torso_bone_matrix(torso_bones, num_joints),
+            L.TORSO_LENGTHS_MAP: block_sum_matrix(len(torso_bones), 3),
+            L.TORSO_SUM_MAP: np.ones((1, len(torso_bones))),
+            L.ERROR_MAPS["p1"]: root_align_matrix(root, num_joints),
+            L.ERROR_MAPS["zero_mean"]: centring_matrix(num_joints),
+            L.JOINT_ERROR_MAPS["p1"]: block_sum_matrix(num_joints, 3),
+            L.JOINT_ERROR_MAPS["zero_mean"]: block_sum_matrix(num_joints, 3)}

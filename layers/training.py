@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import LAYER_ERROR, REPO, DiskFullError, Interrupted, UserError
-from data_prep.lmdb_build import check_lmdb
+from data_prep.files import require_free_space
+from data_prep.records import check_lmdb
 
 from .caffe_build import caffe_binary, caffe_env
 from .snapshots import KEEP_PAIRS, iteration_of
@@ -256,12 +256,12 @@ def claim_run(solver: Path, cwd: Path = REPO, report=print, resume_from: Path | 
                 raise UserError(f"--snapshot {resume_from}: cannot be resumed: {reason}")
         # the snapshots already there are part of the peak (pruning removes them as new ones come)
         have = sum(f.stat().st_size for suffix in (".caffemodel", ".solverstate") for f in S.snapshot_files(prefix, suffix))
-        need, free = snapshot_disk_need(net), shutil.disk_usage(prefix.parent).free
+        need = snapshot_disk_need(net)
         del net
         run = ClaimedRun(s, prefix, resume, lock)
-        if not run.finished and need - have > free:
-            raise DiskFullError(f"{prefix.parent}: this run's snapshots need about {(need - have) / 1e9:.1f} GB more and "
-                                f"the disk has {free / 1e9:.1f} GB free; free space or point snapshot_prefix in {solver} elsewhere")
+        if not run.finished:
+            require_free_space(prefix.parent, need - have, "this run's snapshots (the rest of them)",
+                               f"point snapshot_prefix in {solver} elsewhere")
         yield run
 
 

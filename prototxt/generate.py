@@ -21,6 +21,8 @@ from caffe import params as P
 from data_prep.files import write_text_atomic
 from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES, action_slug
 from layers import config
+from layers.layout import (ERROR_MAPS, EVALUATION_INPUTS, EVALUATION_MAPS, JOINT_ERROR_MAPS, MPJPE_OUTPUTS, POSE_MM,
+                           ROOT_AVERAGE, TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP, NetLayout, head_name)
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
@@ -67,66 +69,111 @@ def python_layer(bottom, layer, params=None, ntop=1, module="layers.pose_layers"
 
 
 def root_name(r: int) -> str:
-    return JOINTS[r].lower().replace("/", "_")
+    return JOINTS[r].lower().replace("/", "_")  # the slug of the 3D head's layers (fc2_3d_<slug>, head_name)
+
+
+SPLITS = ("train", "test", "deploy", "evaluate", "time")
 
 
 def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
               lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None,
-              width: float = 1.0) -> caffe.proto.caffe_pb2.NetParameter:
-    """split: 'train' or 'test' (data layer over `lmdb`, losses), 'deploy' (Input, eq. (7) averaging, pose3d),
-    'evaluate' (the deploy net, then the scale recovery and the per-frame errors as native layers) or 'time' (the
-    train net with Inputs for the images and targets and eq. (3) as native layers: no Python layer, so `caffe
-    time` runs it where no Python runs, e.g. on a GPU machine; for timing only).
+              width: float = 1.0) -> tuple:
+    """(NetParameter, NetLayout) of one variant and split: 'train' or 'test' (data layer over `lmdb`, losses),
+    'deploy' (Input, eq. (7) averaging, pose3d), 'evaluate' (the deploy net, then the scale recovery and the
+    per-frame errors as native layers) or 'time' (the train net with Inputs for the images and targets and eq. (3)
+    as native layers: no Python layer, so `caffe time` runs it where no Python runs, e.g. on a GPU machine; for
+    timing only). The NetLayout (layers.layout) is what callers need to know about the net.
     width: the convolutions' maps and the hidden fully connected layers' sizes times `width` (1: the paper's
     net; small widths give the same layers and data flow with a few MB of weights, for the fault-injection tests).
     The train/test data layer is named "pose_data" (its position blob must not meet a deploy net's "data")."""
-    if split not in ("train", "test", "deploy", "evaluate", "time"):
-        raise ValueError(f"split must be train, test, deploy, evaluate or time, not {split!r}")
-    deploy = split in ("deploy", "evaluate")
-    timing = split == "time"
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     roots = list(roots if roots is not None else (ROOTS if multi_root else BASELINE_ROOTS))
+    fc = scaled(config.FC_SIZE, width)
     n = caffe.NetSpec()
-    if deploy or timing:
-        n.data = L.Input(shape=dict(dim=[1 if deploy else batch_size, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
-    else:
-        if lmdb is None:
-            raise ValueError(f"build_net({split!r}) needs the LMDB path")
-        data_params = dict(lmdb=lmdb, batch_size=batch_size, seed=seed, workers=workers)
-        # FROZEN: the layer's position blob (the next batch, saved in snapshots) is no parameter to train
-        n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer",
-                                                    param=FROZEN)
-    x = n.data
+    inputs(n, split, lmdb, batch_size, seed, workers)
+    features = trunk(n, n.data, width)
+    logits = branch_2d(n, features, fc)
+    loss_2d(n, split, logits, batch_size, lambda_step_iter)
+    x3 = branch_3d(n, features, logits, fc, use_2d_cls)
+    outs = heads_3d(n, split, x3, roots, fc, batch_size)
+    if split in ("deploy", "evaluate"):
+        deploy_tail(n, outs)
+    if split == "evaluate":
+        evaluation_tail(n, n[ROOT_AVERAGE])
+    net = n.to_proto()
+    for layer in net.layer:
+        if layer.type == "Python" and layer.python_param.layer == "PoseDataLayer":
+            layer.name = "pose_data"
+    net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
+    return net, layout_of(net, split, multi_root, use_2d_cls, roots)
+
+
+def inputs(n, split: str, lmdb, batch_size: int, seed: int, workers: int) -> None:
+    """The image input: an Input blob (deploy, evaluate: one image; time: a batch) or the data layer over `lmdb`
+    with the 2D joints and 3D poses (train, test)."""
+    if split in ("deploy", "evaluate", "time"):
+        n.data = L.Input(shape=dict(dim=[batch_size if split == "time" else 1, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
+        return
+    if lmdb is None:
+        raise ValueError(f"build_net({split!r}) needs the LMDB path")
+    data_params = dict(lmdb=lmdb, batch_size=batch_size, seed=seed, workers=workers)
+    # FROZEN: the layer's position blob (the next batch, saved in snapshots) is no parameter to train
+    n.data, n.joints2d, n.pose3d = python_layer([], "PoseDataLayer", data_params, ntop=3, module="layers.data_layer",
+                                                param=FROZEN)
+
+
+def trunk(n, x, width: float):
+    """Fig. 1's convolutions (BatchNorm, ReLU) and max-poolings."""
     for name, maps, kernel, stride, pad, pool in config.CONV_LAYERS:
         x = conv_bn_relu(n, name, x, scaled(maps, width), kernel, stride, pad)
         if pool:
             x = L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3, stride=2)
             n[f"pool{name[-1]}"] = x
-    trunk = x
-    # 2D branch (Fig. 1): fc1 2D, fc2 2D, then N_g*N_g classes per joint and a softmax per joint.
-    fc = scaled(config.FC_SIZE, width)
-    x = fc_bn_relu_dropout(n, "fc1_2d", trunk, fc)
+    return x
+
+
+def branch_2d(n, features, fc: int):
+    """2D branch (Fig. 1): fc1 2D, fc2 2D, then N_g*N_g classes per joint (a softmax per joint in the loss)."""
+    x = fc_bn_relu_dropout(n, "fc1_2d", features, fc)
     x = fc_bn_relu_dropout(n, "fc2_2d", x, fc)
     n.fc_out_2d = linear(x, len(JOINTS) * config.NUM_CLASSES_2D, std=0.01)
     n.logits_2d = L.Reshape(n.fc_out_2d, shape=dict(dim=[0, len(JOINTS), config.NUM_CLASSES_2D]))
-    if timing:
+    return n.logits_2d
+
+
+def loss_2d(n, split: str, logits, batch_size: int, lambda_step_iter) -> None:
+    """Eq. (1)-(3): soft labels from the 2D joints and the cross-entropy (Python layers; time: native layers over
+    an Input of soft labels); none in a deploy or evaluation net."""
+    if split == "time":
         n.soft_targets_2d = L.Input(shape=dict(dim=[batch_size, len(JOINTS), config.NUM_CLASSES_2D]))
-        native_soft_label_loss(n, n.logits_2d, n.soft_targets_2d, batch_size, config.LAMBDA_2D[0])
-    elif not deploy:
+        native_soft_label_loss(n, logits, n.soft_targets_2d, batch_size, config.LAMBDA_2D[0])
+    elif split in ("train", "test"):
         n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID))
         loss_params = dict(lambda_2d=list(config.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
-        n.loss_2d = python_layer([n.logits_2d, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
+        n.loss_2d = python_layer([logits, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
                                  loss_weight=1, param=FROZEN)
-    # 3D branch (Fig. 1 / Fig. 2, docs/design.md: 2D-to-3D link): fc1 3D; with 2D-cls, the vectorised softmax through
-    # "fc probs 2D" concatenated with it ("fc 2D-3D"); one fc2 3D and output per root.
-    x3 = fc_bn_relu_dropout(n, "fc1_3d", trunk, fc)
+
+
+def branch_3d(n, features, logits, fc: int, use_2d_cls: bool):
+    """3D branch (Fig. 1 / Fig. 2, docs/design.md: 2D-to-3D link): fc1 3D; with 2D-cls, the vectorised softmax
+    through "fc probs 2D" concatenated with it ("fc 2D-3D")."""
+    x3 = fc_bn_relu_dropout(n, "fc1_3d", features, fc)
     if use_2d_cls:
-        n.probs_2d = L.Softmax(n.logits_2d, axis=2)
+        n.probs_2d = L.Softmax(logits, axis=2)
         probs = fc_bn_relu_dropout(n, "fc_probs_2d", n.probs_2d, fc)
         n.fc_2d3d = L.Concat(x3, probs, axis=1)
         x3 = n.fc_2d3d
-    if timing:
+    return x3
+
+
+def heads_3d(n, split: str, x3, roots: list, fc: int, batch_size: int) -> list:
+    """One fc2 3D and linear output per root, eq. (4); in train/test/time each with its root-relative target and
+    the Euclidean loss of eq. (5)/(6). Returns the outputs, in the order of `roots`."""
+    tops = None
+    if split == "time":
         tops = tuple(L.Input(shape=dict(dim=[batch_size, config.OUTPUT_3D])) for _ in roots)
-    elif not deploy:
+    elif split in ("train", "test"):
         tops = python_layer([n.pose3d], "RootRelativeTargets", dict(roots=roots), ntop=len(roots))
         tops = tops if isinstance(tops, tuple) else (tops,)
     outs = []
@@ -134,26 +181,33 @@ def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | lis
         rn = root_name(r)
         h = fc_bn_relu_dropout(n, f"fc2_3d_{rn}", x3, fc)
         out = linear(h, config.OUTPUT_3D)
-        n[f"out_3d_{rn}"] = out
+        n[head_name(JOINTS[r])] = out
         outs.append(out)
-        if not deploy:
+        if tops is not None:
             n[f"target_3d_{rn}"] = tops[i]
             # Caffe's EuclideanLoss is 1/(2N) sum ||.||^2; weight 2*lambda_3D gives eq. (5)/(6)'s lambda_3D * mean.
             n[f"loss_3d_{rn}"] = L.EuclideanLoss(out, tops[i], loss_weight=2 * config.LAMBDA_3D)
-    if deploy:
-        # Eq. (7) as a fixed linear map (weights set by layers.deploy.load_deploy_net): insert each root's
-        # zero row, centre each pose, average over roots; then (N, 17, 3).
-        n.out_3d_all = L.Concat(*outs, axis=1) if len(outs) > 1 else L.Split(outs[0])
-        n.root_average = L.InnerProduct(n.out_3d_all, num_output=3 * len(JOINTS), bias_term=False, param=FROZEN)
-        n.pose3d = L.Reshape(n.root_average, shape=dict(dim=[0, len(JOINTS), 3]))
-    if split == "evaluate":
-        evaluation_tail(n, n.root_average)
-    net = n.to_proto()
-    for layer in net.layer:
-        if layer.type == "Python" and layer.python_param.layer == "PoseDataLayer":
-            layer.name = "pose_data"
-    net.name = f"park2016_{'multiroot' if multi_root else 'oneroot'}_{'2dcls' if use_2d_cls else 'no2dcls'}_{split}"
-    return net
+    return outs
+
+
+def deploy_tail(n, outs: list) -> None:
+    """Eq. (7) as a fixed linear map (weights set by layers.deploy.load_deploy_net): insert each root's zero row,
+    centre each pose, average over roots; then (N, 17, 3)."""
+    n.out_3d_all = L.Concat(*outs, axis=1) if len(outs) > 1 else L.Split(outs[0])
+    n[ROOT_AVERAGE] = L.InnerProduct(n.out_3d_all, num_output=3 * len(JOINTS), bias_term=False, param=FROZEN)
+    n.pose3d = L.Reshape(n[ROOT_AVERAGE], shape=dict(dim=[0, len(JOINTS), 3]))
+
+
+LEARNABLE_TYPES = ("Convolution", "InnerProduct", "BatchNorm", "Scale")  # the nets' native layers with parameters
+
+
+def layout_of(net, split: str, multi_root: bool, use_2d_cls: bool, roots: list) -> NetLayout:
+    variant = next(v for v, flags in VARIANTS.items() if flags == (multi_root, use_2d_cls))
+    fixed = tuple(name for name in (ROOT_AVERAGE, *EVALUATION_MAPS) if any(layer.name == name for layer in net.layer))
+    trained = tuple(layer.name for layer in net.layer if layer.type in LEARNABLE_TYPES and layer.name not in fixed)
+    return NetLayout(variant=variant, split=split, roots=tuple(int(r) for r in roots),
+                     heads=tuple(head_name(JOINTS[r]) for r in roots), trained=trained, fixed_maps=fixed,
+                     evaluation=split == "evaluate")
 
 
 def scaled(size: int, width: float) -> int:
@@ -181,25 +235,26 @@ def evaluation_tail(n, pose) -> None:
       error_<p> (P1: minus the root; zero-mean: minus the joint mean) -> ^2 -> per joint -> ^0.5 -> mean = mpjpe_<p>
     PA-MPJPE needs an SVD per pose and stays in NumPy (data_prep.metrics)."""
     joints, bones = len(JOINTS), len(TORSO_BONES)
-    n.gt_mm = L.Input(shape=dict(dim=[1, 3 * joints]))
-    n.torso_sum = L.Input(shape=dict(dim=[1, 1]))
-    n.torso_bones = L.InnerProduct(pose, num_output=3 * bones, bias_term=False, param=FROZEN)
-    n.torso_bones_sq = L.Power(n.torso_bones, power=2)
-    n.torso_lengths_sq = L.InnerProduct(n.torso_bones_sq, num_output=bones, bias_term=False, param=FROZEN)
-    n.torso_lengths = L.Power(n.torso_lengths_sq, power=0.5)
-    n.torso_predicted = L.InnerProduct(n.torso_lengths, num_output=1, bias_term=False, param=FROZEN)
-    n.torso_inverse = L.Power(n.torso_predicted, power=-1)
-    n.scale = L.Eltwise(n.torso_inverse, n.torso_sum, operation=P.Eltwise.PROD)
+    gt, torso_sum = EVALUATION_INPUTS
+    n[gt] = L.Input(shape=dict(dim=[1, 3 * joints]))
+    n[torso_sum] = L.Input(shape=dict(dim=[1, 1]))
+    n[TORSO_BONES_MAP] = L.InnerProduct(pose, num_output=3 * bones, bias_term=False, param=FROZEN)
+    n.torso_bones_sq = L.Power(n[TORSO_BONES_MAP], power=2)
+    n[TORSO_LENGTHS_MAP] = L.InnerProduct(n.torso_bones_sq, num_output=bones, bias_term=False, param=FROZEN)
+    n.torso_lengths = L.Power(n[TORSO_LENGTHS_MAP], power=0.5)
+    n[TORSO_SUM_MAP] = L.InnerProduct(n.torso_lengths, num_output=1, bias_term=False, param=FROZEN)
+    n.torso_inverse = L.Power(n[TORSO_SUM_MAP], power=-1)
+    n.scale = L.Eltwise(n.torso_inverse, n[torso_sum], operation=P.Eltwise.PROD)
     n.scale_per_pose = L.Reshape(n.scale, shape=dict(dim=[-1]))
-    n.pose3d_mm = L.Scale(pose, n.scale_per_pose, axis=0)
-    n.error = L.Eltwise(n.pose3d_mm, n.gt_mm, operation=P.Eltwise.SUM, coeff=[1, -1])
+    n[POSE_MM] = L.Scale(pose, n.scale_per_pose, axis=0)
+    n.error = L.Eltwise(n[POSE_MM], n[gt], operation=P.Eltwise.SUM, coeff=[1, -1])
     for protocol in ("p1", "zero_mean"):
-        n[f"error_{protocol}"] = L.InnerProduct(n.error, num_output=3 * joints, bias_term=False, param=FROZEN)
-        n[f"error_{protocol}_sq"] = L.Power(n[f"error_{protocol}"], power=2)
-        n[f"joint_errors_{protocol}_sq"] = L.InnerProduct(n[f"error_{protocol}_sq"], num_output=joints, bias_term=False,
-                                                          param=FROZEN)
-        n[f"joint_errors_{protocol}"] = L.Power(n[f"joint_errors_{protocol}_sq"], power=0.5)
-        n[f"mpjpe_{protocol}"] = L.Reduction(n[f"joint_errors_{protocol}"], operation=P.Reduction.MEAN, axis=1)
+        aligned, per_joint = ERROR_MAPS[protocol], JOINT_ERROR_MAPS[protocol]
+        n[aligned] = L.InnerProduct(n.error, num_output=3 * joints, bias_term=False, param=FROZEN)
+        n[f"{aligned}_sq"] = L.Power(n[aligned], power=2)
+        n[per_joint] = L.InnerProduct(n[f"{aligned}_sq"], num_output=joints, bias_term=False, param=FROZEN)
+        n[f"joint_errors_{protocol}"] = L.Power(n[per_joint], power=0.5)
+        n[MPJPE_OUTPUTS[protocol]] = L.Reduction(n[f"joint_errors_{protocol}"], operation=P.Reduction.MEAN, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,9 +334,18 @@ def build_solver(*, train_net: str, test_net: str, train_count: int, test_count:
     return s
 
 
+GENERATED = "# Generated by prototxt/generate.py: do not edit; regenerate with `python -m prototxt.generate`.\n"
+
+
 def write_text(path: Path, message) -> None:
-    write_text_atomic(path, "# Generated by prototxt/generate.py: do not edit; regenerate with "
-                            "`python -m prototxt.generate`.\n" + str(message))
+    """A generated file (a solver, or a net without its layout)."""
+    write_text_atomic(path, GENERATED + str(message))
+
+
+def write_net(path: Path, built: tuple) -> Path:
+    """A net of build_net with its layout on the second line (layers.layout.read_layout)."""
+    net, layout = built
+    return write_text_atomic(path, GENERATED + layout.to_line() + "\n" + str(net))
 
 
 def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str | list, test_lmdb: str | list,
@@ -296,8 +360,8 @@ def write_experiment(out_dir: Path, name: str, *, variant: str, train_lmdb: str 
     common = dict(multi_root=multi_root, use_2d_cls=use_2d_cls, lambda_step_iter=schedule.lambda_step_iter(train_count),
                   workers=schedule.workers, seed=schedule.seed, width=width)
     train, test = out_dir / f"{name}_train.prototxt", out_dir / f"{name}_test.prototxt"
-    write_text(train, build_net("train", lmdb=train_lmdb, batch_size=schedule.batch_size, **common))
-    write_text(test, build_net("test", lmdb=test_lmdb, batch_size=schedule.test_batch_size, **common))
+    write_net(train, build_net("train", lmdb=train_lmdb, batch_size=schedule.batch_size, **common))
+    write_net(test, build_net("test", lmdb=test_lmdb, batch_size=schedule.test_batch_size, **common))
     solver = out_dir / f"solver_{name}.prototxt"
     write_text(solver, build_solver(train_net=f"{net_dir}/{train.name}", test_net=f"{net_dir}/{test.name}",
                                     train_count=train_count, test_count=test_count, snapshot_prefix=snapshot_prefix,
@@ -309,7 +373,7 @@ def write_action_experiment(out_dir: Path, action: str, variant: str, lmdb_root:
                             snapshot_dir: Path) -> tuple[Path, int]:
     """The nets and solver of one action and variant over <lmdb_root>/<action>_{train,test}.lmdb (counts from
     their meta.json), snapshots under snapshot_dir. Returns (solver path, max_iter)."""
-    from data_prep.lmdb_build import read_meta
+    from data_prep.records import read_meta
 
     slug = action_slug(action)
     train, test = (Path(lmdb_root) / f"{slug}_{split}.lmdb" for split in ("train", "test"))
@@ -324,7 +388,7 @@ def write_deploy_nets(out_dir: Path) -> None:
     """deploy_<variant>.prototxt (the pose) and evaluate_<variant>.prototxt (the pose, its scale and errors)."""
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         for split in ("deploy", "evaluate"):
-            write_text(out_dir / f"{split}_{variant}.prototxt", build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls))
+            write_net(out_dir / f"{split}_{variant}.prototxt", build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls))
 
 
 def write_timing_nets(out_dir: Path, batch_size: int) -> list:
@@ -333,18 +397,19 @@ def write_timing_nets(out_dir: Path, batch_size: int) -> list:
     written = []
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         for split in ("time", "deploy", "evaluate"):
-            net = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
+            net, layout = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
             for layer in net.layer:
                 if layer.type == "Input":
                     layer.input_param.shape[0].dim[0] = batch_size
             written.append(Path(out_dir) / f"{split}_{variant}_b{batch_size}.prototxt")
-            write_text(written[-1], net)
+            write_net(written[-1], (net, layout))
     return written
 
 
 def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb") -> list:
-    """Every committed file: the full model for all 15 actions, the four variants for Table 2's six
-    actions (prototxt/ablation/), the four deploy nets."""
+    """Every committed file: the full model for all 15 actions, the other three variants for Table 2's six actions
+    (prototxt/ablation/; its full-model row is Table 1's experiment, committed_solver), the four deploy and
+    evaluation nets."""
     written = []
     write_deploy_nets(out_dir)
     for action in ACTIONS:
@@ -357,15 +422,24 @@ def generate_all(counts: dict, out_dir: Path = HERE, lmdb_root: str = "data/lmdb
         # the solvers the README names: prototxt/solver_<action>.prototxt
         written[-1] = written[-1].replace(out_dir / f"solver_{slug}.prototxt")
         if action in ABLATION_ACTIONS:
-            for variant in VARIANTS:
+            for variant in (v for v in VARIANTS if v != "both"):  # both: the Table 1 experiment above
                 written.append(write_experiment(out_dir / "ablation", f"{slug}_{variant}", variant=variant,
                                                 solver_net_dir="prototxt/ablation",
                                                 snapshot_prefix=f"snapshots/{slug}_{variant}", **common))
     return written
 
 
+def committed_solver(action: str, variant: str, out_dir: Path = HERE) -> Path:
+    """The committed solver of an action and variant (generate_all): Table 1's solver_<action>.prototxt for the full
+    model, which Table 2's "both" row shares (the same experiment), ablation/solver_<action>_<variant> else."""
+    slug = action_slug(action)
+    if variant == "both":
+        return out_dir / f"solver_{slug}.prototxt"
+    return out_dir / "ablation" / f"solver_{slug}_{variant}.prototxt"
+
+
 def counts_from_lmdbs(lmdb_root: Path) -> dict:
-    from data_prep.lmdb_build import read_meta
+    from data_prep.records import read_meta
 
     counts = {}
     for action in ACTIONS:
@@ -397,7 +471,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"{args.counts_from}: no <action>_train.lmdb/<action>_test.lmdb with meta.json found")
         doc["counts"].update(found)
         doc["source"] = f"meta.json of the LMDBs in {args.counts_from}"
-        counts_file.write_text(json.dumps(doc, indent=1) + "\n")
+        write_text_atomic(counts_file, json.dumps(doc, indent=1) + "\n")
     generate_all(doc["counts"], lmdb_root=args.lmdb_root)
     print(f"wrote prototxt/ from {counts_file.name} ({doc['source']})")
     return 0

@@ -1,5 +1,6 @@
-"""Shared fixtures: a small synthetic Human3.6M (the project's own generator) and its LMDBs, built once
-per test session; Caffe's location; a numerical gradient checker for Python layers."""
+"""Shared fixtures: a small synthetic Human3.6M (the project's own generator), its LMDBs and a net trained on them
+for a few iterations, built once per test session; Caffe's location; a numerical gradient checker for Python
+layers."""
 from __future__ import annotations
 
 import os
@@ -46,12 +47,48 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lmdb_root(synthetic_root, tmp_path_factory):
+def lmdb_build(synthetic_root, tmp_path_factory):
     from data_prep.lmdb_build import build_lmdbs
 
     out = tmp_path_factory.mktemp("lmdb")
-    summary = build_lmdbs(synthetic_root, out, actions=("Walking",), step=2, workers=2, progress=False)
-    return out, summary
+    return out, build_lmdbs(synthetic_root, out, actions=("Walking",), step=2, workers=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lmdb_root(lmdb_build) -> Path:
+    """The folder with walking_train.lmdb and walking_test.lmdb built from synthetic_root."""
+    return lmdb_build[0]
+
+
+@pytest.fixture(scope="session")
+def lmdb_summary(lmdb_build):
+    """What build_lmdbs reported for lmdb_root (data_prep.lmdb_build.BuildSummary)."""
+    return lmdb_build[1]
+
+
+def small_solver(directory: Path, lmdb_root: Path, name: str, max_iter: int, variant: str = "baseline") -> Path:
+    """A solver over lmdb_root for the paper's net at full size, batch 8, a snapshot every 3 iterations."""
+    from data_prep.records import read_meta
+    from prototxt.generate import Schedule, write_experiment
+
+    return write_experiment(directory, name, variant=variant, train_lmdb=str(lmdb_root / "walking_train.lmdb"),
+                            test_lmdb=str(lmdb_root / "walking_test.lmdb"),
+                            train_count=read_meta(lmdb_root / "walking_train.lmdb")["count"],
+                            test_count=read_meta(lmdb_root / "walking_test.lmdb")["count"],
+                            snapshot_prefix=str(directory / "snap"),
+                            schedule=Schedule(batch_size=8, test_batch_size=16, display=1, max_iter=max_iter,
+                                              snapshot=3, test_interval=1000))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, lmdb_root):
+    """(folder, final weights) of the baseline net trained for real for 3 iterations by the drivers' call."""
+    from layers.training import train_to_completion
+
+    d = tmp_path_factory.mktemp("trained")
+    solver = small_solver(d, lmdb_root, "solver_walking", 3)
+    final = train_to_completion(solver.rename(d / "solver_walking.prototxt"), d / "train.log", progress=False)
+    return d, final
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float) -> np.ndarray:

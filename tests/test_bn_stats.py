@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import REPO
-from data_prep.lmdb_build import read_meta
+from data_prep.records import read_meta
 
 
 def test_reestimated_statistics_are_the_training_mean_of_the_layer_input(lmdb_root, tmp_path):
@@ -17,7 +17,7 @@ def test_reestimated_statistics_are_the_training_mean_of_the_layer_input(lmdb_ro
     from data_prep.batches import BatchSource
     from layers.deploy import load_deploy_net
 
-    out, _ = lmdb_root
+    out = lmdb_root
     train = out / "walking_train.lmdb"
     count = read_meta(train)["count"]
     batch = next(b for b in (8, 6, 5, 4, 3, 2) if count % b == 0)
@@ -26,7 +26,7 @@ def test_reestimated_statistics_are_the_training_mean_of_the_layer_input(lmdb_ro
     deploy = REPO / "prototxt" / "deploy_baseline.prototxt"
     weights = tmp_path / "random.caffemodel"
     caffe.Net(str(deploy), caffe.TEST).save(str(weights))
-    net = load_deploy_net(deploy, weights, batch_size=batch)
+    net, _ = load_deploy_net(deploy, weights, batch_size=batch)
     conv1_before = net.params["conv1"][0].data.copy()
     used = reestimate_batch_norm(net, str(deploy), str(weights), str(train), batches=10_000, batch_size=batch)
     assert used == count

@@ -28,7 +28,7 @@ def mistakes(synthetic_root, lmdb_dir, tmp):
 
 
 def test_common_mistakes_are_one_line_and_exit_code_2(synthetic_root, lmdb_root, tmp_path):
-    lmdb_dir, _ = lmdb_root
+    lmdb_dir = lmdb_root
     for args, words in mistakes(synthetic_root, lmdb_dir, tmp_path):
         out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), str(REPO / "tools" / args[0]), *args[1:]],
                              capture_output=True, text=True, cwd=REPO, timeout=300)

@@ -11,7 +11,8 @@ import pytest
 from data_prep.cameras import CAMERA_MODELS, project
 from data_prep.crop import apply_affine, crop_transform, square_around_box
 from data_prep.h36m import SequenceError, discover, read_bboxes, read_pose_cdf
-from data_prep.lmdb_build import build_lmdbs, read_meta
+from data_prep.lmdb_build import build_lmdbs
+from data_prep.records import read_meta
 from data_prep.poses import normalise_poses
 from data_prep.records import decode_record
 from data_prep.skeleton import CAMERAS, H36M_TO_17, SUBJECTS, action_of_file_stem
@@ -54,8 +55,8 @@ def test_d2_positions_match_projection_of_the_mono_pose(synthetic_root):
         assert np.abs(project(d3, CAMERA_MODELS[cam]) - d2).max() < 0.05  # float32 storage
 
 
-def test_roundtrip_labels_poses_and_counts(lmdb_root, synthetic_root):
-    out, summary = lmdb_root
+def test_roundtrip_labels_poses_and_counts(lmdb_root, lmdb_summary, synthetic_root):
+    out, summary = lmdb_root, lmdb_summary
     assert not summary.skipped
     for split, subjects in (("train", {"S1", "S5", "S6", "S7", "S8"}), ("test", {"S9", "S11"})):
         path = out / f"walking_{split}.lmdb"

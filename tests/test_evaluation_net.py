@@ -13,6 +13,7 @@ from data_prep.metrics import per_joint_errors, recover_scale
 from data_prep.poses import bone_lengths, normalise_poses
 from data_prep.skeleton import TORSO_BONES
 from layers.deploy import set_fixed_maps
+from layers.layout import EVALUATION_MAPS
 from prototxt.generate import evaluation_tail
 
 caffe.set_mode_cpu()
@@ -29,7 +30,7 @@ def tail_net(tmp_path, batch):
     for name, width in (("pose", 51), ("gt_mm", 51), ("torso_sum", 1)):
         net.blobs[name].reshape(batch, width)
     net.reshape()
-    set_fixed_maps(net)
+    set_fixed_maps(net, EVALUATION_MAPS)
     return net
 
 
@@ -73,7 +74,7 @@ def test_the_layers_on_a_pose_worked_by_hand(tmp_path):
 def test_an_lmdb_evaluated_in_the_net_and_in_numpy_agree(tmp_path, lmdb_root):
     from layers.inference import evaluate_action
 
-    out, _ = lmdb_root
+    out = lmdb_root
     net = caffe.Net(str(REPO / "prototxt/deploy_both.prototxt"), caffe.TEST)
     weights = tmp_path / "random.caffemodel"
     net.save(str(weights))

@@ -21,8 +21,8 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
 from conftest import REPO
-from data_prep.lmdb_build import read_meta
-from prototxt.generate import VARIANTS, Schedule, build_net, write_experiment
+from data_prep.records import read_meta
+from prototxt.generate import VARIANTS, Schedule, build_net, write_experiment, write_net
 
 WIDTH = 0.125
 SCHEDULE = Schedule(batch_size=8, test_batch_size=16, display=1, max_iter=24, snapshot=4, test_interval=24)
@@ -40,7 +40,7 @@ sys.exit(run_tool(lambda argv: print(train_to_completion(Path(argv[0]), Path(arg
 
 
 def write_run(d: Path, lmdb_root, variant="both", max_iter=24, train_lmdb=None, snapshot_dir=None, **solver_fields):
-    out, _ = lmdb_root
+    out = lmdb_root
     train = Path(train_lmdb or out / "walking_train.lmdb")
     d.mkdir(parents=True, exist_ok=True)
     solver = write_experiment(d, "walking", variant=variant, train_lmdb=str(train),
@@ -305,9 +305,8 @@ def test_a_diverged_loss_stops_the_run_in_one_line_and_keeps_the_last_good_snaps
 
 def deploy_net(directory: Path, variant: str, split="deploy") -> Path:
     multi_root, use_2d_cls = VARIANTS[variant]
-    path = directory / f"{split}_{variant}.prototxt"
-    path.write_text(str(build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, width=WIDTH)))
-    return path
+    return write_net(directory / f"{split}_{variant}.prototxt",
+                     build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, width=WIDTH))
 
 
 def initial_weights(directory: Path, lmdb_root, variant: str) -> Path:
@@ -338,7 +337,7 @@ def test_weights_of_another_variant_are_one_line_naming_the_variant_they_hold(tm
 
 def test_evaluate_refuses_nan_weights_and_names_the_layer(tmp_path, lmdb_root, reference):
     _, d = reference
-    out, _ = lmdb_root
+    out = lmdb_root
     net = caffe_pb2.NetParameter()
     net.ParseFromString((d / "snap_iter_24.caffemodel").read_bytes())
     layer = next(l for l in net.layer if l.name == "fc1_3d")
@@ -355,7 +354,7 @@ def test_evaluate_refuses_nan_weights_and_names_the_layer(tmp_path, lmdb_root, r
 def damaged_copy(lmdb_root, tmp_path) -> tuple[Path, bytes]:
     import lmdb
 
-    out, _ = lmdb_root
+    out = lmdb_root
     copy = tmp_path / "walking_train.lmdb"
     shutil.copytree(out / "walking_train.lmdb", copy)
     env = lmdb.open(str(copy))
@@ -382,7 +381,7 @@ def test_a_damaged_record_is_one_line_naming_the_lmdb_and_its_key(tmp_path, lmdb
 
 
 def test_meta_json_faults_are_named_before_caffe_starts(tmp_path, lmdb_root):
-    out, _ = lmdb_root
+    out = lmdb_root
     copy = tmp_path / "walking_train.lmdb"
     shutil.copytree(out / "walking_train.lmdb", copy)
     solver = write_run(tmp_path / "run", lmdb_root, train_lmdb=copy)
@@ -435,7 +434,7 @@ def test_predict_bbox_outside_the_image_is_one_line(tmp_path, reference, lmdb_ro
     import cv2
 
     _, d = reference
-    out, _ = lmdb_root
+    out = lmdb_root
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), np.zeros((1002, 1000, 3), np.uint8))
     p = subprocess.run([PY, str(REPO / "tools" / "predict.py"), str(image), "--weights", str(d / "snap_iter_24.caffemodel"),

@@ -1,6 +1,5 @@
 """Pose errors under the three protocols (data_prep.metrics) on poses whose answer is worked out by hand,
-the reference rows of the evaluation (training mean pose, scale floor) and the paired seed comparison of the
-ablation table."""
+the scale recovery, and the reference rows of the evaluation (training mean pose, scale floor)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from data_prep.metrics import mpjpe, mpjpe_p1, mpjpe_zero_mean, pa_mpjpe, per_joint_errors, procrustes_align
-from data_prep.skeleton import NUM_JOINTS
-from data_prep.tables import format_table2_seeds, paired_verdict
+from data_prep.metrics import (mpjpe, mpjpe_p1, mpjpe_zero_mean, pa_mpjpe, per_joint_errors, procrustes_align,
+                               recover_scale)
+from data_prep.poses import bone_lengths
+from data_prep.skeleton import NUM_JOINTS, TORSO_BONES
 
 J = NUM_JOINTS
 
@@ -134,14 +134,34 @@ def test_scale_floor_is_zero_when_the_torso_matches_the_training_mean():
     assert floor == pytest.approx(from_hip * (1 - 1 / 1.1))
 
 
-def test_paired_seed_verdicts_by_hand():
-    # differences -3, -2, -4: mean -3, sd 1, t = -3 / (1 / sqrt 3) = -5.20 < -4.30 (2 d.o.f.): holds
-    v = paired_verdict([97, 98, 96], [100, 100, 100])
-    assert v["verdict"] == "holds" and v["t"] == pytest.approx(-3 * 3 ** 0.5)
-    assert paired_verdict([101, 99, 97], [100, 100, 100])["verdict"] == "undecided at this size"
-    assert paired_verdict([110, 112, 111], [100, 100, 100])["verdict"] == "does not hold"
-    assert paired_verdict([90], [100])["verdict"].startswith("undecided")
-    text = format_table2_seeds({"baseline": {"Walking": [100.0, 110.0, 105.0]}, "multireg": {"Walking": [97.0, 108.0, 101.0]}},
-                               ["Walking"], {"Mean pose (training, P1)": {"Walking": 160.0}})
-    assert "105.0 ± 5.0 (3)" in text and "160.00" in text and "72.55" in text
-    assert "Multi-reg < Baseline" in text and "holds" in text  # differences -3, -2, -4
+def test_zero_mean_mpjpe_ignores_translation_and_measures_offsets():
+    rng = np.random.default_rng(5)
+    gt = rng.normal(scale=300, size=(3, NUM_JOINTS, 3))
+    assert mpjpe(gt + [100.0, -50.0, 7.0], gt, "zero_mean") == pytest.approx(0, abs=1e-9)
+    moved = gt.copy()
+    moved[:, 4] += [0.0, 0.0, 170.0]  # one joint 170 mm off; centring spreads it, so compute by hand
+    expect = np.linalg.norm((moved - moved.mean(1, keepdims=True)) - (gt - gt.mean(1, keepdims=True)), axis=-1).mean()
+    assert mpjpe(moved, gt, "zero_mean") == pytest.approx(expect)
+    assert per_joint_errors(moved, gt, "zero_mean").shape == (3, NUM_JOINTS)
+
+
+def test_pa_mpjpe_removes_a_known_rotation_and_scale():
+    rng = np.random.default_rng(6)
+    gt = rng.normal(scale=300, size=(2, NUM_JOINTS, 3))
+    a = 0.7
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    pred = 0.6 * gt @ rot.T + 40.0
+    assert mpjpe(pred, gt, "zero_mean") > 50
+    assert pa_mpjpe(pred, gt) == pytest.approx(0, abs=1e-6)
+    reflected = gt * [1, 1, -1]  # a reflection is not a rotation: PA must not undo it
+    assert pa_mpjpe(reflected, gt) > 1.0
+
+
+def test_recover_scale_undoes_a_known_factor():
+    rng = np.random.default_rng(7)
+    gt = rng.normal(scale=300, size=(4, NUM_JOINTS, 3))
+    mean_torso = bone_lengths(gt, TORSO_BONES)[0]
+    pred = recover_scale(gt[:1] / 1234.0, mean_torso)
+    assert np.allclose(pred, gt[:1])
+    with pytest.raises(ValueError, match="torso"):
+        recover_scale(gt, mean_torso[:3])

@@ -34,10 +34,22 @@ def test_committed_prototxt_is_what_the_generator_writes(tmp_path):
     assert len(list(PROTO.glob("solver_*.prototxt"))) == 15
 
 
+def test_no_two_generated_files_are_the_same():
+    by_content = {}
+    for p in GENERATED(PROTO):
+        by_content.setdefault((PROTO / p).read_bytes(), []).append(str(p))
+    assert not [names for names in by_content.values() if len(names) > 1]
+
+
+def train_net_path(variant: str, action: str = "walking") -> Path:
+    """The committed train net of Table 2's experiment (the full model's is Table 1's)."""
+    return PROTO / "nets" / f"{action}_train.prototxt" if variant == "both" else PROTO / "ablation" / f"{action}_{variant}_train.prototxt"
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_train_net_layers_match_the_paper(variant):
     multi_root, use_2d_cls = VARIANTS[variant]
-    net = parse(PROTO / "ablation" / f"walking_{variant}_train.prototxt")
+    net = parse(train_net_path(variant))
     types = Counter(l.type for l in net.layer)
     roots = 6 if multi_root else 1
     hidden_fc = 2 + 1 + (1 if use_2d_cls else 0) + roots  # fc1/fc2 2D, fc1 3D, fc probs 2D, fc2 3D per root
@@ -177,8 +189,8 @@ def test_the_time_nets_are_the_train_nets_without_python_layers():
                 for l in net.layer if l.type in ("Convolution", "InnerProduct", "BatchNorm", "Scale")]
 
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
-        train = build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb="x", batch_size=128)
-        time = build_net("time", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=128)
+        train, _ = build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, lmdb="x", batch_size=128)
+        time, _ = build_net("time", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=128)
         assert learnable(time) == learnable(train), variant
         assert not [l.name for l in time.layer if l.type == "Python"]
         inputs = [l for l in time.layer if l.type == "Input"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 import subprocess
 
 from conftest import REPO
@@ -107,3 +108,62 @@ def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_p
     assert new_enough.returncode != 0 and "step 'venv'" in new_enough.stderr and "older than" not in new_enough.stderr
     wrong = run_setup_with_driver(tmp_path, "12", "580.65.06")
     assert wrong.returncode != 0 and "expected auto, off, on, 11.8" in wrong.stderr
+
+
+def named_paths(text: str) -> list:
+    """Repository paths a document names in backticks (placeholders, outputs and other repositories' paths aside)."""
+    outputs = ("out/", "results/", "snapshots/", "data/", "logs/", ".venv/", ".device/", "/", "~", "$", "…", "http")
+    found = []
+    for token in re.findall(r"`([^`\n]+)`", text):
+        for word in token.split():
+            word = word.strip("(),;:'\"").split(":")[0]
+            if "/" in word and re.match(r"^[\w.\-/]+$", word) and not word.startswith(outputs):
+                found.append(word)
+    return found
+
+
+def test_every_path_the_docs_name_exists():
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    missing = [(doc.name, p) for doc in docs for p in named_paths(doc.read_text()) if not (REPO / p).exists()]
+    assert not missing, missing
+
+
+def imported_packages(path: Path) -> set:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_module_map_matches_the_code():
+    """docs/design.md's map lists every module of the packages (and only existing ones), and each package imports
+    only what the map allows: data_prep itself (and Caffe's protobuf for the Datum), layers data_prep, prototxt
+    both, no package a tool."""
+    design = (REPO / "docs" / "design.md").read_text()
+    table = design[design.index("## Map of the modules"):].split("\n## ", 1)[0]
+    listed = set()
+    for cell in re.findall(r"^\| (`[^|]*`) \|", table, re.M):
+        listed |= set(re.findall(r"`([\w/*.]+\.py)`", cell))
+    modules = {str(p.relative_to(REPO)) for pkg in ("data_prep", "layers", "prototxt") for p in (REPO / pkg).glob("*.py")
+               if p.name != "__init__.py"}
+    covered = {m for m in modules if any(Path(m).match(pattern) for pattern in listed)}
+    assert covered == modules, sorted(modules - covered)
+    assert all(any(Path(m).match(pattern) for m in modules) for pattern in listed), listed
+    allowed = {"data_prep": {"data_prep", "caffe"}, "layers": {"data_prep", "layers", "caffe"},
+               "prototxt": {"data_prep", "layers", "prototxt", "caffe"}}
+    ours = {"data_prep", "layers", "prototxt", "tools", "caffe"}
+    wrong = {}
+    for m in sorted(modules):
+        pkg = m.split("/")[0]
+        bad = (imported_packages(REPO / m) & ours) - allowed[pkg]
+        if pkg == "data_prep" and "caffe" in imported_packages(REPO / m) and m != "data_prep/records.py":
+            bad.add("caffe")
+        if bad:
+            wrong[m] = sorted(bad)
+    assert not wrong, wrong

@@ -11,15 +11,16 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from conftest import REPO, caffe_env
+from conftest import REPO, caffe_env, small_solver
+from layers.training import read_solver, train_to_completion
 from prototxt.generate import VARIANTS, Schedule, write_experiment
 
 CAFFE = str(REPO / ".venv" / "bin" / "caffe")
 
 
 def experiment(tmp_path, lmdb_root, variant, width=1.0, **schedule):
-    out, _ = lmdb_root
-    from data_prep.lmdb_build import read_meta
+    out = lmdb_root
+    from data_prep.records import read_meta
 
     train_count = read_meta(out / "walking_train.lmdb")["count"]
     test_count = read_meta(out / "walking_test.lmdb")["count"]
@@ -103,9 +104,31 @@ def test_plain_caffe_train_ends_a_diverged_run_with_one_line_before_the_update(t
     stopped = [l for l in out.stderr.splitlines() if "caffe train stopped: " in l]
     assert out.returncode == 1 and len(stopped) == 1 and "Check failure" not in out.stderr, out.stderr[-3000:]
     at = int(stopped[0].split("Training diverged at iteration ")[1].split(":")[0])
-    assert "the loss is nan" in stopped[0] or "the loss is inf" in stopped[0], stopped[0]
+    assert re.search(r"the loss is -?(nan|inf);", stopped[0]), stopped[0]
     last = sorted(tmp_path.glob("snap_baseline_iter_*.caffemodel"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))[-1]
     assert int(last.stem.rsplit("_", 1)[1]) == at  # the snapshot after the last finite step, not one after it
     net = caffe_pb2.NetParameter()
     net.ParseFromString(last.read_bytes())
     assert all(np.isfinite(np.asarray(b.data)).all() for layer in net.layer for b in layer.blobs)
+
+
+def test_snapshot_disk_is_checked_before_training(lmdb_root, tmp_path, monkeypatch):
+    """The baseline train net: its deploy net's 46,853,001 parameters less eq. (7)'s fixed 51 x 48 map, plus the
+    data layer's position and the 2D loss's iteration count: 46,850,555, 4 bytes each in a .caffemodel and as
+    many in a .solverstate; at the peak of a pruned run two pairs are kept and a third is written:
+    6 x 4 x 46,850,555 bytes = 1.12 GB."""
+    import collections
+
+    import data_prep.files as files
+    import layers.training as training
+    from data_prep.cli import DiskFullError
+
+    solver = small_solver(tmp_path, lmdb_root, "solver_walking", 3)
+    net = training.train_net_of(read_solver(solver), solver, REPO)
+    assert training.snapshot_disk_need(net) == 6 * 4 * (46_853_001 - 51 * 48 + 2)
+    del net
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage(10**9, 9 * 10**8, 10**8))
+    with pytest.raises(DiskFullError, match=r"snapshots \(the rest of them\) needs about 1.1 GB and the disk has 100.0 MB free"):
+        train_to_completion(solver, tmp_path / "train.log", progress=False)
+    assert not (tmp_path / "train.log").exists()  # nothing ran

@@ -1,7 +1,7 @@
 """Table 2: the four variants (baseline, multi-reg, 2D-cls, both) trained and tested on the same data,
 plus Figure 4 (3D losses with and without 2D-cls) and Figure 5 (baseline vs full model).
 
-  python tools/ablation.py --lmdb-root data/lmdb                    # Human3.6M: prototxt/ablation/ solvers
+  python tools/ablation.py --lmdb-root data/lmdb                    # Human3.6M: the committed solvers
   python tools/ablation.py --synthetic out/ablation --seeds 0 1 2   # CPU-sized run on synthetic data, 3 seeds
 Each variant is trained under every seed on the same data; the table gives MPJPE (P1) as mean ± std over the
 seeds beside the training mean pose and the scale floor, and each of the paper's claims as a paired per-seed
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from data_prep.cli import REPO, require_lmdbs, run_tool
 from data_prep.drawing import plot_fig4, plot_fig5
+from data_prep.files import write_text_atomic
 from data_prep.progress import progress_mode
 from data_prep.skeleton import ABLATION_ACTIONS, action_slug
 from data_prep.synthetic_lmdbs import prepare_synthetic
@@ -23,7 +24,7 @@ from data_prep.tables import VARIANT_LABELS, format_table2_seeds, write_results
 from layers.bn_stats import BN_BATCHES
 from layers.caffe_log import fig4_curves
 from layers.training import train_to_completion
-from prototxt.generate import VARIANTS, Schedule, write_action_experiment
+from prototxt.generate import VARIANTS, Schedule, committed_solver, write_action_experiment
 
 
 def parse_args(argv=None):
@@ -46,9 +47,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from layers.device import use_device
-    from layers.inference import evaluate_action
-
     args = parse_args(argv)
     progress = progress_mode(args.quiet)
     actions = args.actions or (["Walking", "Eating"] if args.synthetic else list(ABLATION_ACTIONS))
@@ -59,27 +57,50 @@ def main(argv=None) -> int:
     else:
         lmdb_root = Path(args.lmdb_root)
         require_lmdbs(lmdb_root, actions)
+    weights, log_of = train_variants(args, actions, seeds, lmdb_root, out, progress)
+    per_seed, references, detail, kept = evaluate_variants(args, weights, seeds, lmdb_root, progress)
+    text = write_tables(out, per_seed, references, detail, actions, seeds)
+    draw_figures(out, actions, seeds, log_of, kept)
+    if not args.quiet:
+        print("MPJPE (P1, root-aligned) in mm, Table 2 layout, mean ± std over seeds (n)")
+        print(text)
+        print(f"wrote {out / 'table2.json'}, {out / 'table2.txt'}, fig4_losses.png, fig5_qualitative.png")
+    return 0
 
-    def run_dir(seed):
-        return out if seed is None else out / f"seed{seed}"
 
+def run_dir(out: Path, seed) -> Path:
+    return out if seed is None else out / f"seed{seed}"
+
+
+def train_variants(args, actions, seeds, lmdb_root: Path, out: Path, progress) -> tuple[dict, dict]:
+    """Every (seed, action, variant) trained to completion (resumed, or skipped when finished): its final weights
+    and its log. Human3.6M: the committed solvers; synthetic: short-schedule solvers under the run's folder."""
     weights, log_of = {}, {}
     for seed in seeds:
         for action in actions:
             for variant in VARIANTS:
                 slug = action_slug(action)
                 if args.synthetic:
-                    solver, _ = write_action_experiment(run_dir(seed) / "prototxt", action, variant, lmdb_root,
+                    solver, _ = write_action_experiment(run_dir(out, seed) / "prototxt", action, variant, lmdb_root,
                                                         Schedule.short(args.epochs, args.batch_size, seed=seed),
-                                                        run_dir(seed) / "snapshots")
+                                                        run_dir(out, seed) / "snapshots")
                 else:
-                    solver = REPO / "prototxt" / "ablation" / f"solver_{slug}_{variant}.prototxt"
+                    solver = committed_solver(action, variant)
                 key = (seed, action, variant)
-                log_of[key] = run_dir(seed) / "logs" / f"{slug}_{variant}.log"
+                log_of[key] = run_dir(out, seed) / "logs" / f"{slug}_{variant}.log"
                 if not args.quiet:
                     print(f"[{action} / {VARIANT_LABELS[variant]} / seed {seed}] {solver}", flush=True)
                 weights[key] = train_to_completion(solver, log_of[key], cwd=REPO, gpu=args.gpu, progress=progress,
                                                    desc=f"{action} {variant} seed {seed}")
+    return weights, log_of
+
+
+def evaluate_variants(args, weights: dict, seeds, lmdb_root: Path, progress):
+    """Each trained net on its action's test LMDB: P1 per seed, the reference rows, every summary, and the first
+    seed's predictions (for Fig. 5)."""
+    from layers.device import use_device
+    from layers.inference import evaluate_action
+
     use_device(args.gpu)
     per_seed, references, detail, kept = {}, {}, {}, {}
     for (seed, action, variant), w in weights.items():
@@ -92,11 +113,22 @@ def main(argv=None) -> int:
         detail[f"{action}/{variant}/seed{seed}"] = summary
         if seed == seeds[0]:
             kept[action, variant] = pred
-    out.mkdir(parents=True, exist_ok=True)
+    return per_seed, references, detail, kept
+
+
+def write_tables(out: Path, per_seed, references, detail, actions, seeds) -> str:
+    """table2.json, table2.txt and results.json / .csv; returns the table's text."""
     text = format_table2_seeds(per_seed, actions, references)
-    (out / "table2.json").write_text(json.dumps({"mpjpe_p1_per_seed": per_seed, "seeds": seeds, "references_p1": references,
-                                                 "detail": detail, "table": text}, indent=1))
+    write_text_atomic(out / "table2.json", json.dumps({"mpjpe_p1_per_seed": per_seed, "seeds": seeds,
+                                                       "references_p1": references, "detail": detail, "table": text},
+                                                      indent=1))
     write_results(detail, out)
+    write_text_atomic(out / "table2.txt", text)
+    return text
+
+
+def draw_figures(out: Path, actions, seeds, log_of: dict, kept: dict) -> None:
+    """Fig. 4 (3D losses with and without 2D-cls) and Fig. 5 (baseline against the full model), first seed."""
     first = "Walking" if "Walking" in actions else actions[0]
     plot_fig4(fig4_curves({"with 2D-cls": log_of[seeds[0], first, "2dcls"],
                            "without (baseline)": log_of[seeds[0], first, "baseline"]}), out / "fig4_losses.png")
@@ -104,12 +136,6 @@ def main(argv=None) -> int:
     k = len(full.images)
     plot_fig5(full.images, full.gt_mm[:k], {"baseline": base.pred_mm[:k], "Multi-reg+2D-cls": full.pred_mm[:k]},
               out / "fig5_qualitative.png")
-    (out / "table2.txt").write_text(text)
-    if not args.quiet:
-        print("MPJPE (P1, root-aligned) in mm, Table 2 layout, mean ± std over seeds (n)")
-        print(text)
-        print(f"wrote {out / 'table2.json'}, {out / 'table2.txt'}, fig4_losses.png, fig5_qualitative.png")
-    return 0
 
 
 if __name__ == "__main__":

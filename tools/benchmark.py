@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import REPO, run_tool
-from layers.measure import (CACHE, by_layer_type, caffe_cpu_model, caffe_time, caffe_time_layers, checked_device,
+from layers.measure import (CACHE, TORCH_PIN, by_layer_type, caffe_cpu_model, caffe_time, caffe_time_layers, checked_device,
                             peak_rss_of, run_peer)
 def zfnet_like(batch):
     """A ZFNet-like reference net: conv 7x7/2, pool 3/2, conv 5x5/2, pool 3/2, three 3x3 convs, pool 3/2, fc 1024."""
@@ -75,7 +75,7 @@ def section_setup(work, args):
 
 
 def section_caffe_time(work, args):
-    from prototxt.generate import VARIANTS, build_net, write_text
+    from prototxt.generate import VARIANTS, build_net, write_net, write_text
 
     where = checked_device(args.gpu)
     lmdb = ensure_data(work, args.frames)
@@ -86,8 +86,8 @@ def section_caffe_time(work, args):
     yield (f"ZFNet-like, batch {args.batch}, {where}, backward", bwd, "ms")
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         path = work / f"train_{variant}.prototxt"
-        write_text(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=args.batch,
-                                   lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
+        write_net(path, build_net("train", multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=args.batch,
+                                  lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
         fwd, bwd = caffe_time(path, gpu=args.gpu)
         yield (f"paper net {variant}, batch {args.batch}, {where}, forward", fwd, "ms")
         yield (f"paper net {variant}, batch {args.batch}, {where}, backward", bwd, "ms")
@@ -107,7 +107,8 @@ def _decode_count(path):
 
 def encoded_lmdb(work: Path, frames: int, encoding: str) -> Path:
     """The benchmark's Walking LMDBs in one encoding, read once so that timings start from the page cache."""
-    from data_prep.lmdb_build import build_lmdbs, read_meta
+    from data_prep.lmdb_build import build_lmdbs
+    from data_prep.records import read_meta
 
     ensure_data(work, frames)
     out = work / f"lmdb_{encoding}"
@@ -122,7 +123,8 @@ def encoded_lmdb(work: Path, frames: int, encoding: str) -> Path:
 def section_lmdb(work, args):
     import shutil
 
-    from data_prep.lmdb_build import build_lmdbs, read_meta
+    from data_prep.lmdb_build import build_lmdbs
+    from data_prep.records import read_meta
     from data_prep.records import ENCODINGS
 
     ensure_data(work, args.frames)
@@ -214,7 +216,7 @@ def section_train(work, args):
 def section_eval(work, args):
     """The test pass over the test LMDB: the deploy net with the errors in NumPy, and the evaluation net with
     the scale recovery and P1 / zero-mean errors inside the net (--gpu N: on that GPU)."""
-    from data_prep.lmdb_build import read_meta
+    from data_prep.records import read_meta
     from layers.device import use_device
     from layers.deploy import load_deploy_net
     from layers.inference import error_summary, predict_lmdb, train_mean_pose_mm
@@ -223,9 +225,9 @@ def section_eval(work, args):
     device = use_device(args.gpu)
     meta = read_meta(lmdb / "walking_test.lmdb")
     for kind in ("deploy", "evaluate"):
-        net = load_deploy_net(REPO / "prototxt" / f"{kind}_both.prototxt", _random_weights(work), batch_size=args.batch)
+        net, layout = load_deploy_net(REPO / "prototxt" / f"{kind}_both.prototxt", _random_weights(work), batch_size=args.batch)
         t0 = time.time()
-        p = predict_lmdb(net, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
+        p = predict_lmdb(net, layout, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
         error_summary(p, train_mean_pose_mm(meta, lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
         yield (f"evaluation, {kind} net ({device}), batch {args.batch}, errors included", len(p.gt_mm) / (time.time() - t0),
                "img/s")
@@ -251,16 +253,16 @@ def section_torch(work, args):
 
 def section_speed(work, args):
     """Caffe vs PyTorch on the same net, same machine, same run (absolute times drift here; ratios hold)."""
-    from prototxt.generate import build_net, write_text
+    from prototxt.generate import build_net, write_net
 
     lmdb = ensure_data(work, args.frames)
     train = work / "speed_train_both.prototxt"
-    write_text(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
-                                lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
+    write_net(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
+                               lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
     deploy = work / "speed_deploy_both.prototxt"
-    net = build_net("deploy", multi_root=True, use_2d_cls=True)
+    net, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
     net.layer[0].input_param.shape[0].dim[0] = args.batch
-    write_text(deploy, net)
+    write_net(deploy, (net, layout))
     home = Path(args.caffe_home) if args.caffe_home else None
     print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}; Caffe: {home or 'the venv build'}", flush=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from data_prep.cli import REPO, run_tool
 from data_prep.drawing import plot_fig4, plot_fig5
-from data_prep.lmdb_build import read_meta
+from data_prep.files import write_text_atomic
+from data_prep.records import read_meta
 from data_prep.progress import progress_mode
 from data_prep.records import DEFAULT_ENCODING, ENCODINGS
 from data_prep.synthetic_lmdbs import prepare_synthetic
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
 
     results, checks = stages.run("evaluate", evaluate_and_plot)
     summary = {"stage_seconds": stages.times, "total_seconds": time.time() - t_start, "results": results, **checks}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    write_text_atomic(out / "demo_summary.json", json.dumps(summary, indent=1))
     if not args.quiet:
         print()
         print(report(results))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from data_prep.cli import REPO, run_tool
 from data_prep.drawing import plot_learning_curve
-from data_prep.lmdb_build import read_meta
+from data_prep.files import write_text_atomic
+from data_prep.records import read_meta
 from data_prep.progress import progress_mode
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from layers.bn_stats import BN_BATCHES
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
                   f"train {point['train']['mpjpe']['p1']:.1f}; mean pose {t['mean_pose']['p1']:.1f}, "
                   f"scale floor {t['scale_floor']['p1']:.1f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "curve.json").write_text(json.dumps(points, indent=1))
+    write_text_atomic(out / "curve.json", json.dumps(points, indent=1))
     png = plot_learning_curve(points, out / "learning_curve.png")
     if not args.quiet:
         print(f"wrote {out / 'curve.json'} and {png}")

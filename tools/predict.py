@@ -1,6 +1,6 @@
 """3D pose of the person in your own images or video, cropped as in training (a square around the person's
-box, 250x250, centre 225x225): one JSON (17 joints, mm, camera axes; the 2D joints in image pixels when the
-net has the 2D branch) and one figure (the crop with the 2D joints, the 3D skeleton from the front and the
+box, 250x250, centre 225x225): one JSON (17 joints, mm, camera axes; the 2D joints in image pixels from the 2D
+branch, which every variant has) and one figure (the crop with the 2D joints, the 3D skeleton from the front and the
 side) per image or video frame.
 
   python tools/predict.py photo.jpg --weights snapshots/walking_both_iter_4564.caffemodel \\
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from data_prep.cli import REPO, UserError, run_tool
 from data_prep.files import write_text_atomic
-from data_prep.lmdb_build import read_meta
+from data_prep.records import read_meta
 from data_prep.skeleton import JOINTS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     use_device(args.gpu)
     meta = read_meta(args.train_lmdb)
-    net = load_deploy_net(args.deploy, args.weights, batch_size=1)
+    net, _ = load_deploy_net(args.deploy, args.weights, batch_size=1)
     if kind == "image":
         stem_of = lambda name: Path(args.out) if args.out else source.with_suffix("")  # noqa: E731
     else:

@@ -1,0 +1,79 @@
+"""tools/predict.py: an image, a folder, a video; the detector's box or --bbox; the JSON and the figure."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO
+from data_prep.cli import UserError
+
+
+def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_root, tmp_path):
+    from tools import predict
+
+    d, weights = trained
+    out = lmdb_root
+    cap = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.55011271.mp4"))
+    ok, frame = cap.read()
+    assert ok
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), frame)
+    assert predict.main([str(image), "--bbox", "350", "250", "300", "500", "--weights", str(weights),
+                         "--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"),
+                         "--train-lmdb", str(out / "walking_train.lmdb")]) == 0
+    doc = json.loads((tmp_path / "person.pose3d.json").read_text())
+    pose = np.array(doc["pose3d_mm"])
+    assert pose.shape == (17, 3) and np.isfinite(pose).all() and len(doc["joints"]) == 17
+    assert doc["bbox_from"] == "--bbox" and doc["bbox_xyxy"] == [350, 250, 649, 749]
+    assert np.array(doc["joints2d_px"]).shape == (17, 2)  # every variant has the 2D branch (only its use differs)
+    assert cv2.imread(str(tmp_path / "person.pose3d.png")) is not None
+    with pytest.raises(UserError, match="no such file"):
+        predict.main([str(tmp_path / "nope.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")])
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(UserError, match="not a readable image or video"):
+        predict.main([str(tmp_path / "text.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")])
+
+
+def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthetic_root, tmp_path, capsys):
+    """The full model (2D branch, random weights): without --bbox the detector's box is used and the 2D joints
+    come back in image pixels, on the centres of grid cells mapped through the crop; a folder gives one JSON
+    per image, a video one per chosen frame."""
+    import caffe
+
+    from data_prep.crop import crop_transform, square_around_box
+    from layers.targets import grid_centres
+    from tools import predict
+
+    out = lmdb_root
+    net = caffe.Net(str(REPO / "prototxt/deploy_both.prototxt"), caffe.TEST)
+    weights = tmp_path / "random.caffemodel"
+    net.save(str(weights))
+    common = ["--weights", str(weights), "--deploy", str(REPO / "prototxt/deploy_both.prototxt"),
+              "--train-lmdb", str(out / "walking_train.lmdb")]
+    video = synthetic_root / "S9/Videos/Walking.54138969.mp4"
+    ok, frame = cv2.VideoCapture(str(video)).read()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), frame)
+    cv2.imwrite(str(folder / "b.jpg"), frame[:, ::-1])
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "c.png").write_text("a damaged image")
+    assert predict.main([str(folder), *common]) == 0
+    assert "skipped 1 unreadable image(s): c.png" in capsys.readouterr().out
+    docs = {p.name: json.loads(p.read_text()) for p in sorted((tmp_path / "photos_pose3d").glob("*.json"))}
+    assert sorted(docs) == ["a.pose3d.json", "b.pose3d.json"]
+    doc = docs["a.pose3d.json"]
+    assert doc["bbox_from"] == "HOG people detector" and doc["detector_score"] > 0
+    joints = np.array(doc["joints2d_px"])
+    assert joints.shape == (17, 2)
+    # back into the 250 crop, then the 225 centre crop: every joint sits on a cell centre (cells 14 px wide;
+    # the JSON rounds pixels and the box to 0.1)
+    affine = crop_transform(*square_around_box(doc["bbox_xyxy"]))
+    in_crop = joints @ affine[:, :2].T + affine[:, 2] - 12
+    assert np.abs(in_crop[:, None, :] - grid_centres()[None]).sum(-1).min(-1).max() < 0.3
+    assert predict.main([str(video), "--frame-step", "10", *common, "--out", str(tmp_path / "clip")]) == 0
+    names = sorted(p.name for p in (tmp_path / "clip").iterdir())
+    assert names == [f"frame_{i:06d}.pose3d.{ext}" for i in (0, 10, 20) for ext in ("json", "png")]
