@@ -7,14 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import caffe
-import numpy as np
 
 from data_prep.cli import REPO, UserError
 from data_prep.metrics import ROOT
 from data_prep.skeleton import JOINTS, TORSO_BONES
 
 from .layout import EVALUATION_INPUTS, ROOT_AVERAGE, committed_layouts, read_layout
-from .snapshots import param_shapes, read_proto, shape_mismatches, weights_layers
+from .snapshots import non_finite_layer, param_shapes, read_proto, shape_mismatches, weights_layers
 from .targets import evaluation_maps, root_average_matrix
 
 
@@ -73,8 +72,7 @@ def check_weights(net, layout, deploy_prototxt, weights) -> None:
 
 
 def check_finite_weights(net, weights) -> None:
-    for name, blobs in net.params.items():
-        for blob in blobs:
-            if not np.isfinite(blob.data).all():
-                raise UserError(f"{weights}: layer {name} holds NaN or infinite weights (a diverged run); evaluate "
-                                "an earlier snapshot, or train again with a lower base_lr")
+    bad = non_finite_layer(net)
+    if bad is not None:
+        raise UserError(f"{weights}: layer {bad} holds NaN or infinite weights (a diverged run); evaluate "
+                        "an earlier snapshot, or train again with a lower base_lr")

@@ -62,7 +62,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
 
     from . import snapshots as S
     from .device import require_gpu
-    from .training import TrainingInterrupted, claim_run, raise_for_result
+    from .training import TrainingInterrupted, claim_run, finish_run, raise_for_result
 
     report = report or (lambda message: print(f"train_multi_gpu: {message}", flush=True))
     if len(gpus) < 2:
@@ -72,7 +72,8 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
     require_nccl()
     with claim_run(solver, cwd, report, resume_from=snapshot) as claimed:
         resume = claimed.resume
-        if resume is not None and resume.iteration >= claimed.solver_param.max_iter:
+        if claimed.finished:
+            S.prune(claimed.prefix, keep=1)
             return resume.weights
         uid = caffe.NCCL.new_uid()
         ctx = mp.get_context("spawn")  # a fresh CUDA context per process
@@ -110,11 +111,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
                 break
         if any(proc.exitcode != 0 for proc in procs):
             stopped = next((why for _, why in sorted(reasons)), "")
-            raise_for_result({"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
-                        "tail": [f"rank {r}: {why}\n" for r, why in sorted(reasons)]}, solver, Path("(the ranks' output)"),
-                       latest)
-        S.prune(claimed.prefix)
-        if latest is None or latest.iteration < claimed.solver_param.max_iter:
-            raise RuntimeError(f"training ended at iteration {latest.iteration if latest else 0} without the final "
-                               "snapshot; is `snapshot` a divisor of max_iter?")
-        return latest.weights
+            result = {"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
+                      "tail": [f"rank {r}: {why}\n" for r, why in sorted(reasons)]}
+            raise_for_result(result, solver, Path("(the ranks' output)"), latest)
+        return finish_run(claimed, solver, cwd, latest, "(the ranks' output)")

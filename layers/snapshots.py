@@ -33,6 +33,12 @@ class Snapshot:
     weights: Path  # <prefix>_iter_<N>.caffemodel
     state: Path  # <prefix>_iter_<N>.solverstate
 
+    @classmethod
+    def of_state(cls, state) -> "Snapshot":
+        """The pair a .solverstate belongs to (its weights beside it, same iteration)."""
+        state = Path(state)
+        return cls(iteration_of(state), state.with_name(state.name.removesuffix(".solverstate") + ".caffemodel"), state)
+
 
 def iteration_of(path: Path) -> int:
     return int(Path(path).name.rsplit("_iter_", 1)[1].split(".", 1)[0])
@@ -47,9 +53,7 @@ def snapshot_files(prefix, suffix: str) -> list:
 
 def snapshot_pairs(prefix) -> list:
     """Snapshots with a solver state (and so, from Caffe with patch 0005, with their weights), oldest first."""
-    p = Path(prefix)
-    return [Snapshot(iteration_of(s), p.parent / f"{p.name}_iter_{iteration_of(s)}.caffemodel", s)
-            for s in snapshot_files(prefix, ".solverstate")]
+    return [Snapshot.of_state(s) for s in snapshot_files(prefix, ".solverstate")]
 
 
 def remove_partial_files(prefix) -> list:
@@ -169,11 +173,15 @@ def verify(snapshot: Snapshot, net, expected: dict) -> str | None:
                 "(a state of another net, or damaged)")
     del state
     net.copy_from(str(snapshot.weights))
-    for name, blobs in net.params.items():
-        for blob in blobs:
-            if not np.isfinite(blob.data).all():
-                return f"{snapshot.weights}: {name} holds NaN or infinite weights (a diverged run)"
+    bad = non_finite_layer(net)
+    if bad is not None:
+        return f"{snapshot.weights}: {bad} holds NaN or infinite weights (a diverged run)"
     return None
+
+
+def non_finite_layer(net) -> str | None:
+    """The first layer of a pycaffe net whose parameters hold a NaN or an infinity, or None."""
+    return next((name for name, blobs in net.params.items() if not all(np.isfinite(b.data).all() for b in blobs)), None)
 
 
 def move_aside(snapshot: Snapshot, reason: str) -> Path:

@@ -249,8 +249,7 @@ def claim_run(solver: Path, cwd: Path = REPO, report=print, resume_from: Path | 
         if resume_from is None:
             resume = S.latest_good(prefix, net, S.param_shapes(net), report)
         else:
-            resume = S.Snapshot(S.iteration_of(resume_from), Path(str(resume_from).removesuffix(".solverstate") +
-                                                                  ".caffemodel"), Path(resume_from))
+            resume = S.Snapshot.of_state(resume_from)
             reason = S.verify(resume, net, S.param_shapes(net))
             if reason:
                 raise UserError(f"--snapshot {resume_from}: cannot be resumed: {reason}")
@@ -270,8 +269,7 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
     """Train until the solver's final snapshot exists and verifies (layers.snapshots.verify): skipped when it
     does, resumed from the latest good snapshot otherwise (claim_run). Snapshots are pruned as the run goes (the
     latest KEEP_PAIRS pairs: the one before is the fallback for a damaged latest) and, once the final pair has
-    verified, only it is kept. A diverged loss, a full
-    disk or a damaged input is a UserError (one line); a stop request (Ctrl-C, SIGTERM) stops caffe with a
+    verified, only it is kept (finish_run). A diverged loss, a full disk or a damaged input is a UserError (one line); a stop request (Ctrl-C, SIGTERM) stops caffe with a
     snapshot and raises TrainingInterrupted. Returns the final .caffemodel."""
     from . import snapshots as S
 
@@ -294,16 +292,24 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
                                  pass_fds=(claimed.lock.fd,))
         latest = (S.snapshot_pairs(prefix) or [None])[-1]
         raise_for_result(result, solver, Path(log), latest)
-        if latest is None or latest.iteration < s.max_iter:
-            raise RuntimeError(f"caffe train ended at iteration {latest.iteration if latest else 0} without the final "
-                               f"snapshot {prefix.name}_iter_{s.max_iter}; is `snapshot` a divisor of max_iter? log: {log}")
-        # verified as the next run would (a truncated final is not finished), then the only pair kept
-        net = train_net_of(s, solver, cwd)
-        reason = S.verify(latest, net, S.param_shapes(net))
-        if reason:
-            raise RuntimeError(f"caffe train ended with a final snapshot that does not verify: {reason}; log: {log}")
-        S.prune(prefix, keep=1)
-        return latest.weights
+        return finish_run(claimed, solver, cwd, latest, log)
+
+
+def finish_run(claimed: ClaimedRun, solver: Path, cwd: Path, latest, log) -> Path:
+    """After a run that ended well: its final pair verified as the next run would verify it (a truncated final is
+    not finished), then kept as the only pair. Returns the final .caffemodel."""
+    from . import snapshots as S
+
+    s, prefix = claimed.solver_param, claimed.prefix
+    if latest is None or latest.iteration < s.max_iter:
+        raise RuntimeError(f"training ended at iteration {latest.iteration if latest else 0} without the final "
+                           f"snapshot {prefix.name}_iter_{s.max_iter}; is `snapshot` a divisor of max_iter? log: {log}")
+    net = train_net_of(s, solver, cwd)
+    reason = S.verify(latest, net, S.param_shapes(net))
+    if reason:
+        raise RuntimeError(f"training ended with a final snapshot that does not verify: {reason}; log: {log}")
+    S.prune(prefix, keep=1)
+    return latest.weights
 
 
 def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
