@@ -11,11 +11,21 @@ from .cli import DiskFullError
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """`text` into `path` (its folder made if missing); a reader never sees a half-written file."""
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` into `path` through a temporary name beside it; on a failed write (a full disk) the temporary file
+    is removed and the target left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -16,6 +16,8 @@ CONV_LAYERS = (  # name, maps, kernel, stride, pad, followed by max-pooling 3x3/
     ("conv5", 192, 3, 1, 1, True),
 )
 FC_SIZE = 2048  # fc1/fc2 of both branches and fc probs 2D (docs/design.md)
+# Table 2's four variants: (multiple roots, the 2D-cls link); the paper's full model is "both"
+VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
 DROPOUT = 0.3  # section 4: dropout 0.3 on every fc layer
 
 # Section 4: loss weights and solver.
@@ -30,3 +32,8 @@ EPOCHS = 28
 MOMENTUM = 0.9
 WEIGHT_DECAY = 0.001
 PCA_SIGMA = 0.1  # fancy-PCA colour augmentation (Krizhevsky et al. 2012), alpha ~ N(0, 0.1)
+
+
+def scaled(size: int, width: float) -> int:
+    """A layer's maps or size in a net of `width` times the paper's (prototxt.generate.build_net's width)."""
+    return max(1, round(size * width))

@@ -35,15 +35,19 @@ class Predictions:
     in_net: dict | None = None  # protocol -> (N,) per-frame errors the evaluation net computed (P1, zero-mean)
 
 
-def predict_lmdb(net, layout, lmdb_path: str, mean_torso_lengths, progress: bool | str = False,
-                 keep_images: int = 0) -> Predictions:
-    """Run `net` (layers.deploy.load_deploy_net, with its layout) over every record of a test LMDB. With an
-    evaluation net (layout.evaluation) the scale recovery and the P1 / zero-mean errors are computed inside the net
-    (on its device, NetOutputs.evaluation), else the scale recovery here (NetOutputs.deploy)."""
+def net_outputs(net, layout, mean_torso_lengths):
+    """The outputs object of a Caffe net (layers.deploy.load_deploy_net, with its layout): with an evaluation net
+    (layout.evaluation) the scale recovery and the P1 / zero-mean errors are computed inside the net (on its device),
+    else the scale recovery here."""
+    return (EvaluationNetOutputs if layout.evaluation else DeployNetOutputs)(net, mean_torso_lengths)
+
+
+def predict_lmdb(outputs, lmdb_path: str, progress: bool | str = False, keep_images: int = 0) -> Predictions:
+    """Run a net (`outputs`: net_outputs of a Caffe net, or OnnxOutputs of an exported model) over every record of a
+    test LMDB, in batches of outputs.batch."""
     from data_prep.progress import Progress
 
-    batch = net.blobs["data"].data.shape[0]
-    outputs = (EvaluationNetOutputs if layout.evaluation else DeployNetOutputs)(net, mean_torso_lengths)
+    batch = outputs.batch
     source = BatchSource(str(lmdb_path), batch, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
     n = len(source.keys)
     j = len(source.meta["joints"])
@@ -76,6 +80,7 @@ class DeployNetOutputs:
 
     def __init__(self, net, mean_torso_lengths):
         self.net, self.mean_torso_lengths, self.poses = net, mean_torso_lengths, []
+        self.batch = net.blobs["data"].data.shape[0]
 
     def run(self, image: np.ndarray, gt_mm: np.ndarray, take: int) -> None:
         self.net.blobs["data"].data[...] = image
@@ -104,6 +109,22 @@ class EvaluationNetOutputs(DeployNetOutputs):
     def results(self) -> tuple:
         return (np.concatenate(self.poses), np.concatenate(self.poses_mm),
                 {protocol: np.concatenate(e) for protocol, e in self.errors.items()})
+
+
+class OnnxOutputs:
+    """An exported model's pass (layers.onnx_backend.OnnxPoseModel): the poses and, baked into the model, their
+    scale; the errors in NumPy."""
+
+    def __init__(self, model, batch: int):
+        self.model, self.batch, self.poses, self.poses_mm = model, batch, [], []
+
+    def run(self, image: np.ndarray, gt_mm: np.ndarray, take: int) -> None:
+        out = self.model.run(image[:take])
+        self.poses.append(out["pose3d"].astype(np.float64))
+        self.poses_mm.append(out["pose3d_mm"].astype(np.float64))
+
+    def results(self) -> tuple:
+        return np.concatenate(self.poses), np.concatenate(self.poses_mm), None
 
 
 def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
@@ -158,27 +179,43 @@ def train_lmdb_beside(lmdb_path) -> Path:
     return lmdb_path.with_name(lmdb_path.name[: -len("_test.lmdb")] + "_train.lmdb")
 
 
+BACKENDS = ("caffe", "onnx")
+
+
 def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool | str = False,
-                    keep_images: int = 0) -> tuple[Predictions, dict]:
+                    keep_images: int = 0, backend: str = "caffe", gpu: int | None = None) -> tuple[Predictions, dict]:
     """The whole test pass for one trained net: load the deploy net, optionally re-estimate its BatchNorm
     statistics over `bn_batches` batches of the training LMDB beside the test LMDB (layers.bn_stats), predict
-    every frame of `test_lmdb` (a training LMDB too, for the train/test gap), and summarise (error_summary). The summary also says how BatchNorm was set and the
-    evaluation speed. Caffe's mode (CPU/GPU) is the caller's."""
+    every frame of `test_lmdb` (a training LMDB too, for the train/test gap), and summarise (error_summary). The
+    summary also says how BatchNorm was set and the evaluation speed. Caffe's mode (CPU/GPU) is the caller's.
+    backend "onnx": `weights` is a model tools/export.py wrote (its BatchNorm statistics as exported; `deploy` and
+    `bn_batches` unused), run by onnxruntime (on GPU `gpu` through its CUDA provider)."""
     import time
 
     from data_prep.records import read_meta
 
-    from .bn_stats import reestimate_batch_norm
-    from .deploy import load_deploy_net
-
     meta = read_meta(test_lmdb)  # a training LMDB's meta holds the same training statistics
-    net, layout = load_deploy_net(deploy, weights, batch_size)
-    bn_images = 0
-    if bn_batches > 0:
-        bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)), bn_batches)
+    if backend == "onnx":
+        from .onnx_backend import OnnxPoseModel, check_same_statistics
+
+        model = OnnxPoseModel(weights, gpu)
+        check_same_statistics(model, meta, test_lmdb)
+        outputs, batch_norm = OnnxOutputs(model, batch_size), model.meta.get("batch_norm", "as exported")
+    elif backend == "caffe":
+        from .bn_stats import reestimate_batch_norm
+        from .deploy import load_deploy_net
+
+        net, layout = load_deploy_net(deploy, weights, batch_size)
+        bn_images = 0
+        if bn_batches > 0:
+            bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)),
+                                              bn_batches)
+        outputs = net_outputs(net, layout, meta["mean_torso_lengths_mm"])
+        batch_norm = f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"
+    else:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     t0 = time.time()
-    pred = predict_lmdb(net, layout, str(test_lmdb), meta["mean_torso_lengths_mm"], progress=progress,
-                        keep_images=keep_images)
+    pred = predict_lmdb(outputs, str(test_lmdb), progress=progress, keep_images=keep_images)
     seconds = time.time() - t0
     bad = [name for name, a in (("poses", pred.pred_normalised), ("poses in mm", pred.pred_mm),
                                 *(((f"{k} errors", v) for k, v in (pred.in_net or {}).items())))
@@ -187,30 +224,33 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
         raise UserError(f"{weights}: the net's {' and '.join(bad)} on {test_lmdb} hold NaN or infinite values; no "
                         "error is reported from them (a diverged or damaged snapshot: evaluate an earlier one)")
     summary = {**error_summary(pred, train_mean_pose_mm(meta, test_lmdb), meta["mean_torso_lengths_mm"]),
-               "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds,
-               "batch_norm": f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"}
+               "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds, "batch_norm": batch_norm,
+               "backend": backend}
     return pred, summary
 
 
 def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, batch_size: int = 32,
-                     progress: bool | str = True, bn_batches: int = BN_BATCHES) -> dict:
+                     progress: bool | str = True, bn_batches: int = BN_BATCHES, backend: str = "caffe") -> dict:
     """evaluate_action for each action -> weights, on <lmdb_root>/<action>_test.lmdb; action -> summary."""
     from data_prep.skeleton import action_slug
 
-    from .device import use_device
+    if backend == "caffe":
+        from .device import use_device
 
-    use_device(gpu)
+        use_device(gpu)
     return {action: evaluate_action(deploy, w, Path(lmdb_root) / f"{action_slug(action)}_test.lmdb", batch_size,
-                                    bn_batches=bn_batches, progress=progress)[1]
+                                    bn_batches=bn_batches, progress=progress, backend=backend, gpu=gpu)[1]
             for action, w in weights.items()}
 
 
 def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu: int | None = None, batch_size: int = 32,
-                        progress: bool | str = True, quiet: bool = False, bn_batches: int = BN_BATCHES) -> dict:
+                        progress: bool | str = True, quiet: bool = False, bn_batches: int = BN_BATCHES,
+                        backend: str = "caffe") -> dict:
     """evaluate_actions, then results.json / results.csv into out_dir and, unless quiet, the Table 1 report."""
     from data_prep.tables import report, write_results
 
-    results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches)
+    results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches,
+                               backend=backend)
     written = write_results(results, Path(out_dir))
     if not quiet:
         print(report(results))

@@ -24,14 +24,19 @@ EVALUATION_INPUTS = ("gt_mm", "torso_sum")
 POSE_MM, MPJPE_OUTPUTS = "pose3d_mm", {"p1": "mpjpe_p1", "zero_mean": "mpjpe_zero_mean"}
 
 
+def root_slug(joint_name: str) -> str:
+    """The name of a root joint in its 3D head's layers (fc2_3d_<slug>, head_name), e.g. hip."""
+    return joint_name.lower().replace("/", "_")
+
+
 def head_name(joint_name: str) -> str:
     """The output layer of the 3D head relative to a root joint, e.g. out_3d_hip."""
-    return f"out_3d_{joint_name.lower().replace('/', '_')}"
+    return f"out_3d_{root_slug(joint_name)}"
 
 
 @dataclasses.dataclass(frozen=True)
 class NetLayout:
-    variant: str  # baseline, multireg, 2dcls, both (prototxt.generate.VARIANTS)
+    variant: str  # baseline, multireg, 2dcls, both (layers.config.VARIANTS)
     split: str  # train, test, deploy, evaluate, time
     roots: tuple  # joint indices of the 3D heads, in the order of `heads` (eq. 7 averages them)
     heads: tuple  # the 3D heads' output layers

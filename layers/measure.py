@@ -113,11 +113,16 @@ def peak_rss_of(command: list) -> tuple[float, float]:
 
 
 CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
-TORCH_PIN = "torch==2.13.0"
+TORCH_PIN = next(line for line in (REPO / "requirements-torch.txt").read_text().splitlines() if line.startswith("torch=="))
 
 
 def torch_python(venv: Path, install: bool = False) -> Path | None:
-    """The torch venv's interpreter, made first when `install`; None when there is none."""
+    """This interpreter when it has torch (PARK3D_TORCH=1 bash tools/setup.sh), else the torch venv's, made first
+    when `install`; None when there is none."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return Path(sys.executable)
     venv = Path(venv)
     py = venv / "bin" / "python"
     if not py.is_file() and install:

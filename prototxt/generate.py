@@ -21,11 +21,12 @@ from caffe import params as P
 from data_prep.files import write_text_atomic
 from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES, action_slug
 from layers import config
+from layers.config import scaled
 from layers.layout import (ERROR_MAPS, EVALUATION_INPUTS, EVALUATION_MAPS, JOINT_ERROR_MAPS, MPJPE_OUTPUTS, POSE_MM,
-                           ROOT_AVERAGE, TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP, NetLayout, head_name)
+                           ROOT_AVERAGE, TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP, NetLayout, head_name, root_slug)
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"baseline": (False, False), "multireg": (True, False), "2dcls": (False, True), "both": (True, True)}
+VARIANTS = config.VARIANTS
 WEIGHTS = [dict(lr_mult=1, decay_mult=1)]
 WEIGHTS_BIAS = [dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)]
 FROZEN = [dict(lr_mult=0, decay_mult=0)]
@@ -69,7 +70,7 @@ def python_layer(bottom, layer, params=None, ntop=1, module="layers.pose_layers"
 
 
 def root_name(r: int) -> str:
-    return JOINTS[r].lower().replace("/", "_")  # the slug of the 3D head's layers (fc2_3d_<slug>, head_name)
+    return root_slug(JOINTS[r])  # the slug of the 3D head's layers (fc2_3d_<slug>, head_name)
 
 
 SPLITS = ("train", "test", "deploy", "evaluate", "time")
@@ -208,10 +209,6 @@ def layout_of(net, split: str, multi_root: bool, use_2d_cls: bool, roots: list) 
     return NetLayout(variant=variant, split=split, roots=tuple(int(r) for r in roots),
                      heads=tuple(head_name(JOINTS[r]) for r in roots), trained=trained, fixed_maps=fixed,
                      evaluation=split == "evaluate")
-
-
-def scaled(size: int, width: float) -> int:
-    return max(1, round(size * width))
 
 
 def native_soft_label_loss(n, logits, targets, batch_size: int, lambda_2d: float) -> None:

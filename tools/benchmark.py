@@ -219,7 +219,7 @@ def section_eval(work, args):
     from data_prep.records import read_meta
     from layers.device import use_device
     from layers.deploy import load_deploy_net
-    from layers.inference import error_summary, predict_lmdb, train_mean_pose_mm
+    from layers.inference import error_summary, net_outputs, predict_lmdb, train_mean_pose_mm
 
     lmdb = ensure_data(work, args.frames)
     device = use_device(args.gpu)
@@ -227,7 +227,7 @@ def section_eval(work, args):
     for kind in ("deploy", "evaluate"):
         net, layout = load_deploy_net(REPO / "prototxt" / f"{kind}_both.prototxt", _random_weights(work), batch_size=args.batch)
         t0 = time.time()
-        p = predict_lmdb(net, layout, str(lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
+        p = predict_lmdb(net_outputs(net, layout, meta["mean_torso_lengths_mm"]), str(lmdb / "walking_test.lmdb"))
         error_summary(p, train_mean_pose_mm(meta, lmdb / "walking_test.lmdb"), meta["mean_torso_lengths_mm"])
         yield (f"evaluation, {kind} net ({device}), batch {args.batch}, errors included", len(p.gt_mm) / (time.time() - t0),
                "img/s")

@@ -1,6 +1,7 @@
 """The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU (or --device cuda:N): the peer a user would pick
-instead of Caffe, for tools/benchmark.py's ratios. Runs in its own venv (torch is not a project dependency);
-the sizes come from layers/config.py, the same numbers prototxt/generate.py builds the Caffe nets from.
+instead of Caffe, for tools/benchmark.py's ratios. Runs where torch is (the project's venv after
+`PARK3D_TORCH=1 bash tools/setup.sh`, or a venv of its own: torch is not a project dependency); the net is
+layers/torch_model.PoseNet, built from layers/config.py, the numbers prototxt/generate.py builds the Caffe nets from.
 
   TORCH_VENV/bin/python tools/peer_pytorch.py --batch 32 --iters 5     # prints one JSON line
   TORCH_VENV/bin/python tools/peer_pytorch.py --batch 128 --device cuda:0  # needs a CUDA build of torch
@@ -16,47 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from layers import config  # noqa: E402  (after the path set-up: this runs outside the project's venv)
+from layers import config  # noqa: E402  (after the path set-up: this may run outside the project's venv)
 from layers.config import NUM_JOINTS  # noqa: E402
-
-
-def build_net(torch, nn):
-    def conv_block(cin, cout, kernel, stride, pad):
-        return [nn.Conv2d(cin, cout, kernel, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    def fc_block(cin, cout):
-        return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True),
-                             nn.Dropout(config.DROPOUT))
-
-    def trunk_layers():
-        layers, cin, size = [], 3, config.INPUT_SIZE
-        for _name, maps, kernel, stride, pad, pool in config.CONV_LAYERS:
-            layers += conv_block(cin, maps, kernel, stride, pad)
-            cin, size = maps, (size + 2 * pad - kernel) // stride + 1
-            if pool:  # Caffe's pooling rounds up
-                layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
-                size = -(-(size - 3) // 2) + 1
-        return nn.Sequential(*layers, nn.Flatten()), cin * size * size
-
-    class FullModel(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk, features = trunk_layers()
-            self.branch_2d = nn.Sequential(fc_block(features, config.FC_SIZE), fc_block(config.FC_SIZE, config.FC_SIZE),
-                                           nn.Linear(config.FC_SIZE, NUM_JOINTS * config.NUM_CLASSES_2D))
-            self.fc1_3d = fc_block(features, config.FC_SIZE)
-            self.fc_probs_2d = fc_block(NUM_JOINTS * config.NUM_CLASSES_2D, config.FC_SIZE)
-            self.heads = nn.ModuleList([nn.Sequential(fc_block(2 * config.FC_SIZE, config.FC_SIZE), nn.Linear(config.FC_SIZE, config.OUTPUT_3D))
-                                        for _ in range(6)])
-
-        def forward(self, x):
-            t = self.trunk(x)
-            logits = self.branch_2d(t).view(-1, NUM_JOINTS, config.NUM_CLASSES_2D)
-            probs = torch.softmax(logits, 2).flatten(1)
-            h = torch.cat([self.fc1_3d(t), self.fc_probs_2d(probs)], 1)
-            return logits, [head(h) for head in self.heads]
-
-    return FullModel()
 
 
 def main(argv=None) -> int:
@@ -67,7 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda:N (a CUDA build of torch)")
     args = parser.parse_args(argv)
     import torch
-    from torch import nn
+
+    from layers.torch_model import PoseNet
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -76,7 +39,7 @@ def main(argv=None) -> int:
         print(f"peer_pytorch.py: --device {args.device}: torch {torch.__version__} has no usable CUDA (a CPU build, or no "
               "GPU visible); install a CUDA build of torch in this venv, or drop --device", file=sys.stderr)
         return 2
-    net = build_net(torch, nn).to(device)
+    net = PoseNet("both", mean_torso_lengths=[1.0] * 6).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=config.BASE_LR * args.batch / config.BATCH_SIZE, momentum=config.MOMENTUM,
                           weight_decay=config.WEIGHT_DECAY)
     x = torch.randn(args.batch, 3, config.INPUT_SIZE, config.INPUT_SIZE, device=device)
@@ -85,7 +48,7 @@ def main(argv=None) -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # GPU work is asynchronous
 
     def forward_backward():
-        logits, outs = net(x)
+        logits, outs = net.train_outputs(x)
         loss = config.LAMBDA_2D[0] * -(t2 * torch.log_softmax(logits, 2)).sum() / args.batch
         loss = loss + sum(config.LAMBDA_3D * ((o - t3) ** 2).sum() / args.batch for o in outs)
         loss.backward()

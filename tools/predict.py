@@ -10,6 +10,12 @@ side) per image or video frame.
 
 The person's box: --bbox X Y W H when given (every image or frame), else OpenCV's HOG people detector
 (no weights to download; the JSON says which, and the whole image is used when nobody is detected).
+
+With --backend onnx, --weights is a model tools/export.py wrote, run by onnxruntime (Caffe need not be
+installed); the model carries the image mean and the torso lengths, so --train-lmdb is optional (when given,
+it is checked to be the one the model was exported with):
+
+  python tools/predict.py photo.jpg --backend onnx --weights walking_both.onnx
 """
 from __future__ import annotations
 
@@ -32,14 +38,18 @@ def parse_args(argv=None):
     parser.add_argument("input", help="an image, a folder of images, or a video file")
     parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
                    help="the person's box in pixels (default: found by the HOG people detector)")
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"))
-    parser.add_argument("--train-lmdb", required=True, help="training LMDB whose meta.json has the image mean and torso lengths")
+    parser.add_argument("--weights", required=True, help="a .caffemodel (--backend caffe) or an exported .onnx (--backend onnx)")
+    parser.add_argument("--backend", choices=("caffe", "onnx"), default="caffe")
+    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "deploy_both.prototxt"), help="--backend caffe: the "
+                        "deploy net of the weights' variant")
+    parser.add_argument("--train-lmdb", help="training LMDB whose meta.json has the image mean and torso lengths "
+                        "(required with --backend caffe)")
     parser.add_argument("--out", help="an image: output stem (default <image>.pose3d.*); a folder or video: output folder "
                                  "(default <input>_pose3d/)")
     parser.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
     parser.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
-    parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA, or onnxruntime-gpu with "
+                        "--backend onnx); default CPU")
     return parser.parse_args(argv)
 
 
@@ -106,6 +116,33 @@ def person_box(image, bbox) -> tuple:
     return found.box, BOX_DETECTED, found.score
 
 
+def load_backend(args) -> tuple:
+    """(forward, the image mean, the variant) of --backend caffe (the deploy net and --weights, the statistics from
+    --train-lmdb) or onnx (the exported model, its statistics from its metadata; caffe is not imported)."""
+    from layers.device import use_device
+    from layers.predict import caffe_forward, onnx_forward
+
+    if args.backend == "onnx":
+        from layers.onnx_backend import OnnxPoseModel, check_same_statistics
+
+        model = OnnxPoseModel(args.weights, args.gpu)
+        if args.train_lmdb:
+            check_same_statistics(model, read_meta(args.train_lmdb), args.train_lmdb)
+        return onnx_forward(model), model.meta["mean_bgr"], model.meta["variant"]
+    if not args.train_lmdb:
+        raise UserError("--train-lmdb is required with --backend caffe (the image mean and torso lengths of the "
+                        "training set); an exported model (--backend onnx) carries them")
+    for path, what in ((args.weights, "--weights"), (args.deploy, "--deploy")):
+        if not Path(path).is_file():
+            raise UserError(f"{what} {path}: no such file")
+    from layers.deploy import load_deploy_net
+
+    use_device(args.gpu)
+    meta = read_meta(args.train_lmdb)
+    net, layout = load_deploy_net(args.deploy, args.weights, batch_size=1)
+    return caffe_forward(net, meta["mean_torso_lengths_mm"]), meta["mean_bgr"], layout.variant
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.bbox and (args.bbox[2] <= 0 or args.bbox[3] <= 0):
@@ -113,17 +150,10 @@ def main(argv=None) -> int:
     source = Path(args.input)
     skipped = []
     kind, items = read_inputs(source, args.frame_step, args.max_frames, skipped)
-    for path, what in ((args.weights, "--weights"), (args.deploy, "--deploy")):
-        if not Path(path).is_file():
-            raise UserError(f"{what} {path}: no such file")
+    forward, mean_bgr, variant = load_backend(args)
     from data_prep.drawing import plot_prediction
-    from layers.deploy import load_deploy_net
-    from layers.device import use_device
     from layers.predict import predict_person
 
-    use_device(args.gpu)
-    meta = read_meta(args.train_lmdb)
-    net, _ = load_deploy_net(args.deploy, args.weights, batch_size=1)
     if kind == "image":
         stem_of = lambda name: Path(args.out) if args.out else source.with_suffix("")  # noqa: E731
     else:
@@ -134,12 +164,12 @@ def main(argv=None) -> int:
     for name, image in items:
         box, how, score = person_box(image, args.bbox)
         counts[how] += 1
-        result = predict_person(net, image, box, meta)
+        result = predict_person(forward, image, box, mean_bgr)
         stem = stem_of(name)
         doc = {"input": str(source), "item": name, "image_size_wh": [image.shape[1], image.shape[0]],
                "bbox_xyxy": [round(float(v), 1) for v in box], "bbox_from": how, "detector_score": score,
                "joints": list(JOINTS), "pose3d_mm": result.pose3d_mm.round(2).tolist(),
-               "joints2d_px": None if result.joints2d_image is None else result.joints2d_image.round(1).tolist(),
+               "joints2d_px": result.joints2d_image.round(1).tolist(), "variant": variant, "backend": args.backend,
                "axes": "pose3d_mm: camera axes (x right, y down, z forward), joint mean at 0, scaled to the training "
                        "set's mean torso; joints2d_px: image pixels, the centre of each joint's most probable cell"}
         write_text_atomic(Path(f"{stem}.pose3d.json"), json.dumps(doc, indent=1))

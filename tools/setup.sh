@@ -2,6 +2,8 @@
 # Idempotent set-up of everything the project runs on, on Debian 12:
 #   apt     system packages (as root; skipped when all are installed)
 #   venv    .venv/ at the repo root with the pinned Python dependencies
+#   torch   only with PARK3D_TORCH=1: the pinned CPU build of PyTorch (requirements-torch.txt) into the venv, for
+#           layers/torch_model.py, its tests and the benchmark's peer (optional: nothing else needs it)
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
 #           (+ the CUDA toolkit and GPU architectures for a CUDA build)
@@ -165,6 +167,21 @@ step_venv() {
     run_step venv "$LOG_DIR/venv.log" make_venv
   fi
   VPY=$VENV/bin/python
+}
+
+install_torch() {
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements-torch.txt"
+  echo "$TORCH_HASH" > "$VENV/.torch-hash"
+}
+
+step_torch() {
+  [ "${PARK3D_TORCH:-0}" = 1 ] || return 0
+  TORCH_HASH=$(sha256sum < "$ROOT/requirements-torch.txt" | cut -c1-16)
+  if [ "$(cat "$VENV/.torch-hash" 2>/dev/null)" = "$TORCH_HASH" ] && "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+    say "torch: up to date (skipped)"
+  else
+    run_step torch "$LOG_DIR/torch.log" install_torch
+  fi
 }
 
 # ---- step: Caffe (cached) --------------------------------------------------------------------------
@@ -370,6 +387,7 @@ main() {
   step_driver
   step_apt
   step_venv
+  step_torch
   caffe_options
   step_caffe
   step_openblas
