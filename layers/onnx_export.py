@@ -288,8 +288,8 @@ def load_export_source(deploy_prototxt, weights, bn_batches: int = 0, train_lmdb
 
     net, layout = load_deploy_net(deploy_prototxt, weights, batch_size=1)
     if layout.split != "deploy":
-        raise UserError(f"{deploy_prototxt}: a {layout.split} net; export a deploy net (prototxt/deploy_{layout.variant}"
-                        ".prototxt)")
+        raise UserError(f"{deploy_prototxt}: the {layout.split} net of its variant, not a deploy net; export with "
+                        f"prototxt/deploy_{layout.variant}.prototxt")
     images = reestimate_batch_norm(net, str(deploy_prototxt), str(weights), str(train_lmdb), bn_batches) if bn_batches else 0
     return ExportSource(text_format.Merge(Path(deploy_prototxt).read_text(), caffe_pb2.NetParameter()),
                         {name: [blob.data.copy() for blob in blobs] for name, blobs in net.params.items()},

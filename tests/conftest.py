@@ -109,3 +109,88 @@ def numerical_gradient(f, x: np.ndarray, eps: float) -> np.ndarray:
 def relative_error(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a)), np.max(np.abs(b))))
+
+
+EXPORT_WIDTH = 0.25  # the nets of trained_variants: the paper's layers and data flow, a sixteenth of the weights
+
+
+@pytest.fixture(scope="session")
+def trained_variants(tmp_path_factory, lmdb_root) -> dict:
+    """variant -> (deploy prototxt, final weights) of each of Table 2's variants at EXPORT_WIDTH, trained for real
+    for 4 iterations of 8 images (so BatchNorm's statistics are the moving averages of real batches)."""
+    from data_prep.records import read_meta
+    from layers.training import train_to_completion
+    from prototxt.generate import VARIANTS, Schedule, build_net, write_experiment, write_net
+
+    out = {}
+    for variant, (multi_root, use_2d_cls) in VARIANTS.items():
+        d = tmp_path_factory.mktemp(f"trained_{variant}")
+        solver = write_experiment(d, variant, variant=variant, train_lmdb=str(lmdb_root / "walking_train.lmdb"),
+                                  test_lmdb=str(lmdb_root / "walking_test.lmdb"),
+                                  train_count=read_meta(lmdb_root / "walking_train.lmdb")["count"],
+                                  test_count=read_meta(lmdb_root / "walking_test.lmdb")["count"],
+                                  snapshot_prefix=str(d / "snap"), width=EXPORT_WIDTH,
+                                  schedule=Schedule(batch_size=8, test_batch_size=16, display=1, max_iter=4, snapshot=4,
+                                                    test_interval=1000))
+        final = train_to_completion(solver, d / "train.log", progress=False)
+        deploy = write_net(d / f"deploy_{variant}.prototxt", build_net("deploy", multi_root=multi_root,
+                                                                        use_2d_cls=use_2d_cls, width=EXPORT_WIDTH))
+        out[variant] = (deploy, final)
+    return out
+
+
+EXPORT_BN_BATCHES = 2  # exported's BatchNorm re-estimation (of 32 images each), what the evaluate test passes too
+
+
+@pytest.fixture(scope="session")
+def exported(trained_variants, lmdb_root, tmp_path_factory) -> tuple:
+    """(deploy, weights, model.onnx) of trained_variants' full model, exported by tools/export.py with its BatchNorm
+    re-estimated over EXPORT_BN_BATCHES training batches."""
+    from tools import export
+
+    deploy, weights = trained_variants["both"]
+    model = tmp_path_factory.mktemp("exported") / "walking_both.onnx"
+    assert export.main(["--weights", str(weights), "--deploy", str(deploy), "--train-lmdb",
+                        str(lmdb_root / "walking_train.lmdb"), "--onnx", str(model),
+                        "--bn-batches", str(EXPORT_BN_BATCHES)]) == 0
+    return deploy, weights, model
+
+
+MM, SOFTMAX = 0.01, 1e-5  # an exported model against pycaffe: pose in mm (max abs), per-joint probabilities
+
+
+def lmdb_test_images(lmdb_root):
+    """Every record of the test LMDB as the deploy net takes it (centre crops minus the mean), and the ground truth."""
+    from data_prep.batches import BatchSource
+    from layers.config import INPUT_SIZE
+
+    source = BatchSource(str(lmdb_root / "walking_test.lmdb"), 1, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
+    n, j = len(source.keys), len(source.meta["joints"])
+    images, gt = np.empty((n, 3, INPUT_SIZE, INPUT_SIZE), np.float32), np.empty((n, j, 3), np.float32)
+    joints, pose = np.empty((1, j, 2), np.float32), np.empty((1, j, 3), np.float32)
+    for i in range(n):
+        source.fill(i, images[i:i + 1], joints, pose, extra={"pose3d_mm": gt[i:i + 1]})
+    return images, gt.astype(np.float64)
+
+
+def pycaffe_outputs(deploy, weights, images, mean_torso) -> dict:
+    """The reference: the Caffe deploy net, the softmax of its 2D logits and the scale recovery in NumPy."""
+    from data_prep.metrics import recover_scale
+    from layers.deploy import load_deploy_net
+
+    net, _ = load_deploy_net(deploy, weights, batch_size=len(images))
+    net.blobs["data"].data[...] = images
+    net.forward()
+    logits = net.blobs["logits_2d"].data.astype(np.float64)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    pose = net.blobs["pose3d"].data.astype(np.float64)
+    return {"softmax_2d": e / e.sum(-1, keepdims=True), "pose3d": pose, "pose3d_mm": recover_scale(pose, mean_torso)}
+
+
+def assert_agree(got: dict, want: dict, gt_mm) -> None:
+    from data_prep.metrics import PROTOCOLS, mpjpe
+
+    assert np.abs(got["pose3d_mm"] - want["pose3d_mm"]).max() <= MM
+    assert np.abs(got["softmax_2d"] - want["softmax_2d"]).max() <= SOFTMAX
+    for protocol in PROTOCOLS:
+        assert abs(mpjpe(got["pose3d_mm"], gt_mm, protocol) - mpjpe(want["pose3d_mm"], gt_mm, protocol)) <= MM

@@ -41,3 +41,22 @@ def test_evaluate_gpu_flag_on_a_cpu_only_build_is_a_clear_error(trained, lmdb_ro
     with pytest.raises(UserError, match="built CPU-only"):
         evaluate.main(["--deploy", str(REPO / "prototxt/deploy_baseline.prototxt"), "--lmdb-root", str(out),
                        "--weights", f"Walking={weights}", "--gpu", "0", "--quiet"])
+
+
+def test_onnx_backend_gives_the_caffe_backends_results(exported, lmdb_root, tmp_path):
+    """The exported model (BatchNorm re-estimated at export) against pycaffe re-estimating the same way: the same
+    frames and every figure of results.json to 0.01 mm."""
+    from conftest import EXPORT_BN_BATCHES
+    from tools import evaluate
+
+    deploy, weights, model = exported
+    common = ["--lmdb-root", str(lmdb_root), "--batch-size", "16", "--quiet"]
+    assert evaluate.main([*common, "--deploy", str(deploy), "--weights", f"Walking={weights}", "--bn-batches",
+                          str(EXPORT_BN_BATCHES), "--out", str(tmp_path / "caffe")]) == 0
+    assert evaluate.main([*common, "--backend", "onnx", "--weights", f"Walking={model}", "--out", str(tmp_path / "onnx")]) == 0
+    a, b = (json.loads((tmp_path / name / "results.json").read_text())["Walking"] for name in ("caffe", "onnx"))
+    assert a["frames"] == b["frames"] == 96 and a["backend"] == "caffe" and b["backend"] == "onnx"
+    assert a["batch_norm"] == "re-estimated over 64 training images" and b["batch_norm"].startswith(a["batch_norm"])
+    for protocol, value in a["mpjpe"].items():
+        assert abs(value - b["mpjpe"][protocol]) <= 0.01, protocol
+    assert max(abs(x - y) for x, y in zip(a["per_joint_p1"], b["per_joint_p1"])) <= 0.01

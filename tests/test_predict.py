@@ -77,3 +77,41 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
     assert predict.main([str(video), "--frame-step", "10", *common, "--out", str(tmp_path / "clip")]) == 0
     names = sorted(p.name for p in (tmp_path / "clip").iterdir())
     assert names == [f"frame_{i:06d}.pose3d.{ext}" for i in (0, 10, 20) for ext in ("json", "png")]
+
+
+def test_onnx_backend_gives_the_caffe_backends_json_where_caffe_cannot_be_imported(trained_variants, lmdb_root,
+                                                                                     synthetic_root, tmp_path):
+    """The same weights exported (the snapshot's own BatchNorm statistics, as predict's Caffe backend uses them):
+    --backend onnx in a process where `import caffe` fails gives the Caffe backend's pose to 0.01 mm and the same
+    2D joints, with no --train-lmdb (the model carries the statistics)."""
+    import subprocess
+    import sys
+
+    from conftest import caffe_env
+    from data_prep.records import read_meta
+    from layers.onnx_export import export_onnx, load_export_source
+    from tools import predict
+
+    deploy, weights = trained_variants["both"]
+    train = lmdb_root / "walking_train.lmdb"
+    model = tmp_path / "both.onnx"
+    export_onnx(load_export_source(deploy, weights), read_meta(train), model)
+    ok, frame = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.55011271.mp4")).read()
+    cv2.imwrite(str(tmp_path / "person.png"), frame)
+    box = ["--bbox", "350", "250", "300", "500"]
+    assert predict.main([str(tmp_path / "person.png"), *box, "--weights", str(weights), "--deploy", str(deploy),
+                         "--train-lmdb", str(train), "--out", str(tmp_path / "caffe")]) == 0
+    args = [str(tmp_path / "person.png"), *box, "--backend", "onnx", "--weights", str(model), "--out", str(tmp_path / "onnx")]
+    no_caffe = ("import runpy, sys; sys.modules['caffe'] = None; sys.argv = ['predict.py'] + sys.argv[1:]; "
+                f"runpy.run_path({str(REPO / 'tools/predict.py')!r}, run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", no_caffe, *args], capture_output=True, text=True, env=caffe_env())
+    assert r.returncode == 0, r.stderr
+    with_caffe, with_onnx = (json.loads((tmp_path / f"{name}.pose3d.json").read_text()) for name in ("caffe", "onnx"))
+    assert with_caffe["backend"] == "caffe" and with_onnx["backend"] == "onnx" and with_onnx["variant"] == "both"
+    assert np.abs(np.array(with_caffe["pose3d_mm"]) - np.array(with_onnx["pose3d_mm"])).max() <= 0.01 + 0.005  # 2 decimals
+    assert with_caffe["joints2d_px"] == with_onnx["joints2d_px"]
+    # the import really is refused there: a Caffe backend run in the same set-up fails on it
+    r = subprocess.run([sys.executable, "-c", no_caffe, str(tmp_path / "person.png"), *box, "--weights", str(weights),
+                        "--deploy", str(deploy), "--train-lmdb", str(train), "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, env=caffe_env())
+    assert r.returncode != 0 and "caffe" in r.stderr
