@@ -144,3 +144,38 @@ def run_peer(venv: Path, install: bool, batch: int, iters: int, device: str | No
         print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def best_rate(fn, batch: int, iters: int, rounds: int = 2) -> float:
+    """Images per second of fn() on `batch` images: the median of `iters` timed calls after a warm-up, the best of
+    `rounds` such medians (the machines here are shared: the best round is the least disturbed)."""
+    fn()
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        medians.append(sorted(times)[len(times) // 2])
+    return batch / min(medians)
+
+
+def peer_onnx_export(state: dict, variant: str, out: Path) -> Path:
+    """The PyTorch net (layers.torch_model.PoseNet) with `state`, exported by torch's own ONNX exporter (the
+    TorchScript one: it needs no extra package): what a user of the PyTorch peer would run in onnxruntime."""
+    import warnings
+
+    import torch
+
+    from .torch_model import PoseNet
+
+    net = PoseNet(variant)
+    net.load_state_dict(state)
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 225, 225),), str(out), dynamo=False, opset_version=17,
+                          input_names=["data"], output_names=["softmax_2d", "pose3d", "pose3d_mm"],
+                          dynamic_axes={"data": {0: "batch"}})
+    return out

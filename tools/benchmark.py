@@ -13,6 +13,11 @@ Sections:
   eval        evaluation images/s, deploy net (errors in NumPy) and evaluation net (errors in the net; --gpu N)
   torch       the same net in PyTorch, training images/s (tools/peer_pytorch.py in the torch venv; --gpu N)
   gpu-gtests  Caffe's own gtests of the nets' layer types, their GPU instances (--gpu N; a CUDA build)
+  inference   the full model's inference img/s at batch 1 and 32 on the same weights: pycaffe's deploy net,
+              onnxruntime on tools/export.py's model (BatchNorm folded, and as BatchNormalization nodes), and,
+              where torch is installed, PyTorch eager and onnxruntime on torch's own export of the same net
+  parity      tools/export.py's model against pycaffe on trained weights over a whole test LMDB: the largest
+              pose and softmax differences, the MPJPE differences (--weights, --lmdb-root; default: the demo's)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
               (`caffe time`, TRAIN) and the deploy net's forward (TEST), per layer type, the OpenBLAS core
               in use, and the ratios Caffe / PyTorch (> 1: Caffe is faster)
@@ -234,13 +239,144 @@ def section_eval(work, args):
 
 
 def _random_weights(work: Path) -> Path:
+    """The full model's weights at their initialisation, BatchNorm set to mean 0 and variance 1 (its zero statistics
+    would scale every layer by 1/sqrt(eps) and overflow: a speed measured on infinities is no speed)."""
     import caffe
 
-    path = work / "random_both.caffemodel"
+    path = work / "random_both_bn1.caffemodel"
     if not path.is_file():
         net = caffe.Net(str(REPO / "prototxt" / "deploy_both.prototxt"), caffe.TEST)
+        for name, layer in zip(net._layer_names, net.layers):
+            if layer.type == "BatchNorm":
+                mean, var, factor = net.params[name]
+                mean.data[...], var.data[...], factor.data[...] = 0, 1, 1
         net.save(str(path))
     return path
+
+
+def section_inference(work, args):
+    """pycaffe, onnxruntime and PyTorch on the same weights, batch 1 and 32, interleaved per batch size."""
+    import importlib.util
+
+    from data_prep.records import read_meta
+    from layers.deploy import load_deploy_net
+    from layers.onnx_backend import OnnxPoseModel
+    from layers.onnx_export import export_onnx, load_export_source
+
+    lmdb = ensure_data(work, args.frames)
+    meta = read_meta(lmdb / "walking_train.lmdb")
+    deploy, weights = REPO / "prototxt" / "deploy_both.prototxt", _random_weights(work)
+    source = load_export_source(deploy, weights)
+    export_onnx(source, meta, work / "inference_folded.onnx")
+    export_onnx(source, meta, work / "inference_nodes.onnx", fold=False)
+    print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}", flush=True)
+    torch = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        from layers.measure import peer_onnx_export
+        from layers.torch_model import PoseNet, state_dict_from_caffe
+
+        state = state_dict_from_caffe(source.params, "both", 1.0, meta["mean_torso_lengths_mm"])
+        peer_onnx_export(state, "both", work / "inference_peer.onnx")
+        torch.set_num_threads(os.cpu_count())
+        peer = PoseNet("both")
+        peer.load_state_dict(state)
+        peer.eval()
+    else:
+        print("  inference   torch is not installed (PARK3D_TORCH=1 bash tools/setup.sh): no PyTorch rows")
+    models = {"onnxruntime, tools/export.py's model (BatchNorm folded)": OnnxPoseModel(work / "inference_folded.onnx"),
+              "onnxruntime, tools/export.py's model (BatchNormalization nodes)": OnnxPoseModel(work / "inference_nodes.onnx")}
+    if torch is not None:
+        models["onnxruntime, torch.onnx.export of the PyTorch net (the peer's own)"] = ort_session(work / "inference_peer.onnx")
+    from layers.measure import best_rate
+
+    rng = np.random.default_rng(0)
+    for batch in (1, 32):
+        x = rng.normal(0, 50, (batch, 3, 225, 225)).astype(np.float32)
+        iters = 20 if batch == 1 else 5
+        net, _ = load_deploy_net(deploy, weights, batch)
+        net.blobs["data"].data[...] = x
+        rates = {"pycaffe deploy net (Caffe's OpenBLAS)": best_rate(net.forward, batch, iters)}
+        for name, model in models.items():
+            rates[name] = best_rate(lambda: model.run(x), batch, iters)
+        if torch is not None:
+            with torch.no_grad():
+                tx = torch.from_numpy(x)
+                rates[f"PyTorch {torch.__version__} eager, eval mode"] = best_rate(lambda: peer(tx), batch, iters)
+        for name, rate in rates.items():
+            yield (f"{name}, batch {batch}", rate, "img/s")
+        ours = max(rate for name, rate in rates.items() if "pycaffe" in name or "export.py" in name)
+        peer_key = next((name for name in rates if "peer's own" in name), None)
+        if peer_key:
+            yield (f"ratio: the project's fastest path / onnxruntime on the peer's export, batch {batch}",
+                   ours / rates[peer_key], "x")
+
+
+def ort_session(path):
+    """A model without this project's metadata (torch's export), with OnnxPoseModel's run()."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    class Run:
+        def run(self, batch):
+            return session.run(None, {"data": batch})
+    return Run()
+
+
+def section_parity(work, args):
+    """tools/export.py's model against pycaffe on trained weights (BatchNorm re-estimated over BN_BATCHES training
+    batches in both, as evaluate does by default), over the whole test LMDB."""
+    import cv2
+
+    from data_prep.batches import BatchSource
+    from data_prep.records import read_meta
+    from layers.bn_stats import BN_BATCHES, reestimate_batch_norm
+    from layers.config import INPUT_SIZE
+    from layers.deploy import load_deploy_net
+    from layers.inference import evaluate_action
+    from layers.onnx_backend import OnnxPoseModel
+    from layers.onnx_export import export_onnx, load_export_source
+
+    weights = Path(args.weights) if args.weights else max((REPO / "out/demo/snapshots").glob("walking_both_iter_*.caffemodel"),
+                                                          key=lambda p: p.stat().st_mtime, default=None)
+    root = Path(args.lmdb_root) if args.lmdb_root else REPO / "out/demo/lmdb"
+    if weights is None or not (root / "walking_test.lmdb").is_dir():
+        print("  parity      no trained weights (run tools/demo.py, or pass --weights and --lmdb-root); skipped")
+        return
+    train, test = root / "walking_train.lmdb", root / "walking_test.lmdb"
+    model_path = work / "parity.onnx"
+    export_onnx(load_export_source(REPO / "prototxt/deploy_both.prototxt", weights, BN_BATCHES, train), read_meta(train),
+                model_path)
+    _, caffe_summary = evaluate_action(REPO / "prototxt/evaluate_both.prototxt", weights, test, bn_batches=BN_BATCHES)
+    caffe_pred, _ = evaluate_action(REPO / "prototxt/deploy_both.prototxt", weights, test, bn_batches=BN_BATCHES)
+    onnx_pred, onnx_summary = evaluate_action(None, model_path, test, backend="onnx")
+    yield (f"{weights.name}, {len(onnx_pred.gt_mm)} test frames: max |pose mm, onnxruntime - pycaffe|",
+           float(np.abs(onnx_pred.pred_mm - caffe_pred.pred_mm).max()), "mm")
+    for protocol in ("p1", "zero_mean", "pa"):
+        yield (f"|MPJPE {protocol}, onnxruntime - pycaffe evaluation net| (pycaffe {caffe_summary['mpjpe'][protocol]:.4f})",
+               abs(onnx_summary["mpjpe"][protocol] - caffe_summary["mpjpe"][protocol]), "mm")
+    net, _ = load_deploy_net(REPO / "prototxt/deploy_both.prototxt", weights, 32)
+    reestimate_batch_norm(net, str(REPO / "prototxt/deploy_both.prototxt"), str(weights), str(train), BN_BATCHES)
+    model, dnn = OnnxPoseModel(model_path), cv2.dnn.readNetFromONNX(str(model_path))
+    source = BatchSource(str(test), 32, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
+    image = np.empty((32, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+    joints, pose = np.empty((32, 17, 2), np.float32), np.empty((32, 17, 3), np.float32)
+    softmax, dnn_mm = 0.0, 0.0
+    for b in range(-(-len(source.keys) // 32)):
+        source.fill(b, image, joints, pose)
+        net.blobs["data"].data[...] = image
+        net.forward()
+        logits = net.blobs["logits_2d"].data.astype(np.float64)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        out = model.run(image)
+        softmax = max(softmax, float(np.abs(out["softmax_2d"] - e / e.sum(-1, keepdims=True)).max()))
+        dnn.setInput(image)
+        dnn_mm = max(dnn_mm, float(np.abs(dnn.forward("pose3d_mm") - out["pose3d_mm"]).max()))
+    yield ("max |2D softmax, onnxruntime - pycaffe|", softmax, "")
+    yield ("max |pose mm, OpenCV dnn - onnxruntime|", dnn_mm, "mm")
 
 
 def section_torch(work, args):
@@ -312,7 +448,13 @@ def section_gpu_gtests(work, args):
 # The sections, in the order they run by default; each is a generator of (measurement, value, unit) rows.
 SECTIONS = {"setup": section_setup, "caffe-time": section_caffe_time, "lmdb": section_lmdb, "memory": section_memory,
             "data-layer": section_data_layer, "train": section_train, "eval": section_eval, "torch": section_torch,
-            "speed": section_speed, "gpu-gtests": section_gpu_gtests}
+            "speed": section_speed, "inference": section_inference, "parity": section_parity,
+            "gpu-gtests": section_gpu_gtests}
+
+
+def shown(value: float) -> str:
+    """Two decimals, or four significant digits for the small differences of the parity rows."""
+    return f"{value:.4g}" if 0 < abs(value) < 0.01 else f"{value:.2f}"
 
 
 def main(argv=None) -> int:
@@ -332,6 +474,8 @@ def main(argv=None) -> int:
     parser.add_argument("--caffe-home", help="speed section: time this Caffe build folder instead of the venv's")
     parser.add_argument("--speed-iters", type=int, default=5, help="speed section: iterations per timing")
     parser.add_argument("--speed-rounds", type=int, default=2, help="speed section: interleaved Caffe/PyTorch rounds")
+    parser.add_argument("--weights", help="parity section: a trained full-model .caffemodel (default: the demo's)")
+    parser.add_argument("--lmdb-root", help="parity section: the folder of its walking_train/test.lmdb")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -340,10 +484,10 @@ def main(argv=None) -> int:
     for name in args.sections:
         for what, value, unit in SECTIONS[name](work, args):  # each section yields its rows as it measures them
             rows.append((name, what, value, unit))
-            print(f"  {name:11s} {what:60s} {value:>10.2f} {unit}", flush=True)
+            print(f"  {name:11s} {what:60s} {shown(value):>10s} {unit}", flush=True)
     print("\n| section | measurement | value | unit |\n|---|---|---:|---|")
     for section, what, value, unit in rows:
-        print(f"| {section} | {what} | {value:.2f} | {unit} |")
+        print(f"| {section} | {what} | {shown(value)} | {unit} |")
     return 0
 
 
