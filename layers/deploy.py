@@ -40,6 +40,43 @@ def load_deploy_net(deploy_prototxt, weights, batch_size: int | None = None) -> 
     return net, layout
 
 
+def fold_deploy_net(net, layout, deploy_prototxt) -> tuple:
+    """(the folded net, its layout) of a net load_deploy_net loaded from `deploy_prototxt` (after any BatchNorm
+    re-estimation): the same net without its BatchNorm and Scale layers (layers.fold.folded_net_param), each
+    folded into the convolution or inner product before it, its inputs at the loaded net's shapes. A net with
+    nothing to fold comes back as it is."""
+    import os
+    import tempfile
+
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    from .fold import folded_net_param, folded_params
+
+    net_param = text_format.Merge(Path(deploy_prototxt).read_text(), caffe_pb2.NetParameter())
+    folded, pairs = folded_net_param(net_param)
+    if not pairs:
+        return net, layout
+    eps = {layer.name: layer.batch_norm_param.eps for layer in net_param.layer if layer.type == "BatchNorm"}
+    new = folded_params({name: [blob.data for blob in blobs] for name, blobs in net.params.items()}, pairs, eps)
+    fd, path = tempfile.mkstemp(suffix=".prototxt")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text_format.MessageToString(folded))
+        fnet = caffe.Net(path, caffe.TEST)
+    finally:
+        os.unlink(path)
+    for name in ("data",) + EVALUATION_INPUTS:
+        if name in fnet.blobs:
+            fnet.blobs[name].reshape(*net.blobs[name].data.shape)
+    fnet.reshape()
+    for name, blobs in fnet.params.items():
+        values = new[name] if name in new else [blob.data for blob in net.params[name]]
+        for blob, value in zip(blobs, values):
+            blob.data[...] = value
+    return fnet, layout.folded_by(pairs)
+
+
 def set_fixed_maps(net, names) -> None:
     """The evaluation layers' frozen weights (layers.targets.evaluation_maps), those among `names` (a layout's
     fixed_maps)."""

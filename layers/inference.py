@@ -183,11 +183,14 @@ BACKENDS = ("caffe", "onnx")
 
 
 def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool | str = False,
-                    keep_images: int = 0, backend: str = "caffe", gpu: int | None = None) -> tuple[Predictions, dict]:
+                    keep_images: int = 0, backend: str = "caffe", gpu: int | None = None,
+                    fold: bool = True) -> tuple[Predictions, dict]:
     """The whole test pass for one trained net: load the deploy net, optionally re-estimate its BatchNorm
     statistics over `bn_batches` batches of the training LMDB beside the test LMDB (layers.bn_stats), predict
     every frame of `test_lmdb` (a training LMDB too, for the train/test gap), and summarise (error_summary). The
     summary also says how BatchNorm was set and the evaluation speed. Caffe's mode (CPU/GPU) is the caller's.
+    fold: run the net with BatchNorm + Scale folded into the layers before them (layers.deploy.fold_deploy_net, after
+    the re-estimation), which gives the same outputs (to float rounding) faster.
     backend "onnx": `weights` is a model tools/export.py wrote (its BatchNorm statistics as exported; `deploy` and
     `bn_batches` unused), run by onnxruntime (on GPU `gpu` through its CUDA provider)."""
     import time
@@ -203,15 +206,18 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
         outputs, batch_norm = OnnxOutputs(model, batch_size), model.meta.get("batch_norm", "as exported")
     elif backend == "caffe":
         from .bn_stats import reestimate_batch_norm
-        from .deploy import load_deploy_net
+        from .deploy import fold_deploy_net, load_deploy_net
 
         net, layout = load_deploy_net(deploy, weights, batch_size)
         bn_images = 0
         if bn_batches > 0:
             bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)),
                                               bn_batches)
+        if fold:
+            net, layout = fold_deploy_net(net, layout, deploy)
         outputs = net_outputs(net, layout, meta["mean_torso_lengths_mm"])
-        batch_norm = f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training"
+        batch_norm = (f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training") \
+            + (", folded" if layout.folded else "")
     else:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     t0 = time.time()
@@ -230,7 +236,8 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
 
 
 def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, batch_size: int = 32,
-                     progress: bool | str = True, bn_batches: int = BN_BATCHES, backend: str = "caffe") -> dict:
+                     progress: bool | str = True, bn_batches: int = BN_BATCHES, backend: str = "caffe",
+                     fold: bool = True) -> dict:
     """evaluate_action for each action -> weights, on <lmdb_root>/<action>_test.lmdb; action -> summary."""
     from data_prep.skeleton import action_slug
 
@@ -239,18 +246,18 @@ def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, b
 
         use_device(gpu)
     return {action: evaluate_action(deploy, w, Path(lmdb_root) / f"{action_slug(action)}_test.lmdb", batch_size,
-                                    bn_batches=bn_batches, progress=progress, backend=backend, gpu=gpu)[1]
+                                    bn_batches=bn_batches, progress=progress, backend=backend, gpu=gpu, fold=fold)[1]
             for action, w in weights.items()}
 
 
 def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu: int | None = None, batch_size: int = 32,
                         progress: bool | str = True, quiet: bool = False, bn_batches: int = BN_BATCHES,
-                        backend: str = "caffe") -> dict:
+                        backend: str = "caffe", fold: bool = True) -> dict:
     """evaluate_actions, then results.json / results.csv into out_dir and, unless quiet, the Table 1 report."""
     from data_prep.tables import report, write_results
 
     results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches,
-                               backend=backend)
+                               backend=backend, fold=fold)
     written = write_results(results, Path(out_dir))
     if not quiet:
         print(report(results))

@@ -43,6 +43,12 @@ class NetLayout:
     trained: tuple  # layers whose parameters a .caffemodel holds (a deploy or evaluation net's)
     fixed_maps: tuple  # frozen layers set on load (ROOT_AVERAGE, EVALUATION_MAPS), absent from weights
     evaluation: bool  # has the evaluation tail (EVALUATION_INPUTS in, POSE_MM and MPJPE_OUTPUTS out)
+    folded: bool = False  # BatchNorm + Scale folded into the layers before them (layers.fold): no such layers
+
+    def folded_by(self, pairs) -> "NetLayout":
+        """The layout of this net folded (layers.fold.folded_net_param's (layer, BatchNorm, Scale) pairs)."""
+        gone = {name for _, bn, scale in pairs for name in (bn, scale)}
+        return dataclasses.replace(self, trained=tuple(n for n in self.trained if n not in gone), folded=True)
 
     def to_line(self) -> str:
         return LAYOUT_PREFIX + json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -70,5 +76,6 @@ def read_layout(prototxt) -> NetLayout:
 
 
 def committed_layouts(folder: Path) -> dict:
-    """{variant: NetLayout} of the deploy nets committed in `folder` (prototxt/deploy_<variant>.prototxt)."""
-    return {layout.variant: layout for layout in (read_layout(p) for p in sorted(Path(folder).glob("deploy_*.prototxt")))}
+    """{variant: NetLayout} of the (unfolded) deploy nets committed in `folder` (prototxt/deploy_<variant>.prototxt)."""
+    layouts = (read_layout(p) for p in sorted(Path(folder).glob("deploy_*.prototxt")))
+    return {layout.variant: layout for layout in layouts if not layout.folded}

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from data_prep.cli import REPO
 
 from .caffe_build import caffe_binary, caffe_env
@@ -179,3 +181,45 @@ def peer_onnx_export(state: dict, variant: str, out: Path) -> Path:
                           input_names=["data"], output_names=["softmax_2d", "pose3d", "pose3d_mm"],
                           dynamic_axes={"data": {0: "batch"}})
     return out
+
+
+def forward_flops(net) -> float:
+    """Multiply-adds x 2 of one image's forward pass through a pycaffe net's Convolution and InnerProduct layers,
+    from their blob shapes (the nets' other layers are a few passes over the activations)."""
+    total = 0.0
+    for name, layer in zip(net._layer_names, net.layers):
+        if layer.type not in ("Convolution", "InnerProduct"):
+            continue
+        top = net.blobs[net.top_names[name][0]].data
+        weight = net.params[name][0].data
+        total += 2.0 * weight.size * (top.shape[2] * top.shape[3] if layer.type == "Convolution" else 1)
+    return total
+
+
+def training_flops(net, first_layer: str) -> float:
+    """One training image's forward and backward: every product three times (forward, the weights' gradient, the
+    input's gradient) except that the first layer passes no gradient to the image."""
+    first = net.params[first_layer][0].data
+    top = net.blobs[net.top_names[first_layer][0]].data
+    return 3 * forward_flops(net) - 2.0 * first.size * top.shape[2] * top.shape[3]
+
+
+def caffe_gemm_rate(size: int = 2048, iters: int = 5) -> float:
+    """GFLOP/s of one large single-precision GEMM (size^3) through Caffe's own BLAS: an InnerProduct layer's
+    forward in pycaffe, the product Caffe's fully connected layers and its im2col convolutions call."""
+    import tempfile
+
+    import caffe
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.x = L.Input(shape=dict(dim=[size, size]))
+    n.y = L.InnerProduct(n.x, num_output=size, bias_term=False, weight_filler=dict(type="gaussian", std=0.01))
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(str(n.to_proto()))
+    try:
+        net = caffe.Net(f.name, caffe.TEST)
+    finally:
+        os.unlink(f.name)
+    net.blobs["x"].data[...] = np.random.default_rng(0).normal(size=(size, size)).astype(np.float32)
+    return best_rate(net.forward, 1, iters, rounds=2) * 2.0 * size ** 3 / 1e9

@@ -22,6 +22,7 @@ from data_prep.files import write_text_atomic
 from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES, action_slug
 from layers import config
 from layers.config import scaled
+from layers.fold import folded_net_param
 from layers.layout import (ERROR_MAPS, EVALUATION_INPUTS, EVALUATION_MAPS, JOINT_ERROR_MAPS, MPJPE_OUTPUTS, POSE_MM,
                            ROOT_AVERAGE, TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP, NetLayout, head_name, root_slug)
 
@@ -381,11 +382,23 @@ def write_action_experiment(out_dir: Path, action: str, variant: str, lmdb_root:
     return solver, schedule.total_iterations(train_count)
 
 
+def folded(built: tuple) -> tuple:
+    """(net, layout) of build_net with BatchNorm + Scale folded into the layers before them (layers.fold): the net
+    that evaluation and prediction run, with weights folded on load (layers.deploy.fold_deploy_net)."""
+    net, layout = built
+    net, pairs = folded_net_param(net)
+    net.name += "_folded"
+    return net, layout.folded_by(pairs)
+
+
 def write_deploy_nets(out_dir: Path) -> None:
-    """deploy_<variant>.prototxt (the pose) and evaluate_<variant>.prototxt (the pose, its scale and errors)."""
+    """deploy_<variant>.prototxt (the pose) and evaluate_<variant>.prototxt (the pose, its scale and errors), and
+    each folded (<split>_<variant>_folded.prototxt)."""
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         for split in ("deploy", "evaluate"):
-            write_net(out_dir / f"{split}_{variant}.prototxt", build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls))
+            built = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls)
+            write_net(out_dir / f"{split}_{variant}.prototxt", built)
+            write_net(out_dir / f"{split}_{variant}_folded.prototxt", folded(built))
 
 
 def write_timing_nets(out_dir: Path, batch_size: int) -> list:

@@ -42,3 +42,57 @@ def test_folded_inner_product_with_bias_and_the_channel_check():
     assert np.allclose(fw @ x + fb, a * (w @ x + b) + c)
     with pytest.raises(ValueError, match="3 channels of BatchNorm after a layer with 2 outputs"):
         fold_affine(w, b, np.ones(3), np.zeros(3))
+
+
+def test_folded_net_drops_exactly_each_batch_norm_and_scale_after_a_layer():
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    from conftest import REPO
+    from layers.fold import folded_net_param
+    from layers.layout import read_layout
+
+    path = REPO / "prototxt/evaluate_both.prototxt"
+    net = text_format.Merge(path.read_text(), caffe_pb2.NetParameter())
+    folded, pairs = folded_net_param(net)
+    assert len(pairs) == 15 and len(folded.layer) == len(net.layer) - 30
+    assert [l.type for l in folded.layer].count("Scale") == 1  # the evaluation tail's pose3d_mm scaling stays
+    assert not any(l.type == "BatchNorm" for l in folded.layer)
+    assert all(l.convolution_param.bias_term or l.inner_product_param.bias_term
+               for l in folded.layer if l.name in {p[0] for p in pairs})
+    committed = read_layout(REPO / "prototxt/evaluate_both_folded.prototxt")
+    assert committed.folded and committed == read_layout(path).folded_by(pairs)
+
+
+@pytest.mark.parametrize("split", ["deploy", "evaluate"])
+def test_folded_caffe_net_gives_the_unfolded_outputs(split, trained_variants, lmdb_root, tmp_path):
+    """Trained weights with the Scale layers set far from gamma 1, beta 0: every output of the folded net (the pose,
+    the 2D scores, in an evaluation net the pose in mm and the errors) within 1e-4 of the unfolded net's."""
+    from conftest import EXPORT_WIDTH, lmdb_test_images
+    from layers.deploy import fold_deploy_net, load_deploy_net
+    from prototxt.generate import build_net, write_net
+
+    _, weights = trained_variants["both"]
+    net_path = write_net(tmp_path / f"{split}.prototxt", build_net(split, multi_root=True, use_2d_cls=True, width=EXPORT_WIDTH))
+    images, gt_mm = lmdb_test_images(lmdb_root)
+    net, layout = load_deploy_net(net_path, weights, batch_size=len(images))
+    rng = np.random.default_rng(2)
+    for name in (n for n in net.params if n.endswith("_scale")):
+        net.params[name][0].data[...] = rng.uniform(0.5, 1.5, net.params[name][0].data.shape)
+        net.params[name][1].data[...] = rng.normal(0, 0.5, net.params[name][1].data.shape)
+
+    def outputs(n):
+        n.blobs["data"].data[...] = images
+        if layout.evaluation:
+            n.blobs["gt_mm"].data[...] = gt_mm.reshape(len(gt_mm), -1)
+            n.blobs["torso_sum"].data[...] = 800.0
+        return {k: v.copy() for k, v in n.forward(blobs=["logits_2d"] + ["pose3d_mm"] * layout.evaluation).items()}
+
+    want = outputs(net)
+    fnet, flayout = fold_deploy_net(net, layout, net_path)
+    assert flayout.folded and not any(t == "BatchNorm" for t in (layer.type for layer in fnet.layers))
+    got = outputs(fnet)
+    assert set(got) == set(want) == ({"logits_2d", "pose3d", "pose3d_mm", "mpjpe_p1", "mpjpe_zero_mean"}
+                                     if layout.evaluation else {"logits_2d", "pose3d"})
+    for key in want:
+        assert np.abs(got[key] - want[key]).max() <= 1e-4 * np.abs(want[key]).max(), key

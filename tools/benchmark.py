@@ -16,6 +16,10 @@ Sections:
   inference   the full model's inference img/s at batch 1 and 32 on the same weights: pycaffe's deploy net,
               onnxruntime on tools/export.py's model (BatchNorm folded, and as BatchNormalization nodes), and,
               where torch is installed, PyTorch eager and onnxruntime on torch's own export of the same net
+  fold        the deploy and evaluation nets with BatchNorm + Scale folded (evaluate's and predict's default)
+              against the nets as trained, pycaffe forward img/s on the same weights, interleaved (--batch)
+  limit       the machine's limit: a large GEMM through Caffe's own BLAS, the full model's FLOPs from its shapes,
+              and Caffe's training and inference rates as fractions of that GEMM rate (--batch)
   parity      tools/export.py's model against pycaffe on trained weights over a whole test LMDB: the largest
               pose and softmax differences, the MPJPE differences (--weights, --lmdb-root; default: the demo's)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
@@ -314,6 +318,72 @@ def section_inference(work, args):
                    ours / rates[peer_key], "x")
 
 
+def section_fold(work, args):
+    """Folded against unfolded, pycaffe forward of the full model, three interleaved rounds, the best of each."""
+    from layers.deploy import fold_deploy_net, load_deploy_net
+    from layers.measure import best_rate
+    from prototxt.generate import build_net, write_net
+
+    weights = _random_weights(work)
+    x = np.random.default_rng(0).normal(0, 50, (args.batch, 3, 225, 225)).astype(np.float32)
+    for kind in ("deploy", "evaluate"):
+        path = REPO / "prototxt" / f"{kind}_both.prototxt"
+        net, layout = load_deploy_net(path, weights, args.batch)
+        folded, _ = fold_deploy_net(net, layout, path)
+        for n in (net, folded):
+            n.blobs["data"].data[...] = x
+            for name in ("gt_mm", "torso_sum"):
+                if name in n.blobs:
+                    n.blobs[name].data[...] = 1.0
+        rates = {"as trained": [], "folded": []}
+        for _ in range(args.speed_rounds * 3):  # interleaved: the shared machine's load hits both alike
+            rates["as trained"].append(best_rate(net.forward, args.batch, 3, rounds=1))
+            rates["folded"].append(best_rate(folded.forward, args.batch, 3, rounds=1))
+        for name, found in rates.items():
+            yield (f"pycaffe {kind} net, full model, {name}, batch {args.batch}", max(found), "img/s")
+        yield (f"{kind} net: folded / as trained", max(rates["folded"]) / max(rates["as trained"]), "x")
+    built, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
+    built.layer[0].input_param.shape[0].dim[0] = args.batch
+    deploy = write_net(work / "fold_deploy_both.prototxt", (built, layout))
+    timed = caffe_time_layers(None, deploy, args.speed_iters, "TEST")
+    share = by_layer_type(deploy, timed["layers"])
+    removed = share.get("BatchNorm", 0.0) + share.get("Scale", 0.0)
+    yield (f"`caffe time` deploy net, batch {args.batch}: BatchNorm + Scale forward (what folding removes)", removed, "ms")
+    yield ("  of the whole forward", removed / timed["forward"], "")
+
+
+def section_limit(work, args):
+    """How far Caffe's CPU rates are from what its BLAS can do on this machine, in one run."""
+    from layers.deploy import load_deploy_net
+    from layers.measure import caffe_gemm_rate, forward_flops, training_flops
+    from prototxt.generate import build_net, write_net
+
+    print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}", flush=True)
+    gemm = caffe_gemm_rate()
+    yield ("SGEMM 2048x2048x2048 through Caffe's BLAS (an InnerProduct forward)", gemm, "GFLOP/s")
+    net, _ = load_deploy_net(REPO / "prototxt/deploy_both.prototxt", _random_weights(work), 1)
+    fwd, train = forward_flops(net), training_flops(net, "conv1")
+    yield ("full model, forward FLOPs per image (convolutions and inner products, from the shapes)", fwd / 1e9, "GFLOP")
+    yield ("full model, training FLOPs per image (forward, both gradients)", train / 1e9, "GFLOP")
+    lmdb = ensure_data(work, args.frames)
+    train_net = work / "limit_train_both.prototxt"
+    write_net(train_net, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
+                                   lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
+    deploy = work / "limit_deploy_both.prototxt"
+    built, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
+    built.layer[0].input_param.shape[0].dim[0] = args.batch
+    write_net(deploy, (built, layout))
+    tr = caffe_time_layers(None, train_net, args.speed_iters, "TRAIN")
+    dp = caffe_time_layers(None, deploy, args.speed_iters, "TEST")
+    train_rate = train * args.batch / ((tr["forward"] + tr["backward"]) / 1000) / 1e9
+    deploy_rate = fwd * args.batch / (dp["forward"] / 1000) / 1e9
+    yield (f"Caffe training forward+backward, batch {args.batch} (OpenBLAS core {tr['core']})", train_rate, "GFLOP/s")
+    yield ("  as a fraction of the GEMM rate", train_rate / gemm, "")
+    yield (f"Caffe deploy forward, batch {args.batch}", deploy_rate, "GFLOP/s")
+    yield ("  as a fraction of the GEMM rate", deploy_rate / gemm, "")
+
+
 def ort_session(path):
     """A model without this project's metadata (torch's export), with OnnxPoseModel's run()."""
     import onnxruntime as ort
@@ -448,7 +518,8 @@ def section_gpu_gtests(work, args):
 # The sections, in the order they run by default; each is a generator of (measurement, value, unit) rows.
 SECTIONS = {"setup": section_setup, "caffe-time": section_caffe_time, "lmdb": section_lmdb, "memory": section_memory,
             "data-layer": section_data_layer, "train": section_train, "eval": section_eval, "torch": section_torch,
-            "speed": section_speed, "inference": section_inference, "parity": section_parity,
+            "speed": section_speed, "inference": section_inference, "fold": section_fold, "limit": section_limit,
+            "parity": section_parity,
             "gpu-gtests": section_gpu_gtests}
 
 

@@ -40,6 +40,8 @@ def parse_args(argv=None):
                         help="re-estimate BatchNorm's statistics over this many training batches (<action>_train.lmdb "
                              "beside the test LMDB) before testing; 0 keeps the snapshot's moving averages (--backend "
                              "caffe; an exported model has its statistics)")
+    parser.add_argument("--no-fold", action="store_true", help="--backend caffe: run the net as trained, BatchNorm and "
+                        "Scale as layers (default: folded into the layers before them, the same outputs, faster)")
     parser.add_argument("--out", help="folder for results.json/.csv (default: beside the first weights)")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(next(iter(weights.values()))).parent
     evaluate_and_report(args.deploy, args.lmdb_root, weights, out, args.gpu, args.batch_size,
                         progress=progress_mode(args.quiet), quiet=args.quiet, bn_batches=args.bn_batches,
-                        backend=args.backend)
+                        backend=args.backend, fold=not args.no_fold)
     return 0
 
 

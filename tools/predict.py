@@ -48,6 +48,8 @@ def parse_args(argv=None):
                                  "(default <input>_pose3d/)")
     parser.add_argument("--frame-step", type=int, default=1, help="video: every N-th frame")
     parser.add_argument("--max-frames", type=int, default=0, help="video: stop after this many predictions (0: all)")
+    parser.add_argument("--no-fold", action="store_true", help="--backend caffe: run the deploy net as trained (default: "
+                        "BatchNorm and Scale folded into the layers before them, the same outputs, faster)")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA, or onnxruntime-gpu with "
                         "--backend onnx); default CPU")
     return parser.parse_args(argv)
@@ -135,11 +137,13 @@ def load_backend(args) -> tuple:
     for path, what in ((args.weights, "--weights"), (args.deploy, "--deploy")):
         if not Path(path).is_file():
             raise UserError(f"{what} {path}: no such file")
-    from layers.deploy import load_deploy_net
+    from layers.deploy import fold_deploy_net, load_deploy_net
 
     use_device(args.gpu)
     meta = read_meta(args.train_lmdb)
     net, layout = load_deploy_net(args.deploy, args.weights, batch_size=1)
+    if not args.no_fold:
+        net, layout = fold_deploy_net(net, layout, args.deploy)
     return caffe_forward(net, meta["mean_torso_lengths_mm"]), meta["mean_bgr"], layout.variant
 
 
