@@ -2,6 +2,7 @@
 disk checked before a long job writes them."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -40,3 +41,12 @@ def require_free_space(folder: Path, need: int, what: str, elsewhere: str) -> No
     if need > free:
         raise DiskFullError(f"{folder}: {what} needs about {human_bytes(need)} and the disk has {human_bytes(free)} "
                             f"free; free space or {elsewhere}")
+
+
+def sha256_of(path) -> str:
+    """The file's sha256, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -17,13 +17,13 @@ source weights' sha256, so that a model file is enough to run it (layers.onnx_ba
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from data_prep.cli import UserError
+from data_prep.files import sha256_of
 from data_prep.skeleton import JOINTS, PARENTS, TORSO_BONES
 
 from .config import CONV_LAYERS, GRID, INPUT_SIZE
@@ -34,7 +34,8 @@ EXPORT_OPSET = 17
 INPUT, OUTPUTS = "data", ("softmax_2d", "pose3d", "pose3d_mm")
 LOGITS_2D, PROBS_2D, POSE = "logits_2d", "probs_2d", "pose3d"  # the deploy nets' blobs the outputs come from
 METADATA_KEYS = ("variant", "joints", "parents", "roots", "input", "mean_bgr", "mean_torso_lengths_mm",
-                 "batch_norm", "weights_sha256", "outputs", "producer_version")
+                 "batch_norm", "bones", "mean_bone_lengths_mm", "mean_pose_root_centred_mm", "weights_sha256", "outputs",
+                 "producer_version")
 INPUT_CONVENTION = (f"data: (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) float32, the centre {INPUT_SIZE}x{INPUT_SIZE} of the "
                     "250x250 crop of the square around the person, channels B, G, R on the 0-255 scale minus mean_bgr")
 OUTPUTS_DOC = ("softmax_2d (N, 17, 256): per joint, the probability of each cell of a 16x16 grid over the input "
@@ -251,14 +252,6 @@ def onnx_model(net_param, params: dict, blob_shapes: dict, metadata: dict, fold:
     return model
 
 
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclasses.dataclass
 class ExportSource:
     """A trained deploy net as the exporters take it: its structure (caffe_pb2), its weights as pycaffe loaded and
@@ -308,6 +301,11 @@ def export_onnx(source: ExportSource, meta: dict, out: Path, fold: bool = True) 
                 "mean_bgr": json.dumps([float(v) for v in meta["mean_bgr"]]),
                 "mean_torso_lengths_mm": json.dumps([float(v) for v in meta["mean_torso_lengths_mm"]]),
                 "batch_norm": source.batch_norm + (", folded" if fold else ", BatchNormalization nodes"),
+                # the training skeleton, for the clips' BVH files (tools/predict.py)
+                "bones": json.dumps([list(b) for b in meta.get("bones", [])]),
+                "mean_bone_lengths_mm": json.dumps([float(v) for v in meta.get("mean_bone_lengths_mm", [])]),
+                "mean_pose_root_centred_mm": json.dumps(np.asarray(meta.get("mean_pose_root_centred_mm", []),
+                                                                   dtype=float).tolist()),
                 "weights_sha256": source.weights_sha256, "outputs": OUTPUTS_DOC, "producer_version": "tools/export.py"}
     model = onnx_model(source.net_param, source.params, source.shapes, metadata, fold)
     write_bytes_atomic(Path(out), model.SerializeToString())

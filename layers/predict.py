@@ -59,3 +59,20 @@ def predict_person(forward, image_bgr: np.ndarray, box, mean_bgr) -> Prediction:
     joints_crop = argmax_joints_2d(out["scores_2d"][:1])[0] + (CROP_SIZE - INPUT_SIZE) // 2
     joints_image = apply_affine(joints_crop, invert_affine(affine))
     return Prediction(crop, pose, pose_mm, joints_crop, joints_image)
+
+
+def predict_frames(forward, frames, boxes: list, mean_bgr, progress=None, each=None) -> tuple:
+    """Every frame of a clip (an iterable of (name, index, image)) with its box (boxes[i], inclusive x0 y0 x1 y1):
+    (pose3d_mm (F, 17, 3), joints2d_px (F, 17, 2), image sizes). each(name, image, box, Prediction), when given,
+    is called per frame (the per-frame files); progress.update() after each."""
+    poses, joints, sizes = [], [], []
+    for (name, _, image), box in zip(frames, boxes):
+        result = predict_person(forward, image, box, mean_bgr)
+        poses.append(result.pose3d_mm)
+        joints.append(result.joints2d_image)
+        sizes.append((image.shape[1], image.shape[0]))
+        if each is not None:
+            each(name, image, box, result)
+        if progress is not None:
+            progress.update()
+    return np.asarray(poses), np.asarray(joints), sizes

@@ -39,8 +39,8 @@ def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_r
 
 def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthetic_root, tmp_path, capsys):
     """The full model (2D branch, random weights): without --bbox the detector's box is used and the 2D joints
-    come back in image pixels, on the centres of grid cells mapped through the crop; a folder gives one JSON
-    per image, a video one per chosen frame."""
+    come back in image pixels, on the centres of grid cells mapped through the crop; a folder is a clip (with
+    --per-frame, one JSON per image too), a video a clip of its chosen frames."""
     import caffe
 
     from data_prep.crop import crop_transform, square_around_box
@@ -61,12 +61,12 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
     cv2.imwrite(str(folder / "b.jpg"), frame[:, ::-1])
     (folder / "notes.txt").write_text("not an image")
     (folder / "c.png").write_text("a damaged image")
-    assert predict.main([str(folder), *common]) == 0
+    assert predict.main([str(folder), "--per-frame", *common]) == 0
     assert "skipped 1 unreadable image(s): c.png" in capsys.readouterr().out
     docs = {p.name: json.loads(p.read_text()) for p in sorted((tmp_path / "photos_pose3d").glob("*.json"))}
-    assert sorted(docs) == ["a.pose3d.json", "b.pose3d.json"]
+    assert sorted(docs) == ["a.pose3d.json", "b.pose3d.json", "photos.pose3d.json"]
     doc = docs["a.pose3d.json"]
-    assert doc["bbox_from"] == "HOG people detector" and doc["detector_score"] > 0
+    assert doc["bbox_from"] == "HOG people detector" and docs["photos.pose3d.json"]["frame_indices"] == [0, 1]
     joints = np.array(doc["joints2d_px"])
     assert joints.shape == (17, 2)
     # back into the 250 crop, then the 225 centre crop: every joint sits on a cell centre (cells 14 px wide;
@@ -76,7 +76,7 @@ def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthe
     assert np.abs(in_crop[:, None, :] - grid_centres()[None]).sum(-1).min(-1).max() < 0.3
     assert predict.main([str(video), "--frame-step", "10", *common, "--out", str(tmp_path / "clip")]) == 0
     names = sorted(p.name for p in (tmp_path / "clip").iterdir())
-    assert names == [f"frame_{i:06d}.pose3d.{ext}" for i in (0, 10, 20) for ext in ("json", "png")]
+    assert names == [f"Walking.54138969.{ext}" for ext in ("bvh", "pose3d.json", "pose3d.mp4", "pose3d.npz")]
 
 
 def test_onnx_backend_gives_the_caffe_backends_json_where_caffe_cannot_be_imported(trained_variants, lmdb_root,
@@ -115,3 +115,68 @@ def test_onnx_backend_gives_the_caffe_backends_json_where_caffe_cannot_be_import
                         "--deploy", str(deploy), "--train-lmdb", str(train), "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, env=caffe_env())
     assert r.returncode != 0 and "caffe" in r.stderr
+
+
+def test_a_clip_gives_one_file_a_video_and_a_bvh_with_boxes_from_a_file(trained_variants, lmdb_root, synthetic_root,
+                                                                         tmp_path):
+    """A synthetic video (24 frames), every 7th frame, boxes from a hand-written COCO file: the clip file holds what
+    the per-frame files hold, frame 14 (no detection) takes frame 7's box, the best-scoring person counts; the mp4
+    has one frame per prediction; the BVH has the clip's frames."""
+    from data_prep.clips import BOX_PREVIOUS, read_clip
+    from data_prep.clip_video import HEIGHT
+    from data_prep.files import sha256_of
+    from tools import predict
+
+    deploy, weights = trained_variants["both"]
+    video = synthetic_root / "S9/Videos/Walking.54138969.mp4"
+    fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
+    boxes = [{"image_id": 0, "bbox": [300, 200, 350, 600], "score": 0.9}, {"image_id": 0, "bbox": [0, 0, 50, 50], "score": 0.2},
+             {"image_id": 7, "bbox": [310, 210, 340, 590], "score": 0.8}, {"image_id": 21, "bbox": [320, 220, 330, 580], "score": 0.7}]
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    assert predict.main([str(video), "--frame-step", "7", "--max-frames", "4", "--boxes", str(tmp_path / "boxes.json"),
+                         "--per-frame", "--weights", str(weights), "--deploy", str(deploy),
+                         "--train-lmdb", str(lmdb_root / "walking_train.lmdb"), "--out", str(tmp_path / "out")]) == 0
+    clip = read_clip(tmp_path / "out/Walking.54138969.pose3d.npz")
+    assert clip["frame_indices"].tolist() == [0, 7, 14, 21] and clip["fps"] == fps and clip["frame_step"] == 7
+    assert clip["box_sources"] == ["--boxes", "--boxes", BOX_PREVIOUS, "--boxes"]
+    assert clip["boxes_xyxy"].tolist() == [[300, 200, 649, 799], [310, 210, 649, 799], [310, 210, 649, 799],
+                                           [320, 220, 649, 799]]
+    assert clip["weights_sha256"] == sha256_of(weights) and clip["variant"] == "both" and clip["parents"][0] == -1
+    for i, index in enumerate(clip["frame_indices"]):
+        frame = json.loads((tmp_path / f"out/frame_{index:06d}.pose3d.json").read_text())
+        assert np.abs(np.array(frame["pose3d_mm"]) - clip["pose3d_mm"][i]).max() <= 0.006
+        assert np.abs(np.array(frame["joints2d_px"]) - clip["joints2d_px"][i]).max() <= 0.06
+        assert frame["bbox_from"] == clip["box_sources"][i]
+    cap = cv2.VideoCapture(str(tmp_path / "out/Walking.54138969.pose3d.mp4"))
+    width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    first = cv2.VideoCapture(str(video)).read()[1]
+    assert frames == 4 and height == HEIGHT and width == 2 * round(first.shape[1] * HEIGHT / first.shape[0] / 2) + HEIGHT
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(fps / 7, rel=1e-3)
+    bvh = (tmp_path / "out/Walking.54138969.bvh").read_text()
+    assert "Frames: 4" in bvh and f"Frame Time: {7 / fps:.6f}" in bvh
+
+
+def test_a_frame_where_the_detector_finds_nobody_takes_the_previous_box(trained_variants, lmdb_root, synthetic_root,
+                                                                        tmp_path):
+    """Three frames of a synthetic video with the middle one blanked (nobody for HOG to find): it uses the first
+    frame's box, and the clip file says so."""
+    from data_prep.clips import BOX_PREVIOUS, read_clip
+    from tools import predict
+
+    deploy, weights = trained_variants["both"]
+    cap = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.54138969.mp4"))
+    frames = [cap.read()[1] for _ in range(3)]
+    frames[1] = np.full_like(frames[1], 128)
+    writer = cv2.VideoWriter(str(tmp_path / "gap.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25.0,
+                             (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    assert predict.main([str(tmp_path / "gap.avi"), "--weights", str(weights), "--deploy", str(deploy),
+                         "--train-lmdb", str(lmdb_root / "walking_train.lmdb"), "--out", str(tmp_path / "out")]) == 0
+    clip = read_clip(tmp_path / "out/gap.pose3d.npz")
+    assert clip["box_sources"][1] == BOX_PREVIOUS and clip["box_sources"][0] == "HOG people detector"
+    assert clip["boxes_xyxy"][1].tolist() == clip["boxes_xyxy"][0].tolist()
