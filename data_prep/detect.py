@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import numpy as np
 
@@ -61,3 +62,36 @@ def detect_person(image_bgr: np.ndarray) -> Detection | None:
                 window = (x / scale, y / scale, (x + w) / scale - 1, (y + h) / scale - 1)
                 best = Detection(person_box_from_window(window), window, float(score))
     return best
+
+
+@functools.lru_cache(maxsize=1)
+def _haar_full_body():
+    import cv2
+
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_fullbody.xml"))
+
+
+def detect_person_haar(image_bgr: np.ndarray) -> Detection | None:
+    """The largest full-body detection of the Haar cascade that ships inside OpenCV (haarcascade_fullbody.xml,
+    Kruppa et al.), the other detector with its weights in a package we already install; for the benchmark's
+    comparison (docs/benchmarks.md, "Person detectors"). Its window is the box."""
+    import cv2
+
+    scale = DETECT_SIDES[-1] / max(image_bgr.shape[:2])
+    small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    found = _haar_full_body().detectMultiScale(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), scaleFactor=1.05, minNeighbors=3)
+    if len(found) == 0:
+        return None
+    x, y, w, h = max(found, key=lambda r: r[2] * r[3])
+    box = (x / scale, y / scale, (x + w) / scale - 1, (y + h) / scale - 1)
+    return Detection(box, box, float(w * h))
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two inclusive x0, y0, x1, y1 boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if w <= 0 or h <= 0:
+        return 0.0
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return float(w * h / (area(a) + area(b) - w * h))

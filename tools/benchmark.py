@@ -20,6 +20,10 @@ Sections:
               against the nets as trained, pycaffe forward img/s on the same weights, interleaved (--batch)
   limit       the machine's limit: a large GEMM through Caffe's own BLAS, the full model's FLOPs from its shapes,
               and Caffe's training and inference rates as fractions of that GEMM rate (--batch)
+  detector    person detectors on synthetic frames of walking, sitting, sitting down and bending people: HOG
+              (predict.py's) and OpenCV's full-body Haar cascade, against the mask boxes (found, IoU >= 0.5)
+  smoothing   a clip's temporal smoothing on the demo's weights and a test video of its synthetic data: jitter
+              (mean frame-to-frame acceleration) and P1 MPJPE, without and with Savitzky-Golay windows
   parity      tools/export.py's model against pycaffe on trained weights over a whole test LMDB: the largest
               pose and softmax differences, the MPJPE differences (--weights, --lmdb-root; default: the demo's)
   speed       Caffe against the PyTorch peer in one run, on this CPU: the full model's forward+backward
@@ -384,6 +388,74 @@ def section_limit(work, args):
     yield ("  as a fraction of the GEMM rate", deploy_rate / gemm, "")
 
 
+def section_detector(work, args):
+    """Every 4th frame of one test subject's four cameras per action; the box each detector finds against the
+    mask's box."""
+    from data_prep.detect import box_iou, detect_person, detect_person_haar
+    from data_prep.h36m import VideoFrames, discover, read_bboxes
+    from data_prep.synthetic import GeneratorConfig, generate
+
+    root = work / "detector_h36m"
+    actions = ("Walking", "Sitting", "SittingDown", "Purchases")
+    if not (root / "DONE").is_file():
+        generate(GeneratorConfig(root, actions=actions, frames=40, seed=5), workers=2, progress=False)
+        (root / "DONE").write_text("")
+    detectors = {"HOG people detector (predict.py's)": detect_person, "Haar full-body cascade": detect_person_haar}
+    for action in actions:
+        seqs = [s for s in discover(root, ("S9",), (action,)).sequences]
+        found = {name: [0, 0, 0.0] for name in detectors}  # found, IoU >= 0.5, sum of IoU
+        frames = 0
+        for seq in seqs:
+            wanted = list(range(0, 40, 4))
+            boxes = read_bboxes(seq.path("bbox"), wanted)
+            for (i, frame), truth in zip(VideoFrames(seq.path("video")).select(wanted), boxes):
+                frames += 1
+                for name, detect in detectors.items():
+                    d = detect(frame)
+                    if d is not None:
+                        iou = box_iou(d.box, truth)
+                        found[name][0] += 1
+                        found[name][1] += iou >= 0.5
+                        found[name][2] += iou
+        for name, (hits, good, total) in found.items():
+            yield (f"{action}, {frames} frames: {name}, found", hits / frames, "")
+            yield (f"{action}: {name}, IoU >= 0.5 with the mask box", good / frames, "")
+
+
+def section_smoothing(work, args):
+    """The demo's final weights on S9's Walking video of camera 54138969 (a test subject), every frame, the mask
+    boxes: jitter and P1 against the ground truth, as predicted and smoothed."""
+    from data_prep.clips import jitter, savitzky_golay
+    from data_prep.h36m import VideoFrames, discover, read_bboxes, read_poses
+    from data_prep.metrics import mpjpe
+    from data_prep.records import read_meta
+    from layers.deploy import fold_deploy_net, load_deploy_net
+    from layers.predict import caffe_forward, predict_frames
+
+    weights = max((REPO / "out/demo/snapshots").glob("walking_both_iter_*.caffemodel"), key=lambda p: p.stat().st_mtime,
+                  default=None)
+    if weights is None:
+        print("  smoothing   no demo weights (run tools/demo.py); skipped")
+        return
+    meta = read_meta(REPO / "out/demo/lmdb/walking_train.lmdb")
+    seq = next(s for s in discover(REPO / "out/demo/h36m", ("S9",), ("Walking",)).sequences if s.camera == "54138969")
+    truth, _ = read_poses(seq)
+    n = min(len(truth), args.frames * 2)
+    boxes = [tuple(b) for b in read_bboxes(seq.path("bbox"), range(n))]
+    deploy = REPO / "prototxt/deploy_both.prototxt"
+    net, layout = fold_deploy_net(*load_deploy_net(deploy, weights, 1), deploy)
+    frames = ((str(i), i, f) for i, f in VideoFrames(seq.path("video")).select(range(n)))
+    poses, _, _ = predict_frames(caffe_forward(net, meta["mean_torso_lengths_mm"]), frames, boxes, meta["mean_bgr"])
+    truth = truth[:len(poses)]
+    yield (f"{seq.key}, {len(poses)} frames at 50 fps: ground truth, jitter", jitter(truth), "mm")
+    yield ("as predicted (single frame): jitter", jitter(poses), "mm")
+    yield ("as predicted: P1 MPJPE", mpjpe(poses, truth, "p1"), "mm")
+    for window in (5, 9, 15):
+        smooth = savitzky_golay(poses, window)
+        yield (f"Savitzky-Golay {window} frames, order 2: jitter", jitter(smooth), "mm")
+        yield (f"Savitzky-Golay {window} frames: P1 MPJPE", mpjpe(smooth, truth, "p1"), "mm")
+
+
 def ort_session(path):
     """A model without this project's metadata (torch's export), with OnnxPoseModel's run()."""
     import onnxruntime as ort
@@ -519,7 +591,7 @@ def section_gpu_gtests(work, args):
 SECTIONS = {"setup": section_setup, "caffe-time": section_caffe_time, "lmdb": section_lmdb, "memory": section_memory,
             "data-layer": section_data_layer, "train": section_train, "eval": section_eval, "torch": section_torch,
             "speed": section_speed, "inference": section_inference, "fold": section_fold, "limit": section_limit,
-            "parity": section_parity,
+            "detector": section_detector, "smoothing": section_smoothing, "parity": section_parity,
             "gpu-gtests": section_gpu_gtests}
 
 
