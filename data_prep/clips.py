@@ -20,8 +20,8 @@ from .files import write_bytes_atomic, write_text_atomic
 
 BOX_PREVIOUS, BOX_NEXT = "previous frame's box (nobody detected)", "first later detection's box (nobody detected yet)"
 PERSON_CATEGORY = 1  # COCO's "person"
-AXES = ("pose3d_mm: millimetres, camera axes (x right, y down, z forward), relative to the joint mean (zero-mean "
-        "pose scaled to the training set's mean torso); joints2d_px: image pixels; boxes_xyxy: inclusive x0 y0 x1 y1")
+AXES = ("pose3d_mm: millimetres, camera axes (x right, y down, z forward), root-relative (the Hip, joint 0, at the "
+        "origin), at the training set's mean torso size; joints2d_px: image pixels; boxes_xyxy: inclusive x0 y0 x1 y1")
 
 
 def load_boxes(path: Path) -> dict:
@@ -109,7 +109,7 @@ class Clip:
     image_size_wh: tuple
     boxes_xyxy: np.ndarray  # (F, 4)
     box_sources: list  # F strings
-    pose3d_mm: np.ndarray  # (F, 17, 3)
+    pose3d_mm: np.ndarray  # (F, 17, 3) root-relative (AXES)
     joints2d_px: np.ndarray  # (F, 17, 2)
     joints: tuple
     parents: tuple

@@ -27,3 +27,19 @@ def test_the_people_detector_finds_the_person_in_a_synthetic_frame(synthetic_roo
         height = (found.box[3] - found.box[1]) / (person[3] - person[1])
         assert 0.8 < height < 1.2, (camera, found.box, person)
     assert detect_person(np.full((600, 600, 3), 128, np.uint8)) is None
+
+
+def test_box_iou_by_hand():
+    from data_prep.detect import box_iou
+
+    assert box_iou((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
+    assert box_iou((0, 0, 9, 9), (5, 0, 14, 9)) == 50 / 150  # half overlaps: 50 px of 100 + 100 - 50
+    assert box_iou((0, 0, 9, 9), (10, 10, 19, 19)) == 0.0
+
+
+def test_the_haar_cascade_finds_nobody_in_a_blank_image():
+    import numpy as np
+
+    from data_prep.detect import detect_person_haar
+
+    assert detect_person_haar(np.full((480, 640, 3), 128, np.uint8)) is None

@@ -259,6 +259,7 @@ def predict_clip(inputs, args, forward, stats, variant, sha) -> None:
     shown = Progress(len(boxes), f"predict {name}", unit="frames", mode=progress_mode())
     poses, joints, sizes = predict_frames(forward, inputs.frames(), boxes, stats["mean_bgr"], shown, per_frame)
     shown.close()
+    poses = poses - poses[:, :1]  # root-relative (Hip at 0), as 3D-pose results are usually given
     smoothing = "none"
     if args.smooth:
         poses = savitzky_golay(poses, args.smooth)
