@@ -277,8 +277,7 @@ def section_inference(work, args):
     source = load_export_source(deploy, weights)
     export_onnx(source, meta, work / "inference_folded.onnx")
     export_onnx(source, meta, work / "inference_nodes.onnx", fold=False)
-    print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
-          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}", flush=True)
+    print_cpu()
     torch = None
     if importlib.util.find_spec("torch") is not None:
         import torch
@@ -326,7 +325,6 @@ def section_fold(work, args):
     """Folded against unfolded, pycaffe forward of the full model, three interleaved rounds, the best of each."""
     from layers.deploy import fold_deploy_net, load_deploy_net
     from layers.measure import best_rate
-    from prototxt.generate import build_net, write_net
 
     weights = _random_weights(work)
     x = np.random.default_rng(0).normal(0, 50, (args.batch, 3, 225, 225)).astype(np.float32)
@@ -346,9 +344,7 @@ def section_fold(work, args):
         for name, found in rates.items():
             yield (f"pycaffe {kind} net, full model, {name}, batch {args.batch}", max(found), "img/s")
         yield (f"{kind} net: folded / as trained", max(rates["folded"]) / max(rates["as trained"]), "x")
-    built, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
-    built.layer[0].input_param.shape[0].dim[0] = args.batch
-    deploy = write_net(work / "fold_deploy_both.prototxt", (built, layout))
+    _, deploy = full_model_nets(work, args, "fold")
     timed = caffe_time_layers(None, deploy, args.speed_iters, "TEST")
     share = by_layer_type(deploy, timed["layers"])
     removed = share.get("BatchNorm", 0.0) + share.get("Scale", 0.0)
@@ -360,24 +356,15 @@ def section_limit(work, args):
     """How far Caffe's CPU rates are from what its BLAS can do on this machine, in one run."""
     from layers.deploy import load_deploy_net
     from layers.measure import caffe_gemm_rate, forward_flops, training_flops
-    from prototxt.generate import build_net, write_net
 
-    print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
-          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}", flush=True)
+    print_cpu()
     gemm = caffe_gemm_rate()
     yield ("SGEMM 2048x2048x2048 through Caffe's BLAS (an InnerProduct forward)", gemm, "GFLOP/s")
     net, _ = load_deploy_net(REPO / "prototxt/deploy_both.prototxt", _random_weights(work), 1)
     fwd, train = forward_flops(net), training_flops(net, "conv1")
     yield ("full model, forward FLOPs per image (convolutions and inner products, from the shapes)", fwd / 1e9, "GFLOP")
     yield ("full model, training FLOPs per image (forward, both gradients)", train / 1e9, "GFLOP")
-    lmdb = ensure_data(work, args.frames)
-    train_net = work / "limit_train_both.prototxt"
-    write_net(train_net, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
-                                   lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
-    deploy = work / "limit_deploy_both.prototxt"
-    built, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
-    built.layer[0].input_param.shape[0].dim[0] = args.batch
-    write_net(deploy, (built, layout))
+    train_net, deploy = full_model_nets(work, args, "limit")
     tr = caffe_time_layers(None, train_net, args.speed_iters, "TRAIN")
     dp = caffe_time_layers(None, deploy, args.speed_iters, "TEST")
     train_rate = train * args.batch / ((tr["forward"] + tr["backward"]) / 1000) / 1e9
@@ -529,21 +516,31 @@ def section_torch(work, args):
             args.batch * 1000 / peer["train_step_ms"], "img/s")
 
 
-def section_speed(work, args):
-    """Caffe vs PyTorch on the same net, same machine, same run (absolute times drift here; ratios hold)."""
+def full_model_nets(work: Path, args, prefix: str) -> tuple[Path, Path]:
+    """The full model's train net over the synthetic LMDB and its deploy net, both at --batch, for `caffe time`."""
     from prototxt.generate import build_net, write_net
 
     lmdb = ensure_data(work, args.frames)
-    train = work / "speed_train_both.prototxt"
+    train = work / f"{prefix}_train_both.prototxt"
     write_net(train, build_net("train", multi_root=True, use_2d_cls=True, batch_size=args.batch,
                                lmdb=str(lmdb / "walking_train.lmdb"), lambda_step_iter=100))
-    deploy = work / "speed_deploy_both.prototxt"
+    deploy = work / f"{prefix}_deploy_both.prototxt"
     net, layout = build_net("deploy", multi_root=True, use_2d_cls=True)
     net.layer[0].input_param.shape[0].dim[0] = args.batch
     write_net(deploy, (net, layout))
-    home = Path(args.caffe_home) if args.caffe_home else None
+    return train, deploy
+
+
+def print_cpu(extra: str = "") -> None:
     print(f"  CPU: {caffe_cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
-          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}; Caffe: {home or 'the venv build'}", flush=True)
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects)')}{extra}", flush=True)
+
+
+def section_speed(work, args):
+    """Caffe vs PyTorch on the same net, same machine, same run (absolute times drift here; ratios hold)."""
+    train, deploy = full_model_nets(work, args, "speed")
+    home = Path(args.caffe_home) if args.caffe_home else None
+    print_cpu(f"; Caffe: {home or 'the venv build'}")
     # Interleaved, twice each: Caffe, PyTorch, Caffe, PyTorch; each side's faster run counts.
     caffe_runs, peer_runs = [], []
     for _ in range(args.speed_rounds):
