@@ -181,3 +181,20 @@ def test_a_frame_where_the_detector_finds_nobody_takes_the_previous_box(trained_
     clip = read_clip(tmp_path / "out/gap.pose3d.npz")
     assert clip["box_sources"][1] == BOX_PREVIOUS and clip["box_sources"][0] == "HOG people detector"
     assert clip["boxes_xyxy"][1].tolist() == clip["boxes_xyxy"][0].tolist()
+
+
+def test_boxes_for_an_image_by_file_name(trained_variants, lmdb_root, synthetic_root, tmp_path):
+    from tools import predict
+
+    deploy, weights = trained_variants["both"]
+    ok, frame = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.55011271.mp4")).read()
+    cv2.imwrite(str(tmp_path / "person.png"), frame)
+    (tmp_path / "boxes.json").write_text(json.dumps([{"file_name": "person.png", "bbox": [350, 250, 300, 500], "score": 1}]))
+    assert predict.main([str(tmp_path / "person.png"), "--boxes", str(tmp_path / "boxes.json"), "--weights", str(weights),
+                         "--deploy", str(deploy), "--train-lmdb", str(lmdb_root / "walking_train.lmdb")]) == 0
+    doc = json.loads((tmp_path / "person.pose3d.json").read_text())
+    assert doc["bbox_from"] == "--boxes" and doc["bbox_xyxy"] == [350, 250, 649, 749]
+    (tmp_path / "boxes.json").write_text(json.dumps([{"file_name": "other.png", "bbox": [350, 250, 300, 500]}]))
+    with pytest.raises(UserError, match="no person detection matches this input's frames"):
+        predict.main([str(tmp_path / "person.png"), "--boxes", str(tmp_path / "boxes.json"), "--weights", str(weights),
+                      "--deploy", str(deploy), "--train-lmdb", str(lmdb_root / "walking_train.lmdb")])

@@ -160,7 +160,7 @@ def find_boxes(inputs: Inputs, args) -> tuple[list, list, list]:
             boxes.append(given_box(image, args.bbox))
             sources.append(BOX_GIVEN)
         elif listed is not None:
-            found = listed.get(index, listed.get(name))
+            found = listed.get(index) or listed.get(inputs.path.name if inputs.kind == "image" else name)
             boxes.append(found[0] if found else None)
             sources.append(BOX_FILE)
         else:
