@@ -1,7 +1,8 @@
 """A clip's predicted 3D poses as a BVH animation (Blender, Maya, Unity, MotionBuilder import it).
 
-The skeleton is fixed: the 17 joints (data_prep.skeleton), each bone at the training set's mean length, in the
-direction it has in the training set's mean pose (the rest pose: every rotation zero). Positions go from the
+The skeleton is fixed: the 17 joints (data_prep.skeleton), each bone at the training set's mean length; the rest
+pose (every rotation zero) is a T-pose facing +Z: legs straight down, spine, neck and head straight up, hips,
+shoulders and arms straight out sideways (the person's right at -X), REST_DIRECTIONS. Positions go from the
 camera axes (x right, y down, z forward) to BVH's (X right, Y up, Z towards the camera): (x, -y, -z), in mm.
 
 Each frame's rotations are found from the predicted positions so that every bone points exactly where the
@@ -17,6 +18,17 @@ from __future__ import annotations
 import numpy as np
 
 ROTATION_ORDER = "ZXY"
+UP, DOWN, LEFT, RIGHT = (0.0, 1.0, 0.0), (0.0, -1.0, 0.0), (1.0, 0.0, 0.0), (-1.0, 0.0, 0.0)  # the person's left: +X
+
+
+def rest_direction(joints, child: int) -> tuple:
+    """The T-pose direction of the bone into joint `child` (by its name in data_prep.skeleton.JOINTS)."""
+    name = joints[child]
+    if name in ("RHip", "LHip", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist"):
+        return RIGHT if name.startswith("R") else LEFT
+    if name in ("RKnee", "RFoot", "LKnee", "LFoot"):
+        return DOWN
+    return UP  # Spine, Thorax, Neck/Nose, Head
 
 
 def to_bvh_axes(points_camera: np.ndarray) -> np.ndarray:
@@ -56,14 +68,12 @@ class Skeleton:
     """The fixed skeleton: nodes (name, parent node, offset, joint index or None for a per-child node, the bone
     (parent joint, child joint) its rotation aims or None) in BVH order, depth first."""
 
-    def __init__(self, joints, parents, bone_lengths: dict, rest_pose: np.ndarray):
+    def __init__(self, joints, parents, bone_lengths: dict):
         self.joints, self.parents = list(joints), list(parents)
         self.children = {j: [c for c, p in enumerate(parents) if p == j] for j in range(len(joints))}
-        rest = to_bvh_axes(rest_pose)
-        self.rest_offset = {}  # (parent joint, child joint) -> rest vector of the bone, BVH axes, its mean length
-        for (p, c), length in bone_lengths.items():
-            d = rest[c] - rest[p]
-            self.rest_offset[(p, c)] = d / np.linalg.norm(d) * float(length)
+        # (parent joint, child joint) -> the bone's rest vector, BVH axes, at its mean length
+        self.rest_offset = {(p, c): np.asarray(rest_direction(self.joints, c)) * float(length)
+                            for (p, c), length in bone_lengths.items()}
         self.nodes = []
         self._add(0, None, np.zeros(3))
 
@@ -95,12 +105,11 @@ class Skeleton:
         return [world[i] if n["parent"] is None else world[n["parent"]].T @ world[i] for i, n in enumerate(self.nodes)]
 
 
-def bvh_text(poses_mm: np.ndarray, joints, parents, bones, bone_lengths_mm, rest_pose_mm, frame_time_s: float) -> str:
+def bvh_text(poses_mm: np.ndarray, joints, parents, bones, bone_lengths_mm, frame_time_s: float) -> str:
     """The BVH file of a clip: poses_mm (F, J, 3) in camera axes; bones [(parent, child)] with bone_lengths_mm
-    beside them (the training LMDB's meta.json: bones, mean_bone_lengths_mm); rest_pose_mm (J, 3) camera axes
-    (meta.json's mean_pose_root_centred_mm); frame_time_s: seconds between the clip's frames."""
-    skeleton = Skeleton(joints, parents, {tuple(b): length for b, length in zip(bones, bone_lengths_mm)},
-                        np.asarray(rest_pose_mm, dtype=np.float64))
+    beside them (the training LMDB's meta.json: bones, mean_bone_lengths_mm); frame_time_s: seconds between the
+    clip's frames."""
+    skeleton = Skeleton(joints, parents, {tuple(b): length for b, length in zip(bones, bone_lengths_mm)})
     lines = ["HIERARCHY"]
     depth_of = {}
 

@@ -34,7 +34,7 @@ EXPORT_OPSET = 17
 INPUT, OUTPUTS = "data", ("softmax_2d", "pose3d", "pose3d_mm")
 LOGITS_2D, PROBS_2D, POSE = "logits_2d", "probs_2d", "pose3d"  # the deploy nets' blobs the outputs come from
 METADATA_KEYS = ("variant", "joints", "parents", "roots", "input", "mean_bgr", "mean_torso_lengths_mm",
-                 "batch_norm", "bones", "mean_bone_lengths_mm", "mean_pose_root_centred_mm", "weights_sha256", "outputs",
+                 "batch_norm", "bones", "mean_bone_lengths_mm", "weights_sha256", "outputs",
                  "producer_version")
 INPUT_CONVENTION = (f"data: (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) float32, the centre {INPUT_SIZE}x{INPUT_SIZE} of the "
                     "250x250 crop of the square around the person, channels B, G, R on the 0-255 scale minus mean_bgr")
@@ -304,8 +304,6 @@ def export_onnx(source: ExportSource, meta: dict, out: Path, fold: bool = True) 
                 # the training skeleton, for the clips' BVH files (tools/predict.py)
                 "bones": json.dumps([list(b) for b in meta.get("bones", [])]),
                 "mean_bone_lengths_mm": json.dumps([float(v) for v in meta.get("mean_bone_lengths_mm", [])]),
-                "mean_pose_root_centred_mm": json.dumps(np.asarray(meta.get("mean_pose_root_centred_mm", []),
-                                                                   dtype=float).tolist()),
                 "weights_sha256": source.weights_sha256, "outputs": OUTPUTS_DOC, "producer_version": "tools/export.py"}
     model = onnx_model(source.net_param, source.params, source.shapes, metadata, fold)
     write_bytes_atomic(Path(out), model.SerializeToString())

@@ -68,13 +68,13 @@ def forward_kinematics(nodes, frame) -> dict:
 
 def test_bvh_round_trip_every_bone_within_one_degree():
     rng = np.random.default_rng(0)
-    rest = np.zeros((17, 3))
-    for j, p in enumerate(PARENTS):  # a plausible rest pose in camera axes: each bone 100-400 mm, mostly vertical
+    start = np.zeros((17, 3))
+    for j, p in enumerate(PARENTS):  # a plausible pose in camera axes: each bone 100-400 mm, mostly vertical
         if p >= 0:
-            rest[j] = rest[p] + rng.normal(0, 80, 3) + np.array([0, 250 if j in (2, 3, 5, 6) else -200, 0])
+            start[j] = start[p] + rng.normal(0, 80, 3) + np.array([0, 250 if j in (2, 3, 5, 6) else -200, 0])
     lengths = [float(rng.uniform(100, 450)) for _ in BONES]
-    poses = rest[None] + rng.normal(0, 120, (6, 17, 3))  # six frames, every bone in a new direction
-    nodes, frames = read_bvh(bvh_text(poses, JOINTS, PARENTS, BONES, lengths, rest, 1 / 25))
+    poses = start[None] + rng.normal(0, 120, (6, 17, 3))  # six frames, every bone in a new direction
+    nodes, frames = read_bvh(bvh_text(poses, JOINTS, PARENTS, BONES, lengths, 1 / 25))
     assert len(frames) == 6 and nodes[0][0] == "Hip" and nodes[0][3][:3] == ["Xposition", "Yposition", "Zposition"]
     bvh_axes = np.array([1.0, -1.0, -1.0])  # camera (x right, y down, z forward) to BVH (Y up, Z towards the camera)
     worst = 0.0
@@ -88,3 +88,7 @@ def test_bvh_round_trip_every_bone_within_one_degree():
             worst = max(worst, float(np.degrees(np.arccos(np.clip(cosine, -1, 1)))))
             assert abs(np.linalg.norm(got) - length) < 0.01
     assert worst < 1.0, worst
+    # the rest pose (every rotation zero) is the T-pose: legs down, arms out to the sides, the right arm at -X
+    rest = forward_kinematics(nodes, np.zeros(frames.shape[1]))
+    assert rest["RFoot"][1] < rest["RKnee"][1] < rest["Hip"][1] < rest["Head"][1]
+    assert rest["RWrist"][0] < rest["RShoulder"][0] < 0 < rest["LShoulder"][0] < rest["LWrist"][0]

@@ -178,7 +178,7 @@ def find_boxes(inputs: Inputs, args) -> tuple[list, list, list]:
 
 
 def load_backend(args) -> tuple:
-    """(forward, the training statistics {mean_bgr, bones, mean_bone_lengths_mm, mean_pose_root_centred_mm}, the
+    """(forward, the training statistics {mean_bgr, bones, mean_bone_lengths_mm}, the
     variant, the weights' sha256) of --backend caffe (the deploy net and --weights, the statistics from
     --train-lmdb) or onnx (the exported model, its statistics from its metadata; caffe is not imported)."""
     from layers.device import use_device
@@ -270,10 +270,9 @@ def predict_clip(inputs, args, forward, stats, variant, sha) -> None:
     npz, _ = write_clip(clip, folder / name)
     written = [npz.name, f"{name}.pose3d.json"]
     rate = inputs.fps / clip.frame_step
-    if all(k in stats and len(stats[k]) for k in ("bones", "mean_bone_lengths_mm", "mean_pose_root_centred_mm")):
+    if all(k in stats and len(stats[k]) for k in ("bones", "mean_bone_lengths_mm")):
         write_text_atomic(folder / f"{name}.bvh", bvh_text(poses, JOINTS, PARENTS, stats["bones"],
-                                                            stats["mean_bone_lengths_mm"],
-                                                            stats["mean_pose_root_centred_mm"], 1.0 / rate))
+                                                            stats["mean_bone_lengths_mm"], 1.0 / rate))
         written.append(f"{name}.bvh")
     else:
         print("no BVH: the training skeleton is unknown (pass --train-lmdb)", file=sys.stderr)
