@@ -3,7 +3,8 @@ without a GPU, so a CUDA build cannot rot unnoticed: the library links CUDA's ru
 pycaffe imports with NCCL; Caffe's CPU gtests pass; training the tiny solver in CPU mode gives the CPU build's
 losses; asking for a GPU that is not there is one clear line. Opt-in (a cold build takes 10-15 minutes on 2
 cores): PARK3D_CUDA_SMOKE=1 checks the default route (11.8); PARK3D_CUDA_SMOKE=13, or 11.8,13 (as .ci/run
-does), the routes named."""
+does), the routes named; a route with "+cudnn9" (11.8+cudnn9) is its build with cuDNN 9 (PARK3D_CUDNN=9), in a
+venv of its own, and its library must link cuDNN too."""
 from __future__ import annotations
 
 import os
@@ -25,7 +26,13 @@ CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME"
 
 
 def venv(route: str) -> Path:
-    return CACHE / f"venv-cuda-{route}"
+    return CACHE / f"venv-cuda-{route.replace('+', '-')}"
+
+
+def route_env(route: str) -> dict:
+    """The set-up's environment for a route of PARK3D_CUDA_SMOKE: "11.8", "13", or either with "+cudnn9"."""
+    cuda, _, extra = route.partition("+")
+    return {"PARK3D_CUDA": cuda, "PARK3D_CUDNN": "9" if extra == "cudnn9" else "off", "PARK3D_VENV": str(venv(route))}
 
 
 @pytest.fixture(scope="module", params=ROUTES or ["none"])
@@ -36,7 +43,7 @@ def route(request) -> str:
 @pytest.fixture(scope="module")
 def cuda_home(route) -> Path:
     out = subprocess.run(["bash", str(REPO / "tools/setup.sh")], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PARK3D_CUDA": route, "PARK3D_VENV": str(venv(route))}, timeout=3600)
+                         env={**os.environ, **route_env(route)}, timeout=3600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     print(f"route {route}:\n{out.stdout}")  # the set-up's step times, cold or cached
     return caffe_home(venv(route))
@@ -44,9 +51,12 @@ def cuda_home(route) -> Path:
 
 def test_the_library_links_cuda_and_nccl(cuda_home, route):
     ldd = subprocess.run(["ldd", str(cuda_home / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
-    major = route.split(".")[0]
-    for lib in (f"libcudart.so.{major}", f"libcublas.so.{major}", "libcurand.so", "libnccl.so"):  # the route's CUDA
+    major = route.split(".")[0].split("+")[0]
+    wanted = [f"libcudart.so.{major}", f"libcublas.so.{major}", "libcurand.so", "libnccl.so"]  # the route's CUDA
+    for lib in wanted + (["libcudnn.so.9"] if route.endswith("+cudnn9") else []):
         assert lib in ldd, (lib, ldd)
+    if not route.endswith("+cudnn9"):
+        assert "libcudnn" not in ldd, ldd
     assert "not found" not in ldd, ldd
 
 
@@ -94,7 +104,7 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert out.returncode == 0, summary + out.stderr[-2000:]
     print(summary)
-    assert re.search(r"Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*\): (\d+) passed, 0 failed", summary)
+    assert re.search(r"Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*:CuDNN\*\): (\d+) passed, 0 failed", summary)
     assert int(re.search(r"gtests .*?: (\d+) passed", summary).group(1)) >= 500
     rows = re.findall(r"^\| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) \| (\d+) \|$", summary, re.M)
     assert [r[0] for r in rows] == ["baseline", "multireg", "2dcls", "both"], summary

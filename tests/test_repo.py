@@ -66,14 +66,14 @@ def test_the_repository_reads_on_its_own():
 
 def lock_values(name: str) -> dict:
     """The KEY=value pairs of a lock file, read the way bash's `source` reads them."""
-    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'
+    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}} ${{!CUDNN_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
     return dict(item.split("=", 1) for item in out.split("\0") if item)
 
 
 def test_each_cuda_route_is_pinned():
     """Route 11.8 pins Debian's package by version, route 13 every wheel by version and sha256; both pin NCCL's
-    wheel by hash, for the CUDA major the route builds with."""
+    and cuDNN's wheels by hash, for the CUDA major the route builds with."""
     debian, pypi = lock_values("cuda-11.8.lock"), lock_values("cuda-13.lock")
     assert re.search(r"nvidia-cuda-toolkit=11\.8\.\S+", debian["CUDA_DEBIAN_PACKAGES"])
     lines = pypi["CUDA_WHEELS"].splitlines()
@@ -81,6 +81,10 @@ def test_each_cuda_route_is_pinned():
     assert {l.split("==")[0] for l in lines} >= {"nvidia-cuda-nvcc", "nvidia-cuda-runtime", "nvidia-cublas", "nvidia-curand"}
     for lock, major in ((debian, "cu11"), (pypi, "cu13")):
         assert re.search(rf"nvidia-nccl-{major}==[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["NCCL_REQUIREMENT"])
+        # cuDNN 9 (PARK3D_CUDNN=9): the wheel of the route's CUDA major, by hash, and the file it names
+        assert re.fullmatch(rf"nvidia-cudnn-{major}==9\.[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["CUDNN_REQUIREMENT"])
+        version = lock["CUDNN_REQUIREMENT"].split("==")[1].split()[0]
+        assert lock["CUDNN_WHEEL"].startswith(f"nvidia_cudnn_{major}-{version}-py3-none-")
 
 
 def run_setup_with_driver(tmp_path, route: str, driver: str):

@@ -13,6 +13,8 @@
 # default route), or a route, built on any machine, GPU or not:
 #   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
+# PARK3D_CUDNN=9 (with a CUDA route; opt-in until a card shows it wins): cuDNN 9 from NVIDIA's PyPI wheel, pinned
+#   by hash in the route's lock, and patches-cudnn/ (the algorithm selection cuDNN 8 removed); its own cache key.
 # PARK3D_VENV: another venv folder (e.g. one per route).
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
 # Layout: the options (read_options, then caffe_options: every derived value and the cache key, in one place),
@@ -69,6 +71,11 @@ read_options() {
     source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
     APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
   fi
+  case "${PARK3D_CUDNN:-off}" in
+    off|OFF|0) CUDNN=off ;;
+    9) CUDNN=9; [ "$CUDA_ROUTE" != off ] || die "PARK3D_CUDNN=9 needs a CUDA route: add PARK3D_CUDA=11.8 (or 13, or on)" ;;
+    *) die "PARK3D_CUDNN=$PARK3D_CUDNN: expected off or 9 (cuDNN 9 from PyPI, with a CUDA route)" ;;
+  esac
 }
 
 # The Caffe build's final options and its cache key, derived once from read_options and the venv's Python.
@@ -90,6 +97,13 @@ caffe_options() {
     CMAKE_OPTIONS="$CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=$CUDA_TOOLKIT_ROOT -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
     CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
     GTEST_CPU_FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
+  fi
+  CUDNN_HOME=""
+  if [ "$CUDNN" = 9 ]; then
+    # the wheel unpacked into the cache (step cudnn); the patches of patches-cudnn/ join the key (apply_patches)
+    CUDNN_HOME=$CACHE_ROOT/cudnn-${CUDNN_WHEEL%%-py3*}
+    CMAKE_OPTIONS="${CMAKE_OPTIONS/-DUSE_CUDNN=OFF/-DUSE_CUDNN=ON} -DCUDNN_INCLUDE=$CUDNN_HOME/nvidia/cudnn/include -DCUDNN_LIBRARY=$CUDNN_HOME/nvidia/cudnn/lib/libcudnn.so"
+    CUDA_KEY="$CUDA_KEY cudnn=$CUDNN_REQUIREMENT $(cat "$ROOT"/third_party/caffe/patches-cudnn/*.patch | sha256sum | cut -c1-16)"
   fi
   PY_ABI=$("$VPY" -c 'import sys, sysconfig, numpy; print(sys.version.split()[0], sysconfig.get_config_var("LIBDIR"), numpy.__version__)')
   # Compiled for this machine's CPU (-march=native by default; PARK3D_MARCH=x86-64-v3, say, for a build that
@@ -188,6 +202,7 @@ step_torch() {
 # A CUDA build loads NCCL and (route 13) the toolkit from the cache: a build whose folders are gone is rebuilt.
 cached_parts_present() {
   [ -z "$NCCL_HOME" ] || [ -f "$NCCL_HOME/.complete" ] || return 1
+  [ -z "$CUDNN_HOME" ] || [ -f "$CUDNN_HOME/.complete" ] || return 1
   [ -z "${CUDA_WHEELS_HOME:-}" ] || [ -f "$CUDA_WHEELS_HOME/.complete" ]
 }
 
@@ -223,6 +238,10 @@ apply_patches() {
   for p in "$ROOT"/third_party/caffe/patches/*.patch; do
     echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p"
   done
+  [ "$CUDNN" = off ] && return 0
+  for p in "$ROOT"/third_party/caffe/patches-cudnn/*.patch; do
+    echo "project (cuDNN): $p"; patch -d "$SRC" -p1 --forward < "$p"
+  done
 }
 
 # unpack_wheels DEST REQUIREMENTS FIXUP: pinned wheels (pip checks every hash) unpacked once into DEST through
@@ -240,6 +259,7 @@ unpack_wheels() {
 # want the plain names.
 plain_so_names() { local lib; for lib in "$@"; do ln -sf "$(basename "$lib")" "${lib%.so.*}.so"; done; }
 nccl_fixup() { plain_so_names "$1"/nvidia/nccl/lib/lib*.so.*; }
+cudnn_fixup() { plain_so_names "$1"/nvidia/cudnn/lib/lib*.so.* && ls "$1"/nvidia/cudnn/include/cudnn_version.h; }
 toolkit_fixup() {  # zipfile keeps no permissions: the compiler's programs made executable, then checked
   chmod +x "$1"/nvidia/cu*/bin/* "$1"/nvidia/cu*/nvvm/bin/* && plain_so_names "$1"/nvidia/cu*/lib/lib*.so.* &&
   "$1"/nvidia/cu*/bin/nvcc --version
@@ -287,12 +307,12 @@ step_caffe() {
     say "caffe: cached at $CAFFE_HOME (skipped)"
     return
   fi
-  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: 10-15)"
+  say "caffe: building into $CAFFE_HOME (CPU_ONLY=$CPU_ONLY${CUDA_KEY:+, CUDA $CUDA_VERSION for sm $CUDA_ARCH_BIN}${CUDNN_HOME:+, cuDNN $CUDNN}, $JOBS jobs); a cold build takes about 5 min on 2 cores (CUDA: 10-15)"
   DL=$CACHE_ROOT/downloads
   WORK=$(mktemp -d "$CACHE_ROOT/build-XXXXXX")
   STAGE=$CACHE_ROOT/.caffe-$CAFFE_KEY.partial.$$
   SRC=$WORK/src
-  trap 'rm -rf "$WORK" "$STAGE" "$NCCL_HOME.partial.$$" "${CUDA_WHEELS_HOME:-$WORK}.partial.$$"' EXIT
+  trap 'rm -rf "$WORK" "$STAGE" "$NCCL_HOME.partial.$$" "${CUDA_WHEELS_HOME:-$WORK}.partial.$$" "${CUDNN_HOME:-$WORK}.partial.$$"' EXIT
   mkdir -p "$DL"
   run_step download "$LOG_DIR/caffe-download.log" fetch_sources
   run_step checksum "$LOG_DIR/caffe-checksum.log" checksum_sources
@@ -307,6 +327,7 @@ step_caffe() {
     export CCACHE_BASEDIR=$WORK  # the build directory is a fresh temp dir each time: hash relative paths
   fi
   [ "$CPU_ONLY" = ON ] || run_step nccl "$LOG_DIR/nccl.log" unpack_wheels "$NCCL_HOME" "$NCCL_REQUIREMENT" nccl_fixup
+  [ -z "$CUDNN_HOME" ] || run_step cudnn "$LOG_DIR/cudnn.log" unpack_wheels "$CUDNN_HOME" "$CUDNN_REQUIREMENT" cudnn_fixup
   # the PyPI route: the pinned toolkit wheels unpacked into one toolkit folder
   [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step cuda-toolkit "$LOG_DIR/cuda-toolkit.log" unpack_wheels "$CUDA_WHEELS_HOME" "$CUDA_WHEELS" toolkit_fixup
   run_step configure "$LOG_DIR/caffe-configure.log" configure_caffe
