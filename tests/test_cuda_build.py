@@ -3,8 +3,8 @@ without a GPU, so a CUDA build cannot rot unnoticed: the library links CUDA's ru
 pycaffe imports with NCCL; Caffe's CPU gtests pass; training the tiny solver in CPU mode gives the CPU build's
 losses; asking for a GPU that is not there is one clear line. Opt-in (a cold build takes 10-15 minutes on 2
 cores): PARK3D_CUDA_SMOKE=1 checks the default route (11.8); PARK3D_CUDA_SMOKE=13, or 11.8,13 (as .ci/run
-does), the routes named; a route with "+cudnn9" (11.8+cudnn9) is its build with cuDNN 9 (PARK3D_CUDNN=9), in a
-venv of its own, and its library must link cuDNN too."""
+does), the routes named; a route with "+cudnn9" (11.8+cudnn9, 13+cudnn9, as .ci/run checks them) is its build
+with cuDNN 9 (PARK3D_CUDNN=9), in a venv of its own, and its library must link cuDNN too."""
 from __future__ import annotations
 
 import os
