@@ -11,7 +11,6 @@ phase), as it is at test time. See docs/design.md, "BatchNorm statistics".
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +45,9 @@ def reestimate_batch_norm(net, deploy_prototxt: str, weights: str, train_lmdb: s
     """Replace the BatchNorm statistics of `net` (a loaded deploy net) by their average over up to `batches`
     shuffled batches of centre crops of the training LMDB, computed with the same weights. Returns the number
     of training images used."""
-    import caffe
+    from .deploy import net_from_text
 
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(statistics_net_text(deploy_prototxt))
-        path = f.name
-    try:
-        stats_net = caffe.Net(path, caffe.TEST, weights=str(weights))
-    finally:
-        Path(path).unlink()
+    stats_net = net_from_text(statistics_net_text(deploy_prototxt), weights)
     stats_net.blobs["data"].reshape(batch_size, 3, INPUT_SIZE, INPUT_SIZE)
     for name in EVALUATION_INPUTS:  # an evaluation net: its error layers run along, on placeholder inputs
         if name in stats_net.blobs:

@@ -40,14 +40,25 @@ def load_deploy_net(deploy_prototxt, weights, batch_size: int | None = None) -> 
     return net, layout
 
 
+def net_from_text(text: str, weights=None):
+    """A caffe.Net in TEST phase from prototxt text (pycaffe takes only a file: a temporary one, removed again)."""
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".prototxt")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return caffe.Net(path, caffe.TEST, **({"weights": str(weights)} if weights is not None else {}))
+    finally:
+        os.unlink(path)
+
+
 def fold_deploy_net(net, layout, deploy_prototxt) -> tuple:
     """(the folded net, its layout) of a net load_deploy_net loaded from `deploy_prototxt` (after any BatchNorm
     re-estimation): the same net without its BatchNorm and Scale layers (layers.fold.folded_net_param), each
     folded into the convolution or inner product before it, its inputs at the loaded net's shapes. A net with
     nothing to fold comes back as it is."""
-    import os
-    import tempfile
-
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -59,13 +70,7 @@ def fold_deploy_net(net, layout, deploy_prototxt) -> tuple:
         return net, layout
     eps = {layer.name: layer.batch_norm_param.eps for layer in net_param.layer if layer.type == "BatchNorm"}
     new = folded_params({name: [blob.data for blob in blobs] for name, blobs in net.params.items()}, pairs, eps)
-    fd, path = tempfile.mkstemp(suffix=".prototxt")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text_format.MessageToString(folded))
-        fnet = caffe.Net(path, caffe.TEST)
-    finally:
-        os.unlink(path)
+    fnet = net_from_text(text_format.MessageToString(folded))
     for name in ("data",) + EVALUATION_INPUTS:
         if name in fnet.blobs:
             fnet.blobs[name].reshape(*net.blobs[name].data.shape)

@@ -207,19 +207,14 @@ def training_flops(net, first_layer: str) -> float:
 def caffe_gemm_rate(size: int = 2048, iters: int = 5) -> float:
     """GFLOP/s of one large single-precision GEMM (size^3) through Caffe's own BLAS: an InnerProduct layer's
     forward in pycaffe, the product Caffe's fully connected layers and its im2col convolutions call."""
-    import tempfile
-
     import caffe
     from caffe import layers as L
+
+    from .deploy import net_from_text
 
     n = caffe.NetSpec()
     n.x = L.Input(shape=dict(dim=[size, size]))
     n.y = L.InnerProduct(n.x, num_output=size, bias_term=False, weight_filler=dict(type="gaussian", std=0.01))
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(str(n.to_proto()))
-    try:
-        net = caffe.Net(f.name, caffe.TEST)
-    finally:
-        os.unlink(f.name)
+    net = net_from_text(str(n.to_proto()))
     net.blobs["x"].data[...] = np.random.default_rng(0).normal(size=(size, size)).astype(np.float32)
     return best_rate(net.forward, 1, iters, rounds=2) * 2.0 * size ** 3 / 1e9

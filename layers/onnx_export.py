@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import UserError
+from data_prep.metrics import ROOT
 from data_prep.files import sha256_of
 from data_prep.skeleton import JOINTS, PARENTS, TORSO_BONES
 
 from .config import CONV_LAYERS, GRID, INPUT_SIZE
 from .fold import CAFFE_BN_EPS, batch_norm_affine, batch_norm_statistics, fold_affine
-from .targets import block_sum_matrix, torso_bone_matrix
+from .layout import TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP
+from .targets import evaluation_maps
 
 EXPORT_OPSET = 17
 INPUT, OUTPUTS = "data", ("softmax_2d", "pose3d", "pose3d_mm")
@@ -200,14 +202,14 @@ class Exporter:
         """pose3d_mm from pose3d (N, J, 3): data_prep.metrics.recover_scale with the lengths as a constant, from
         matrix products (the evaluation net's maps, layers.targets) so that every runtime has the ops."""
         joints = len(JOINTS)
+        maps = evaluation_maps(joints, TORSO_BONES, ROOT)  # (outputs, inputs): transposed for MatMul
         flat = self.node("Flatten", [pose], "pose3d_flat", axis=1)
-        bones = self.node("MatMul", [flat, self.constant("torso_bones_map", torso_bone_matrix(TORSO_BONES, joints).T)],
-                          "torso_bones")
+        bones = self.node("MatMul", [flat, self.constant("torso_bones_map", maps[TORSO_BONES_MAP].T)], "torso_bones")
         squared = self.node("Mul", [bones, bones], "torso_bones_sq")
-        lengths = self.node("MatMul", [squared, self.constant("torso_lengths_sq_map",
-                                                               block_sum_matrix(len(TORSO_BONES), 3).T)], "torso_lengths_sq")
+        lengths = self.node("MatMul", [squared, self.constant("torso_lengths_sq_map", maps[TORSO_LENGTHS_MAP].T)],
+                            "torso_lengths_sq")
         lengths = self.node("Sqrt", [lengths], "torso_lengths")
-        total = self.node("MatMul", [lengths, self.constant("torso_predicted_map", np.ones((len(TORSO_BONES), 1)))],
+        total = self.node("MatMul", [lengths, self.constant("torso_predicted_map", maps[TORSO_SUM_MAP].T)],
                           "torso_predicted")
         total = self.node("Max", [total, self.constant("torso_floor", np.asarray([1e-12]))], "torso_predicted_floor")
         torso = self.constant("mean_torso_sum", np.asarray([float(np.sum(mean_torso_lengths))]))

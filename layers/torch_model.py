@@ -16,12 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_prep.metrics import ROOT
 from data_prep.skeleton import BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES
 
 from . import config
 from .config import scaled
 from .layout import head_name, root_slug
-from .targets import block_sum_matrix, root_average_matrix, torso_bone_matrix
+from .layout import TORSO_BONES_MAP, TORSO_LENGTHS_MAP
+from .targets import evaluation_maps, root_average_matrix
 
 
 class PoseNet(nn.Module):
@@ -56,8 +58,9 @@ class PoseNet(nn.Module):
         self.dropout = nn.Dropout(config.DROPOUT)
         as_buffer = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         self.register_buffer("root_average", as_buffer(root_average_matrix(self.roots, len(JOINTS))))
-        self.register_buffer("torso_bones", as_buffer(torso_bone_matrix(TORSO_BONES, len(JOINTS))))
-        self.register_buffer("torso_lengths_sq", as_buffer(block_sum_matrix(len(TORSO_BONES), 3)))
+        maps = evaluation_maps(len(JOINTS), TORSO_BONES, ROOT)  # the evaluation net's scale-recovery maps
+        self.register_buffer("torso_bones", as_buffer(maps[TORSO_BONES_MAP]))
+        self.register_buffer("torso_lengths_sq", as_buffer(maps[TORSO_LENGTHS_MAP]))
         total = float(np.sum(mean_torso_lengths)) if mean_torso_lengths is not None else float("nan")
         self.register_buffer("mean_torso_sum", torch.tensor([total]))  # set from the training LMDB's meta.json
 
