@@ -66,6 +66,13 @@ def run_caffe_gtests(home: Path, gtest_filter: str, device: int | None = None, e
     return GtestRun(out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0, failed)
 
 
+def has_cudnn(home: Path) -> bool:
+    """Whether the build in `home` links cuDNN (a PARK3D_CUDNN=9 build: its GPU convolutions run through cuDNN,
+    and CAFFE_TF32=1 lets cuBLAS and cuDNN use TF32 tensor cores, third_party/caffe/patches-cudnn/0007)."""
+    ldd = subprocess.run(["ldd", str(Path(home) / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
+    return "libcudnn.so" in ldd
+
+
 def gtest_cpu_filter(home: Path) -> str:
     """The filter of the gtests that run without a GPU, as the set-up recorded it for the build in `home`."""
     recorded = Path(home) / "share" / "caffe_gtest_cpu_filter.txt"

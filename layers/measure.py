@@ -70,15 +70,19 @@ def by_layer_type(model: Path, layers: dict) -> dict:
 
 
 def checked_device(gpu: int | None) -> str:
-    """'CPU', or 'GPU n (card name)' once layers/device.py has checked that this Caffe can use GPU n."""
+    """'CPU', or 'GPU n (card name; cuDNN or not, FP32 or TF32)' once layers/device.py has checked that this Caffe
+    can use GPU n."""
     if gpu is None:
         return "CPU"
     from layers.device import require_gpu
 
+    from .caffe_build import caffe_home, has_cudnn
+
     require_gpu(gpu)
     name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
                           capture_output=True, text=True).stdout.strip()
-    return f"GPU {gpu} ({name or 'unnamed'})"
+    build = "cuDNN" if has_cudnn(caffe_home()) else "no cuDNN"
+    return f"GPU {gpu} ({name or 'unnamed'}; {build}, {'TF32' if os.environ.get('CAFFE_TF32') == '1' else 'FP32'})"
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -134,14 +138,15 @@ def torch_python(venv: Path, install: bool = False) -> Path | None:
     return py if py.is_file() else None
 
 
-def run_peer(venv: Path, install: bool, batch: int, iters: int, device: str | None = None) -> dict | None:
-    """tools/peer_pytorch.py (the same net in PyTorch) in the torch venv: its JSON line, or None (said why)."""
+def run_peer(venv: Path, install: bool, batch: int, iters: int, device: str | None = None, tf32: bool = False) -> dict | None:
+    """tools/peer_pytorch.py (the same net in PyTorch) in the torch venv: its JSON line, or None (said why).
+    tf32: let its GPU matrix products and convolutions use TF32 (else FP32, as Caffe's)."""
     py = torch_python(venv, install)
     if py is None:
         print(f"  torch       no torch venv at {venv} (pass --install-torch); skipped")
         return None
     out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(batch), "--iters", str(iters),
-                          "--device", device or "cpu"], capture_output=True, text=True)
+                          "--device", device or "cpu", "--tf32", "on" if tf32 else "off"], capture_output=True, text=True)
     if out.returncode:
         print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
         return None

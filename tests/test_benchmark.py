@@ -20,3 +20,20 @@ def test_benchmark_gpu_sections_on_a_cpu_only_build_are_one_line_before_any_work
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert "--gpu 0: this Caffe was built CPU-only" in out.stderr and len(out.stderr.strip().splitlines()) == 1
         assert not any((tmp_path / section).iterdir())
+
+
+def test_tf32_needs_a_gpu_and_a_cudnn_build_and_says_so_in_one_line(tmp_path):
+    """--tf32 is the cuDNN build's GPU option (CAFFE_TF32=1): without --gpu, or with a Caffe that has no cuDNN,
+    it is one line naming the set-up that has it, exit code 2, before any work."""
+    import subprocess
+
+    from layers.caffe_build import caffe_home, has_cudnn
+
+    if has_cudnn(caffe_home()):
+        pytest.skip("this Caffe has cuDNN")
+    for gpu in ([], ["--gpu", "0"]):
+        out = subprocess.run([str(REPO / ".venv/bin/python"), str(REPO / "tools/benchmark.py"), "--sections", "caffe-time",
+                              "--tf32", *gpu, "--work", str(tmp_path / "w")], capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert "--tf32: TF32 is GPU math of the cuDNN build" in out.stderr and "PARK3D_CUDNN=9" in out.stderr
+        assert not (tmp_path / "w").exists()

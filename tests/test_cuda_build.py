@@ -75,9 +75,13 @@ def test_caffe_cpu_gtests_pass(cuda_home):
     assert run.passed >= 500, run.passed
 
 
-def losses(caffe_binary: Path) -> list:
-    out = subprocess.run([str(caffe_binary), "train", "-solver", "tests/data/tiny_solver.prototxt"], cwd=REPO,
-                         capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0"}, timeout=600)
+def train_tiny(caffe_binary: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([str(caffe_binary), "train", "-solver", "tests/data/tiny_solver.prototxt"], cwd=REPO,
+                          capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0", **env}, timeout=600)
+
+
+def losses(caffe_binary: Path, **env) -> list:
+    out = train_tiny(caffe_binary, **env)
     assert out.returncode == 0, out.stderr[-3000:]
     return [float(v) for v in re.findall(r"Iteration \d+ \(.*\), loss = ([0-9.e+-]+)", out.stderr)]
 
@@ -88,13 +92,30 @@ def test_cpu_mode_training_matches_the_cpu_build(cuda_home, route):
     assert cuda == pytest.approx(cpu, rel=1e-5), (cpu, cuda)
 
 
+def test_the_tf32_option_is_read_at_start_up(cuda_home, route):
+    """The cuDNN builds' CAFFE_TF32 (patch 0007): a value other than 0 or 1 stops Caffe when it starts, naming the
+    value, with or without a GPU; CAFFE_TF32=1 says so in the log and leaves CPU-mode training as it was (TF32 is
+    GPU math). What it changes on a card is measured by tools/device_check.sh."""
+    if not route.endswith("+cudnn9"):
+        pytest.skip("CAFFE_TF32 is an option of the cuDNN builds (third_party/caffe/patches-cudnn/0007)")
+    caffe = venv(route) / "bin" / "caffe"
+    bad = train_tiny(caffe, CAFFE_TF32="yes")
+    assert bad.returncode != 0 and "CAFFE_TF32=yes: expected 0" in bad.stderr, bad.stderr[-2000:]
+    on = train_tiny(caffe, CAFFE_TF32="1")
+    assert on.returncode == 0 and "CAFFE_TF32=1: cuBLAS and cuDNN may use TF32" in on.stderr, on.stderr[-2000:]
+    assert "TF32" not in train_tiny(caffe, CAFFE_TF32="0").stderr
+    assert losses(caffe, CAFFE_TF32="1") == pytest.approx(losses(REPO / ".venv" / "bin" / "caffe"), rel=1e-5)
+
+
 def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_path):
-    """tools/device_bundle.sh packs the route-13 build for a GPU machine without network, and
-    tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
-    CUDA 13's libraries): the libraries resolve, Caffe's CPU gtests pass, `caffe time` runs the four variants'
-    time, deploy and evaluate nets (no Python layer). Batch 2, one iteration: a check, not a figure."""
-    if route != "13":
-        pytest.skip("the GPU machines' kit is built from route 13 (their driver and PyTorch are CUDA 13)")
+    """tools/device_bundle.sh packs route 13's builds, without and with cuDNN, for a GPU machine without network,
+    and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
+    CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
+    runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
+    with CAFFE_TF32=1. Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of
+    .ci/run's routes, when both builds are in the cache."""
+    if route != "13+cudnn9":
+        pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
     bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True, text=True,
                             env=env, timeout=1200)
@@ -104,8 +125,13 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert out.returncode == 0, summary + out.stderr[-2000:]
     print(summary)
-    assert re.search(r"Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*:CuDNN\*\): (\d+) passed, 0 failed", summary)
-    assert int(re.search(r"gtests .*?: (\d+) passed", summary).group(1)) >= 500
-    rows = re.findall(r"^\| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) \| (\d+) \|$", summary, re.M)
-    assert [r[0] for r in rows] == ["baseline", "multireg", "2dcls", "both"], summary
-    assert all(float(r[1]) > 0 and int(r[2]) > 0 for r in rows), rows
+    gtests = re.findall(r"^(plain|cudnn9) build, Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*:CuDNN\*\): (\d+) passed, "
+                        r"0 failed", summary, re.M)
+    assert [g[0] for g in gtests] == ["plain", "cudnn9"] and all(int(g[1]) >= 500 for g in gtests), summary
+    assert re.search(r"^cuDNN at run time: 9\.\d+\.\d+ \(/", summary, re.M), summary
+    rows = re.findall(r"^\| (plain|cudnn9) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) "
+                      r"\| (\d+) \|$", summary, re.M)
+    variants = ["baseline", "multireg", "2dcls", "both"]
+    assert [r[:3] for r in rows] == ([("plain", "FP32", v) for v in variants] + [("cudnn9", "FP32", v) for v in variants]
+                                     + [("cudnn9", "TF32", "both")]), summary
+    assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows

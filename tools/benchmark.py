@@ -33,8 +33,9 @@ Sections:
 The PyTorch peer runs in its own venv (torch is not a project dependency): `--install-torch` makes it at
 --torch-venv (default ~/.cache/park3dpose/torch-venv) with torch 2.13.0 (CPU build). `--caffe-home DIR`
 times another Caffe build (a cache folder of tools/setup.sh) in the speed section, for before/after tables.
-On a GPU (issue 9's figures: batch 128, the card's name printed first):
+On a GPU (issue 9's figures: batch 128; each row names the card, whether the build has cuDNN, FP32 or TF32):
   python tools/benchmark.py --gpu 0 --batch 128 --sections gpu-gtests caffe-time train eval torch
+  ... --tf32      (a cuDNN build, PARK3D_CUDNN=9: Caffe with CAFFE_TF32=1, the peer with TF32)
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import REPO, run_tool
+from data_prep.cli import REPO, UserError, run_tool
 from layers.measure import (CACHE, TORCH_PIN, by_layer_type, caffe_cpu_model, caffe_time, caffe_time_layers, checked_device,
                             peak_rss_of, run_peer)
 def zfnet_like(batch):
@@ -522,9 +523,10 @@ def section_parity(work, args):
 
 def section_torch(work, args):
     peer = run_peer(args.torch_venv, args.install_torch, args.batch, args.torch_iters,
-                    None if args.gpu is None else f"cuda:{args.gpu}")
+                    None if args.gpu is None else f"cuda:{args.gpu}", args.tf32)
     if peer:
-        yield (f"PyTorch {peer['torch']} same net, {peer['device']}, train step (SGD included), batch {args.batch}",
+        math = "TF32" if args.tf32 else "FP32"
+        yield (f"PyTorch {peer['torch']} same net, {peer['device']} ({math}), train step (SGD included), batch {args.batch}",
             args.batch * 1000 / peer["train_step_ms"], "img/s")
 
 
@@ -619,6 +621,8 @@ def main(argv=None) -> int:
     parser.add_argument("--long-frames", type=int, default=5000, help="memory section: frames per sequence")
     parser.add_argument("--gpu", type=int, default=None, help="caffe-time, train, eval, torch, gpu-gtests: on this GPU "
                         "(Caffe built with CUDA; torch from a CUDA build)")
+    parser.add_argument("--tf32", action="store_true", help="with --gpu and a cuDNN build (PARK3D_CUDNN=9): Caffe with "
+                        "CAFFE_TF32=1 and the PyTorch peer with TF32, tensor-core math for FP32 (results change; default FP32)")
     parser.add_argument("--train-iters", type=int, default=30)
     parser.add_argument("--torch-iters", type=int, default=5)
     parser.add_argument("--torch-venv", default=str(CACHE / "torch-venv"), help="venv holding torch for the PyTorch peer")
@@ -629,6 +633,13 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", help="parity section: a trained full-model .caffemodel (default: the demo's)")
     parser.add_argument("--lmdb-root", help="parity section: the folder of its walking_train/test.lmdb")
     args = parser.parse_args(argv)
+    if args.tf32:
+        from layers.caffe_build import caffe_home, has_cudnn
+
+        if args.gpu is None or not has_cudnn(caffe_home()):
+            raise UserError("--tf32: TF32 is GPU math of the cuDNN build: pass --gpu N, with Caffe set up by "
+                            "PARK3D_CUDA=13 PARK3D_CUDNN=9 bash tools/setup.sh")
+        os.environ["CAFFE_TF32"] = "1"  # read by Caffe when it starts (this process's pycaffe, and each `caffe time`)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"benchmark on {os.cpu_count()} cores; batch {args.batch}")

@@ -5,6 +5,9 @@ layers/torch_model.PoseNet, built from layers/config.py, the numbers prototxt/ge
 
   TORCH_VENV/bin/python tools/peer_pytorch.py --batch 32 --iters 5     # prints one JSON line
   TORCH_VENV/bin/python tools/peer_pytorch.py --batch 128 --device cuda:0  # needs a CUDA build of torch
+
+On a GPU the matrix products and convolutions run in FP32 by default, as Caffe's do (torch's own default lets cuDNN
+use TF32 on Ampere and later); --tf32 on lets both use TF32 tensor cores, the peer of Caffe with CAFFE_TF32=1.
 """
 from __future__ import annotations
 
@@ -27,12 +30,15 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cpu", help="cpu, or cuda:N (a CUDA build of torch)")
+    parser.add_argument("--tf32", choices=("off", "on"), default="off",
+                        help="TF32 tensor cores in cuBLAS and cuDNN (a GPU from Ampere on; default off: FP32 math)")
     args = parser.parse_args(argv)
     import torch
 
     from layers.torch_model import PoseNet
 
     torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -76,6 +82,8 @@ def main(argv=None) -> int:
         forward_backward()
 
     result = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(), "batch": args.batch,
+              "tf32": args.tf32, "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+              "cudnn_benchmark": torch.backends.cudnn.benchmark,
               "forward_backward_ms": timed(fwd_bwd, args.iters), "train_step_ms": timed(train_step, args.iters)}
     net.eval()
     with torch.no_grad():
