@@ -4,7 +4,7 @@
 # the Debian libraries they load that an Ubuntu-like image lacks, Caffe's gtest binaries and data, and the nets
 # `caffe time` runs without Python (prototxt.generate --timing-nets, batch 128). CUDA's own libraries (cudart,
 # cuBLAS, cuRAND, NCCL 13) and cuDNN 9 (about 1 GB) are not packed: the machine's PyTorch wheels carry them.
-# Output: .device/caffe-cuda13.tar.xz (about 30 MB; git ignores .device/), then e.g. the device tool:
+# Output: .device/caffe-cuda13.tar.xz (about 25 MB; git ignores .device/), then e.g. the device tool:
 # carry [".device"], command "bash tools/device_check.sh".
 #   bash tools/device_bundle.sh [BATCH]        (PARK3D_DEVICE_DIR: another folder than .device)
 set -euo pipefail
@@ -40,4 +40,4 @@ echo "nets at batch $BATCH" >> "$B/share/bundle.txt"
 mkdir -p "$DEVICE_DIR"
 tar cJf "$DEVICE_DIR/caffe-cuda13.tar.xz.partial" -C "$STAGE" caffe-cuda13
 mv "$DEVICE_DIR/caffe-cuda13.tar.xz.partial" "$DEVICE_DIR/caffe-cuda13.tar.xz"
-echo "wrote $DEVICE_DIR/caffe-cuda13.tar.xz ($(du -h "$DEVICE_DIR/caffe-cuda13.tar.xz" | cut -f1); builds: $(ls "$B/builds" | tr '\n' ' ')$(ls "$B/deps" | wc -l) libraries, $(ls "$B/nets" | wc -l) nets)"
+echo "wrote $DEVICE_DIR/caffe-cuda13.tar.xz ($(du -h "$DEVICE_DIR/caffe-cuda13.tar.xz" | cut -f1); builds $(ls "$B/builds" | paste -sd,); $(ls "$B/deps" | wc -l) libraries, $(ls "$B/nets" | wc -l) nets)"
