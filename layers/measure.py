@@ -81,8 +81,9 @@ def checked_device(gpu: int | None) -> str:
     require_gpu(gpu)
     name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
                           capture_output=True, text=True).stdout.strip()
-    build = "cuDNN" if has_cudnn(caffe_home()) else "no cuDNN"
-    return f"GPU {gpu} ({name or 'unnamed'}; {build}, {'TF32' if os.environ.get('CAFFE_TF32') == '1' else 'FP32'})"
+    cudnn = has_cudnn(caffe_home())  # CAFFE_TF32 is an option of the cuDNN builds; the others ignore it
+    math = "TF32" if cudnn and os.environ.get("CAFFE_TF32") == "1" else "FP32"
+    return f"GPU {gpu} ({name or 'unnamed'}; {'cuDNN' if cudnn else 'no cuDNN'}, {math})"
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -637,8 +637,8 @@ def main(argv=None) -> int:
         from layers.caffe_build import caffe_home, has_cudnn
 
         if args.gpu is None or not has_cudnn(caffe_home()):
-            raise UserError("--tf32: TF32 is GPU math of the cuDNN build: pass --gpu N, with Caffe set up by "
-                            "PARK3D_CUDA=13 PARK3D_CUDNN=9 bash tools/setup.sh")
+            raise UserError("--tf32: TF32 is GPU math of the cuDNN build: pass --gpu N, with Caffe set up on the GPU "
+                            "machine by PARK3D_CUDNN=9 bash tools/setup.sh")
         os.environ["CAFFE_TF32"] = "1"  # read by Caffe when it starts (this process's pycaffe, and each `caffe time`)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
