@@ -3,12 +3,18 @@
 the motion reads (left side red, right side blue, as in the figures)."""
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from .cli import UserError
+from .files import no_room, temporary_name
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
+FULL_BELOW = 4 * 2 ** 20  # a video that lost frames with less free space than this was cut short by a full disk
 HEIGHT = 480  # the video's height; the frame is scaled to it, the skeleton panel is HEIGHT x HEIGHT
 VIEW_AZIMUTH_DEG = 30.0
 COLOURS_BGR = {"left": (40, 40, 220), "right": (220, 90, 30), "centre": (30, 30, 30)}
@@ -65,14 +71,15 @@ def frame_panel(image_bgr: np.ndarray, box, joints2d_px) -> np.ndarray:
 
 
 class ClipVideo:
-    """Frames appended one by one to `<path>.tmp.mp4`, renamed to `path` on close (never a half-written video);
-    `fps`: the clip's fps divided by its frame step."""
+    """Frames appended one by one to a temporary name beside `path` (data_prep.files.temporary_name), renamed to
+    `path` on close once the file is read back with every frame (OpenCV's writer drops what does not fit on the
+    disk without a word): never a half-written video. `fps`: the clip's fps divided by its frame step."""
 
     def __init__(self, path: Path, fps: float, view: SkeletonView, frame_width: int):
         import cv2
 
         self.path, self.view = Path(path), view
-        self.tmp = self.path.with_name(self.path.stem + ".tmp.mp4")
+        self.tmp = temporary_name(self.path, ".mp4")
         self.size = (frame_width + view.size, HEIGHT)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.size)
         if not self.writer.isOpened():
@@ -89,7 +96,19 @@ class ClipVideo:
         self.frames += 1
 
     def close(self) -> Path:
+        import cv2
+
         self.writer.release()
+        stored = cv2.VideoCapture(str(self.tmp))
+        count = int(stored.get(cv2.CAP_PROP_FRAME_COUNT)) if stored.isOpened() else 0
+        stored.release()
+        if count != self.frames:
+            free = shutil.disk_usage(self.tmp.parent).free
+            self.tmp.unlink(missing_ok=True)
+            if free < FULL_BELOW:
+                raise no_room(self.path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            raise UserError(f"{self.path}: OpenCV's writer stored {count} of the {self.frames} frames, and nothing of "
+                            "the video is left; check the disk and write it again")
         self.tmp.replace(self.path)
         return self.path
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import NO_ROOM, no_room, temporary_name
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
 
@@ -25,10 +26,17 @@ def _save(fig, out_png: Path, dpi: int) -> Path:
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = out_png.with_name(out_png.stem + ".tmp" + out_png.suffix)
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(out_png)
+    tmp = temporary_name(out_png, out_png.suffix)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        tmp.replace(out_png)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in NO_ROOM:
+            raise no_room(out_png, e) from e
+        raise
+    finally:
+        plt.close(fig)
     return out_png
 
 

@@ -2,12 +2,29 @@
 disk checked before a long job writes them."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from .cli import DiskFullError
+
+# errno values of a write that found no room: a full disk, a full quota, a file-size limit (ulimit -f)
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def temporary_name(path: Path, suffix: str = "") -> Path:
+    """Where `path` is written before it is renamed into place: beside it, and one per process, so two programs
+    writing the same output each write a whole file (the last rename wins) instead of one file together."""
+    path = Path(path)
+    return path.with_name(f"{path.stem if suffix else path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def no_room(path: Path, error: OSError) -> DiskFullError:
+    """The one line for an output that did not fit: nothing of it is left (the caller removed its temporary file)."""
+    return DiskFullError(f"{path}: the disk is full ({error.strerror or error}); {Path(path).name} was not written and "
+                         f"nothing of it is left; free space on {Path(path).parent} or write it to another disk")
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -16,14 +33,19 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """`data` into `path` through a temporary name beside it; on a failed write (a full disk) the temporary file
-    is removed and the target left as it was."""
+    """`data` into `path` through a temporary name beside it (temporary_name); on a failed write the temporary
+    file is removed and the target left as it was, and a full disk is a DiskFullError naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_name(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in NO_ROOM:
+            raise no_room(path, e) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

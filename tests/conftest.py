@@ -3,7 +3,9 @@ for a few iterations, built once per test session; Caffe's location; a numerical
 layers."""
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +91,20 @@ def trained(tmp_path_factory, lmdb_root):
     solver = small_solver(d, lmdb_root, "solver_walking", 3)
     final = train_to_completion(solver.rename(d / "solver_walking.prototxt"), d / "train.log", progress=False)
     return d, final
+
+
+@contextlib.contextmanager
+def small_disk_at(folder: Path, size: int):
+    """A disk of `size` bytes (a tmpfs) mounted at `folder`, for writes that fill it; the test skips where it
+    cannot mount one (it needs root and mount rights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float) -> np.ndarray:

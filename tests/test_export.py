@@ -55,3 +55,17 @@ def test_torch_without_torch_is_one_line(trained_variants, lmdb_root, tmp_path):
     r = run_export("--weights", weights, "--deploy", deploy, "--train-lmdb", lmdb_root / "walking_train.lmdb",
                    "--torch", tmp_path / "a.pt")
     assert r.returncode == 2 and "torch is not installed" in r.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_disk_that_fills_is_one_line_and_leaves_no_model(trained_variants, lmdb_root, tmp_path):
+    """The model does not fit on the disk it is written to: one line naming it, exit code 2, nothing of it left."""
+    from conftest import small_disk_at
+
+    deploy, weights = trained_variants["both"]
+    with small_disk_at(tmp_path / "disk", 1024 * 1024) as disk:  # the quarter-width model is larger than 1 MB
+        r = run_export("--weights", weights, "--deploy", deploy, "--train-lmdb", lmdb_root / "walking_train.lmdb",
+                       "--bn-batches", 1, "--onnx", disk / "model.onnx")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+        assert f"{disk}/model.onnx: the disk is full (No space left on device)" in lines[0], lines
+        assert list(disk.iterdir()) == []

@@ -20,7 +20,7 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from conftest import REPO
+from conftest import REPO, small_disk_at
 from data_prep.records import read_meta
 from prototxt.generate import VARIANTS, Schedule, build_net, write_experiment, write_net
 
@@ -398,14 +398,8 @@ def test_meta_json_faults_are_named_before_caffe_starts(tmp_path, lmdb_root):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    size = 120 * 2 ** 20  # passes the start's check (6 x 14.5 MB) with room to spare
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
+    with small_disk_at(tmp_path / "disk", 120 * 2 ** 20) as mount:  # passes the start's check (6 x 14.5 MB) with room
+        yield mount
 
 
 def test_a_disk_that_fills_during_a_run_is_one_line_with_nothing_partial_left(tmp_path, lmdb_root, reference,
