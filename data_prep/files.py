@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
+import socket
 from pathlib import Path
 
 from .cli import DiskFullError
@@ -14,11 +16,33 @@ from .cli import DiskFullError
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
 def temporary_name(path: Path, suffix: str = "") -> Path:
-    """Where `path` is written before it is renamed into place: beside it, and one per process, so two programs
-    writing the same output each write a whole file (the last rename wins) instead of one file together."""
+    """Where `path` is written before it is renamed into place: beside it, one per host and process, so two
+    programs writing the same output each write a whole file (the last rename wins) instead of one file
+    together. The temporary files that killed writers of this host left for `path` are removed first."""
     path = Path(path)
-    return path.with_name(f"{path.stem if suffix else path.name}.{os.getpid()}.tmp{suffix}")
+    base = path.stem if suffix else path.name
+    pattern = re.compile(re.escape(f"{base}.{_host()}.") + r"(\d+)" + re.escape(f".tmp{suffix}") + "$")
+    if path.parent.is_dir():
+        for left in path.parent.iterdir():
+            m = pattern.match(left.name)
+            if m and not _alive(int(m.group(1))):
+                left.unlink(missing_ok=True)
+    return path.with_name(f"{base}.{_host()}.{os.getpid()}.tmp{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def no_room(path: Path, error: OSError) -> DiskFullError:

@@ -41,3 +41,24 @@ def test_two_programs_writing_one_output_leave_one_whole_file(tmp_path):
     data = target.read_bytes()
     assert len(data) == 8 * 1024 * 1024 and data in (b"a" * len(data), b"b" * len(data))
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
+    """A writer killed mid-write (kill -9, a power cut) leaves its temporary file and never the target; the next
+    write of that output removes what dead processes of this host left, and leaves a live writer's alone."""
+    import os
+    import subprocess
+    import sys
+
+    from data_prep.files import temporary_name
+
+    target = tmp_path / "model.onnx"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited: its pid is free
+    left = temporary_name(target).name.replace(f".{os.getpid()}.tmp", f".{dead_pid}.tmp")
+    (tmp_path / left).write_bytes(b"half a model")
+    live = tmp_path / temporary_name(target).name.replace(f".{os.getpid()}.tmp", f".{os.getppid()}.tmp")
+    live.write_bytes(b"another program, still writing")
+    write_bytes_atomic(target, b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name])
+    assert target.read_bytes() == b"whole"
