@@ -112,7 +112,7 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
     CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
     runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
-    with CAFFE_TF32=1. Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of
+    with CAFFE_TF32=1 and with CAFFE_CUDNN_REQUERY=1. Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of
     .ci/run's routes, when both builds are in the cache."""
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
@@ -129,9 +129,9 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
                         r"0 failed", summary, re.M)
     assert [g[0] for g in gtests] == ["plain", "cudnn9"] and all(int(g[1]) >= 500 for g in gtests), summary
     assert re.search(r"^cuDNN at run time: 9\.\d+\.\d+ \(/", summary, re.M), summary
-    rows = re.findall(r"^\| (plain|cudnn9) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) "
+    rows = re.findall(r"^\| (plain|cudnn9|cudnn9-requery) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) "
                       r"\| (\d+) \|$", summary, re.M)
     variants = ["baseline", "multireg", "2dcls", "both"]
     assert [r[:3] for r in rows] == ([("plain", "FP32", v) for v in variants] + [("cudnn9", "FP32", v) for v in variants]
-                                     + [("cudnn9", "TF32", "both")]), summary
+                                     + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both")]), summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows

@@ -4,7 +4,8 @@
 # driver and the cuDNN found; per build, Caffe's GPU gtests of the layer types the nets use (with cuDNN: its
 # CuDNN* layers too); `caffe time -gpu 0` of the four variants (the time nets: training's forward and backward
 # without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in FP32, and
-# the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option); the PyTorch peer
+# the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option) and with the cuDNN algorithms
+# queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per shape); the PyTorch peer
 # (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each. Rows and the log
 # files go to $OUT (else out/device-check); summary.md holds the table.
 #   bash tools/device_check.sh          # on the GPU machine (the device tool: carry [".device"])
@@ -86,28 +87,32 @@ if [ "${GTESTS:-1}" != 0 ]; then
 fi
 
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
-timing() {  # BUILD TF32 NET PHASE -> "forward_ms backward_ms"
-  local log="$OUT/time_$1_tf32-$2_$(basename "$3" .prototxt).log"
-  LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 GLOG_minloglevel=0 timeout 120 \
-    "$B/builds/$1/bin/caffe" time -model "$3" -phase "$4" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
+timing() {  # BUILD TF32 REQUERY NET PHASE -> "forward_ms backward_ms"
+  local log="$OUT/time_$1_tf32-$2_requery-$3_$(basename "$4" .prototxt).log"
+  LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 GLOG_minloglevel=0 timeout 120 \
+    "$B/builds/$1/bin/caffe" time -model "$4" -phase "$5" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
   awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' "$log"
 }
 {
+  [ $MODE = cpu ] && echo && echo "A --cpu rehearsal: every build runs Caffe's CPU engine here (no cuDNN, no TF32), 1 iteration: the rows check the steps, their figures mean nothing."
   echo; echo "| build | math | variant | training forward+backward, ms | training img/s | deploy forward img/s | evaluate forward img/s |"
   echo "|---|---|---|---:|---:|---:|---:|"
 } | tee -a "$OUT/summary.md"
 : > "$WORK/caffe_both.txt"
-for run in "plain 0 baseline multireg 2dcls both" "cudnn9 0 baseline multireg 2dcls both" "cudnn9 1 both"; do
-  read -r build tf32 variants <<< "$run"
+# LABEL BUILD CAFFE_TF32 CAFFE_CUDNN_REQUERY VARIANTS...; cudnn9-requery: the cuDNN build querying its convolution
+# algorithms before every pass, as upstream Caffe did (patch 0008 keeps them per input shape)
+for run in "plain plain 0 0 baseline multireg 2dcls both" "cudnn9 cudnn9 0 0 baseline multireg 2dcls both" \
+           "cudnn9 cudnn9 1 0 both" "cudnn9-requery cudnn9 0 1 both"; do
+  read -r label build tf32 requery variants <<< "$run"
   math=$([ "$tf32" = 1 ] && echo TF32 || echo FP32)
   for variant in $variants; do
-    read -r tf tb < <(timing "$build" "$tf32" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
-    read -r df _ < <(timing "$build" "$tf32" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
-    read -r ef _ < <(timing "$build" "$tf32" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
-    awk -v b="$build" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
+    read -r tf tb < <(timing "$build" "$tf32" "$requery" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
+    read -r df _ < <(timing "$build" "$tf32" "$requery" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
+    read -r ef _ < <(timing "$build" "$tf32" "$requery" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
       tee -a "$OUT/summary.md"
-    [ "$variant" = both ] && echo "$build $math $tf $tb $df" >> "$WORK/caffe_both.txt"
+    [ "$variant" = both ] && echo "$label $math $tf $tb $df" >> "$WORK/caffe_both.txt"
   done
 done
 
@@ -133,11 +138,19 @@ for tf32, math in (("off", "FP32"), ("on", "TF32")):
               f"train step with SGD {peer['train_step_ms']:.2f} ms, deploy forward {peer['deploy_forward_ms']:.2f} ms "
               f"({batch * 1000 / peer['deploy_forward_ms']:.0f} img/s)")
 print("\nCaffe / PyTorch speed, full model, same math (> 1: Caffe is faster):" + ("" if peers else " no PyTorch figure"))
+rows = {}
 for line in open(sys.argv[3]):
     build, math, tf, tb, df = line.split()
-    if math in peers and "nan" not in (tf, tb, df):
+    if "nan" in (tf, tb, df):
+        continue
+    rows[build, math] = (float(tf) + float(tb), float(df))
+    if math in peers:
         peer = peers[math]
-        print(f"- {build} {math}: training (forward+backward) {peer['forward_backward_ms'] / (float(tf) + float(tb)):.2f}, "
-              f"deploy inference {peer['deploy_forward_ms'] / float(df):.2f}")
+        print(f"- {build} {math}: training (forward+backward) {peer['forward_backward_ms'] / rows[build, math][0]:.2f}, "
+              f"deploy inference {peer['deploy_forward_ms'] / rows[build, math][1]:.2f}")
+if ("cudnn9", "FP32") in rows and ("cudnn9-requery", "FP32") in rows:
+    (kept_t, kept_d), (again_t, again_d) = rows["cudnn9", "FP32"], rows["cudnn9-requery", "FP32"]
+    print(f"\ncuDNN algorithms kept per input shape (patch 0008) against queried before every pass, full model, FP32 "
+          f"(> 1: keeping is faster): training {again_t / kept_t:.2f}, deploy inference {again_d / kept_d:.2f}")
 PY
 echo "device_check: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
