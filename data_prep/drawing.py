@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import NO_ROOM, no_room, temporary_name
+from .files import atomic_output
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
 
@@ -24,17 +24,10 @@ def _save(fig, out_png: Path, dpi: int) -> Path:
     import matplotlib.pyplot as plt
 
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = temporary_name(out_png, out_png.suffix)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        tmp.replace(out_png)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.errno in NO_ROOM:
-            raise no_room(out_png, e) from e
-        raise
+        with atomic_output(out_png, out_png.suffix) as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
     return out_png

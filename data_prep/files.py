@@ -2,7 +2,9 @@
 disk checked before a long job writes them."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -16,23 +18,34 @@ from .cli import DiskFullError
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+@functools.lru_cache(maxsize=1)
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+_SWEPT: set = set()  # (pid, folder) pairs whose dead writers' temporary files this process has removed
 
 
 def temporary_name(path: Path, suffix: str = "") -> Path:
     """Where `path` is written before it is renamed into place: beside it, one per host and process, so two
     programs writing the same output each write a whole file (the last rename wins) instead of one file
-    together. The temporary files that killed writers of this host left for `path` are removed first."""
+    together. The first temporary name a process asks for in a folder removes the temporary files that killed
+    writers of this host left there (once per folder: a clip's thousands of per-frame files list it once)."""
     path = Path(path)
-    base = path.stem if suffix else path.name
-    pattern = re.compile(re.escape(f"{base}.{_host()}.") + r"(\d+)" + re.escape(f".tmp{suffix}") + "$")
-    if path.parent.is_dir():
-        for left in path.parent.iterdir():
-            m = pattern.match(left.name)
-            if m and not _alive(int(m.group(1))):
-                left.unlink(missing_ok=True)
-    return path.with_name(f"{base}.{_host()}.{os.getpid()}.tmp{suffix}")
+    _sweep(path.parent)
+    return path.with_name(f"{path.stem if suffix else path.name}.{_host()}.{os.getpid()}.tmp{suffix}")
+
+
+def _sweep(folder: Path) -> None:
+    key = (os.getpid(), str(folder.resolve()))
+    if key in _SWEPT or not folder.is_dir():
+        return
+    _SWEPT.add(key)
+    left_by = re.compile(r"\." + re.escape(_host()) + r"\.(\d+)\.tmp(\.\w+)?$")
+    for left in folder.iterdir():
+        m = left_by.search(left.name)
+        if m and not _alive(int(m.group(1))):
+            left.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -41,7 +54,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 
@@ -51,19 +64,16 @@ def no_room(path: Path, error: OSError) -> DiskFullError:
                          f"nothing of it is left; free space on {Path(path).parent} or write it to another disk")
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """`text` into `path` (its folder made if missing); a reader never sees a half-written file."""
-    return write_bytes_atomic(path, text.encode())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """`data` into `path` through a temporary name beside it (temporary_name); on a failed write the temporary
-    file is removed and the target left as it was, and a full disk is a DiskFullError naming `path`."""
+@contextlib.contextmanager
+def atomic_output(path: Path, suffix: str = ""):
+    """The temporary path (temporary_name) to write `path` under, its folder made: renamed into place when the
+    block ends, removed when it raises, the target left as it was; a full disk is a DiskFullError naming `path`.
+    suffix: the extension the temporary name must end in, for writers that go by it (".png", ".cdf")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
+    tmp = temporary_name(path, suffix)
     try:
-        tmp.write_bytes(data)
+        yield tmp
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -73,7 +83,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """`text` into `path` (its folder made if missing); a reader never sees a half-written file."""
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` into `path` through atomic_output: whole or not at all, a full disk one DiskFullError naming it."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def human_bytes(n: float) -> str:

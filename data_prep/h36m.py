@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .cameras import CAMERA_MODELS, project
+from .files import atomic_output
 from .skeleton import CAMERAS, H36M_TO_17, NUM_H36M_JOINTS, action_of_file_stem
 
 
@@ -211,17 +212,13 @@ def write_pose_cdf(path: Path, poses: np.ndarray) -> None:
     """CDF with variable `Pose` of shape (1, frames, width), as in the release."""
     from cdflib.cdfwrite import CDF
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(poses, dtype=np.float32).reshape(1, len(poses), -1)
-    tmp = path.with_name(path.stem + ".partial.cdf")
-    if tmp.exists():
-        tmp.unlink()
-    cdf = CDF(str(tmp))
-    cdf.write_var({"Variable": "Pose", "Data_Type": CDF.CDF_FLOAT, "Num_Elements": 1, "Rec_Vary": True,
-                   "Dim_Sizes": list(data.shape[1:])}, var_attrs={}, var_data=data)
-    cdf.close()
-    os.replace(tmp, path)
+    with atomic_output(path, ".cdf") as tmp:
+        tmp.unlink(missing_ok=True)  # cdflib writes no file that exists
+        cdf = CDF(str(tmp))
+        cdf.write_var({"Variable": "Pose", "Data_Type": CDF.CDF_FLOAT, "Num_Elements": 1, "Rec_Vary": True,
+                       "Dim_Sizes": list(data.shape[1:])}, var_attrs={}, var_data=data)
+        cdf.close()
 
 
 MAT73_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
@@ -232,23 +229,20 @@ def write_bbox_masks_mat(path: Path, boxes: list, width: int, height: int) -> No
     column-major as MATLAB does (so a reader gets f[f['Masks'][i, 0]] transposed)."""
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial.mat")
-    with h5py.File(tmp, "w", userblock_size=512) as f:
-        refs = f.create_group("#refs#")
-        ref_ds = f.create_dataset("Masks", (len(boxes), 1), dtype=h5py.ref_dtype)
-        for i, (x0, y0, x1, y1) in enumerate(boxes):
-            mask = np.zeros((width, height), dtype=np.uint8)  # MATLAB's (rows, cols) transposed
-            mask[x0:x1 + 1, y0:y1 + 1] = 1
-            d = refs.create_dataset(f"m{i}", data=mask, compression="gzip", compression_opts=1, chunks=True)
-            d.attrs["MATLAB_class"] = np.bytes_("logical")
-            ref_ds[i, 0] = d.ref
-        ref_ds.attrs["MATLAB_class"] = np.bytes_("cell")
-    with open(tmp, "r+b") as fh:
-        header = MAT73_HEADER.ljust(116, b" ") + b"\x00" * 8 + struct.pack("<H", 0x0200) + b"IM"
-        fh.write(header.ljust(512, b"\x00"))
-    os.replace(tmp, path)
+    with atomic_output(path, ".mat") as tmp:
+        with h5py.File(tmp, "w", userblock_size=512) as f:
+            refs = f.create_group("#refs#")
+            ref_ds = f.create_dataset("Masks", (len(boxes), 1), dtype=h5py.ref_dtype)
+            for i, (x0, y0, x1, y1) in enumerate(boxes):
+                mask = np.zeros((width, height), dtype=np.uint8)  # MATLAB's (rows, cols) transposed
+                mask[x0:x1 + 1, y0:y1 + 1] = 1
+                d = refs.create_dataset(f"m{i}", data=mask, compression="gzip", compression_opts=1, chunks=True)
+                d.attrs["MATLAB_class"] = np.bytes_("logical")
+                ref_ds[i, 0] = d.ref
+            ref_ds.attrs["MATLAB_class"] = np.bytes_("cell")
+        with open(tmp, "r+b") as fh:
+            header = MAT73_HEADER.ljust(116, b" ") + b"\x00" * 8 + struct.pack("<H", 0x0200) + b"IM"
+            fh.write(header.ljust(512, b"\x00"))
 
 
 def write_video(path: Path, frames, fps: int = 50) -> int:

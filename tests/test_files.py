@@ -46,19 +46,25 @@ def test_two_programs_writing_one_output_leave_one_whole_file(tmp_path):
 def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
     """A writer killed mid-write (kill -9, a power cut) leaves its temporary file and never the target; the next
     write of that output removes what dead processes of this host left, and leaves a live writer's alone."""
-    import os
     import subprocess
     import sys
 
-    from data_prep.files import temporary_name
+    from conftest import REPO
 
     target = tmp_path / "model.onnx"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)  # a process that has exited: its pid is free
-    left = temporary_name(target).name.replace(f".{os.getpid()}.tmp", f".{dead_pid}.tmp")
-    (tmp_path / left).write_bytes(b"half a model")
-    live = tmp_path / temporary_name(target).name.replace(f".{os.getpid()}.tmp", f".{os.getppid()}.tmp")
-    live.write_bytes(b"another program, still writing")
-    write_bytes_atomic(target, b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name])
-    assert target.read_bytes() == b"whole"
+    start_writing = ("import sys, time; from data_prep.files import temporary_name; "
+                     "t = temporary_name(sys.argv[1]); t.write_bytes(sys.argv[2].encode()); print(t.name, flush=True); "
+                     "time.sleep(float(sys.argv[3]))")
+    live = subprocess.Popen([sys.executable, "-c", start_writing, str(target), "another program, still writing", "60"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        live_name = live.stdout.readline().strip()
+        dead = subprocess.run([sys.executable, "-c", start_writing, str(target), "half a model", "0"], cwd=REPO,
+                              capture_output=True, text=True, check=True)  # exits: its file stays, its pid is free
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dead.stdout.strip(), live_name])
+        write_bytes_atomic(target, b"whole")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live_name])
+        assert target.read_bytes() == b"whole"
+    finally:
+        live.kill()
+        live.wait()
