@@ -3,6 +3,7 @@ value) is one line on stderr naming the file and what to do, and exit code 2 —
 PARK3D_TRACEBACK=1 shows the traceback instead (for debugging the project itself)."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,30 @@ LAYER_ERROR = "Python layer error: "
 USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 
 
+# OSErrors that the user's machine causes, not the project (a read-only or full mount, a quota, permissions, a
+# network mount gone), by errno: what to do, after the path and the system's own words.
+ENVIRONMENT_ERRORS = {
+    errno.EROFS: "that file system is mounted read-only: give the tool a writable folder for what it writes "
+                 "(--out, --logs, the solver's snapshot_prefix), or remount it read-write",
+    errno.EACCES: "you may not write or read there: choose a folder of your own, or ask for access",
+    errno.EPERM: "the operation is not permitted there: choose a folder of your own, or ask for access",
+    errno.EDQUOT: "your disk quota is used up there: free space, or write to a folder with quota left",
+    errno.ENOSPC: "the disk is full: free space, or write to another disk",
+    errno.ENOTCONN: "the mount is not connected: mount it again, or choose a local folder",
+    errno.ESTALE: "a network mount went stale: mount it again, or choose a local folder",
+    errno.ENODEV: "the device behind that path is gone: mount it again, or choose another folder",
+}
+
+
+def environment_error_line(e: OSError) -> str | None:
+    """One line for an OSError of the user's machine (ENVIRONMENT_ERRORS), naming the path; None for others."""
+    advice = ENVIRONMENT_ERRORS.get(e.errno)
+    if advice is None:
+        return None
+    path = e.filename if e.filename is not None else "a file"
+    return f"{path}: {e.strerror or os.strerror(e.errno)}; {advice}"
+
+
 def run_tool(main, argv=None) -> int:
     """main(argv), with user errors turned into one line and exit code 2."""
     name = Path(sys.argv[0]).name
@@ -41,6 +66,12 @@ def run_tool(main, argv=None) -> int:
             print(f"{name}: error: {e.code}", file=sys.stderr)
             return 2
         raise
+    except OSError as e:
+        line = environment_error_line(e)
+        if os.environ.get("PARK3D_TRACEBACK") or (line is None and not isinstance(e, USER_ERRORS)):
+            raise
+        print(f"{name}: error: {line or e}", file=sys.stderr)
+        return 2
     except USER_ERRORS as e:
         if os.environ.get("PARK3D_TRACEBACK"):
             raise

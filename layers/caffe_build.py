@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from data_prep.cli import REPO, UserError
@@ -77,3 +78,67 @@ def gtest_cpu_filter(home: Path) -> str:
     """The filter of the gtests that run without a GPU, as the set-up recorded it for the build in `home`."""
     recorded = Path(home) / "share" / "caffe_gtest_cpu_filter.txt"
     return recorded.read_text().strip() if recorded.is_file() else gtest_filters()["GTEST_FILTER_CPU_BUILD"]
+
+
+# ---- the header guard of a CUDA build whose toolkit is not the system's (route 13) -------------------------------
+# A host compiler finds thrust, cub and libcu++ wherever its include path has them: in a build against CUDA 13's
+# toolkit from the cache, a Debian CUDA toolkit installed beside it (/usr/include/thrust) would be read silently.
+# The build's dependency files (gcc's *.o.d, FindCUDA's nvcc *.depend) list every header each object read; a
+# CUDA header outside the route's own roots is a build that mixed toolkits.
+CUDA_DIRS = {"thrust", "cub", "cuda", "crt", "cccl", "libcudacxx", "cooperative_groups", "nv"}
+CUDA_FILE_PREFIXES = ("cuda", "cublas", "curand", "cudnn", "nccl", "cusparse", "cufft", "cusolver", "nvrtc", "nvml",
+                      "driver_types", "vector_types", "host_defines", "device_types", "builtin_types", "math_constants",
+                      "sm_", "surface_", "texture_", "device_functions", "device_launch_parameters")
+
+
+def is_cuda_header(path: str) -> bool:
+    parts = Path(path).parts
+    return any(p in CUDA_DIRS for p in parts[:-1]) or parts[-1].startswith(CUDA_FILE_PREFIXES)
+
+
+def dependency_files(build_dir: Path) -> list:
+    build_dir = Path(build_dir)
+    return sorted([*build_dir.rglob("*.o.d"), *build_dir.rglob("*.depend")])
+
+
+def foreign_cuda_headers(dep_files, allowed_roots) -> dict:
+    """{header: the first dependency file that lists it} for every CUDA header read from outside allowed_roots
+    (the route's toolkit, cuDNN and NCCL folders, the build's own source and build folders)."""
+    roots = tuple(str(Path(r).resolve()) + os.sep for r in allowed_roots)
+    found = {}
+    for dep in dep_files:
+        for path in re.findall(r"(?:^|[\s\"';])(/[^\s\"';\\]+)", Path(dep).read_text(errors="replace"), re.M):
+            if path in found or not is_cuda_header(path):
+                continue
+            if not os.path.realpath(path).startswith(roots) and not path.startswith(roots):
+                found[path] = str(dep)
+    return found
+
+
+def header_guard(build_dir: Path, allowed_roots, report: Path | None = None) -> int:
+    """The check tools/setup.sh runs after a route-13 build: 0 if every CUDA header came from allowed_roots,
+    1 (naming the headers) if not. `report` records what was checked, for the CUDA smoke test."""
+    deps = dependency_files(build_dir)
+    if not deps:
+        print(f"header guard: no dependency files under {build_dir}; cannot check the build", file=sys.stderr)
+        return 1
+    foreign = foreign_cuda_headers(deps, allowed_roots)
+    summary = (f"checked {len(deps)} dependency files: {len(foreign)} CUDA headers from outside "
+               f"{' '.join(str(r) for r in allowed_roots)}")
+    if report is not None:
+        Path(report).write_text(summary + "\n" + "".join(f"{h}  (read by {d})\n" for h, d in sorted(foreign.items())))
+    print(summary)
+    for header, dep in sorted(foreign.items())[:20]:
+        print(f"  {header}  (read by {dep})", file=sys.stderr)
+    if foreign:
+        print("header guard: this CUDA build read another toolkit's headers (above); the route's host include "
+              "path must name its own toolkit first (third_party/caffe/cuda-13.lock, CUDA_HOST_INCLUDE)",
+              file=sys.stderr)
+    return 1 if foreign else 0
+
+
+if __name__ == "__main__":
+    # python -m layers.caffe_build header-guard BUILD_DIR REPORT ALLOWED_ROOT...
+    if len(sys.argv) < 5 or sys.argv[1] != "header-guard":
+        sys.exit("usage: python -m layers.caffe_build header-guard BUILD_DIR REPORT ALLOWED_ROOT...")
+    sys.exit(header_guard(Path(sys.argv[2]), sys.argv[4:], Path(sys.argv[3])))

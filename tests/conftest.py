@@ -107,6 +107,22 @@ def small_disk_at(folder: Path, size: int):
         subprocess.run(["umount", "-l", str(folder)])
 
 
+def read_only_mount(folder: Path, source: Path | None = None):
+    """A real read-only mount at `folder`: `source` bound read-only (its files readable, nothing writable), or an
+    empty read-only tmpfs; the test skips where it cannot mount (it needs root and mount rights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounts = ([["mount", "--bind", str(source), str(folder)], ["mount", "-o", "remount,bind,ro", str(folder)]]
+              if source else [["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]])
+    if os.geteuid() != 0 or subprocess.run(mounts[0], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount here (needs root and mount rights)")
+    try:
+        for command in mounts[1:]:
+            subprocess.run(command, check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])
+
+
 def numerical_gradient(f, x: np.ndarray, eps: float) -> np.ndarray:
     """Central differences of the scalar f() with respect to the array x (perturbed in place)."""
     grad = np.zeros(x.shape, dtype=np.float64)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from conftest import REPO, caffe_env, caffe_home, run_caffe_gtests
+from layers.caffe_build import foreign_cuda_headers, header_guard
 
 LAYER_TYPES = ["Convolution", "Pooling", "BatchNorm", "Scale", "InnerProduct", "ReLU", "Dropout", "Concat",
                "Softmax", "EuclideanLoss", "Reshape", "Python", "Input", "Split"]
@@ -73,3 +75,46 @@ def test_python_layer_net_trains_with_pycaffe(monkeypatch):
         first = first if first is not None else float(solver.net.blobs["loss"].data[0])
     assert float(solver.net.blobs["loss"].data[0]) < 0.5 * first
     assert np.isfinite(solver.net.blobs["loss"].data).all()
+
+
+def compile_with_deps(tmp_path, *include_dirs) -> Path:
+    """A real g++ compile of a file that includes thrust, with `include_dirs` first on the path, its dependency
+    file written where CMake has it (-MD -MF <object>.d); returns the build folder."""
+    src = tmp_path / "layer.cpp"
+    src.write_text("#include <thrust/device_vector.h>\nint f() { return THRUST_TOY; }\n")
+    build = tmp_path / "build"
+    build.mkdir(exist_ok=True)
+    flags = [f"-isystem{d}" for d in include_dirs]
+    subprocess.run(["g++", *flags, "-MD", "-MF", str(build / "layer.cpp.o.d"), "-c", str(src), "-o", str(build / "layer.cpp.o")], check=True,
+                   capture_output=True, text=True)
+    return build
+
+
+def toolkit_with_thrust(root: Path) -> Path:
+    (root / "include" / "thrust").mkdir(parents=True)
+    (root / "include" / "thrust" / "device_vector.h").write_text("#define THRUST_TOY 1\n")
+    return root
+
+
+def test_the_header_guard_names_another_toolkits_thrust(tmp_path):
+    """A route-13 build whose host compiler found thrust in another toolkit (as /usr/include/thrust from Debian's
+    CUDA 11.8 was found before the route got its include/cccl) fails the guard, naming the header; the same
+    compile with the route's own folder first passes. Real g++ dependency files, two toy toolkits."""
+    own = toolkit_with_thrust(tmp_path / "cache" / "cuda-13")
+    other = toolkit_with_thrust(tmp_path / "usr")
+    mixed = compile_with_deps(tmp_path, other / "include", own / "include")
+    report = tmp_path / "guard.txt"
+    assert header_guard(mixed, [own, tmp_path / "build"], report) == 1
+    assert f"{other}/include/thrust/device_vector.h" in report.read_text()
+    assert report.read_text().startswith("checked 1 dependency files: 1 CUDA headers from outside")
+    right = compile_with_deps(tmp_path, own / "include", other / "include")
+    assert header_guard(right, [own, tmp_path / "build"], report) == 0
+    assert report.read_text().startswith("checked 1 dependency files: 0 CUDA headers")
+
+
+def test_the_header_guard_reads_nvcc_depend_files_and_ignores_caffes_own_headers(tmp_path):
+    dep = tmp_path / "cuda_compile_1_generated_conv_layer.cu.o.depend"
+    dep.write_text('SET(CUDA_NVCC_DEPEND\n "/opt/toolkit/include/cuda_runtime.h"\n "/usr/include/cub/cub.cuh"\n'
+                   ' "/usr/include/stdio.h"\n "/work/src/include/caffe/util/cudnn.hpp"\n)\n')
+    found = foreign_cuda_headers([dep], ["/opt/toolkit", "/work"])
+    assert found == {"/usr/include/cub/cub.cuh": str(dep)}

@@ -2,11 +2,14 @@
 (data_prep/cli.py): wrong or missing folders and files, as a new user would pass them."""
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 
 import pytest
 
 from conftest import REPO
+from data_prep.cli import run_tool
 
 
 def mistakes(synthetic_root, lmdb_dir, tmp):
@@ -48,3 +51,24 @@ def test_traceback_on_request(tmp_path, monkeypatch):
     monkeypatch.setenv("PARK3D_TRACEBACK", "1")
     with pytest.raises(UserError):
         run(broken)
+
+
+@pytest.mark.parametrize("code, advice", [(errno.EROFS, "mounted read-only"), (errno.EDQUOT, "quota"),
+                                          (errno.EACCES, "folder of your own"), (errno.ESTALE, "mount it again"),
+                                          (errno.ENOSPC, "the disk is full")])
+def test_an_os_error_of_the_users_machine_is_one_line_naming_the_path(code, advice, capsys):
+    """What a cluster does to a run (read-only mounts, quotas, permissions, stale network mounts) is not the
+    project's bug: one line naming the path, the system's words and what to do, exit 2 (the read-only case on a
+    real mount in tests/test_faults.py)."""
+    def main(argv):
+        raise OSError(code, os.strerror(code), "/scratch/run/snap.lock")
+    assert run_tool(main, []) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"/scratch/run/snap.lock: {os.strerror(code)}; " in err and advice in err
+
+
+def test_an_os_error_of_the_project_itself_keeps_its_traceback():
+    def main(argv):
+        raise OSError(errno.EBADF, "Bad file descriptor")  # a bug of ours, not the user's machine
+    with pytest.raises(OSError):
+        run_tool(main, [])

@@ -60,6 +60,17 @@ def test_the_library_links_cuda_and_nccl(cuda_home, route):
     assert "not found" not in ldd, ldd
 
 
+def test_a_pypi_route_build_read_cuda_headers_from_its_own_toolkit_only(cuda_home, route):
+    """Route 13's host compiler is given its toolkit's include/cccl (cuda-13.lock); the set-up's header guard read
+    every dependency file of the build and found no CUDA header from elsewhere (/usr/include/thrust, say: Debian's
+    CUDA 11.8 where route 11.8 was built on the same machine)."""
+    if not route.startswith("13"):
+        pytest.skip("route 11.8 is Debian's toolkit, installed in /usr: its headers are the system's")
+    report = (cuda_home / "share" / "cuda_header_guard.txt").read_text()
+    checked = re.match(r"checked (\d+) dependency files: (\d+) CUDA headers from outside ", report)
+    assert checked and int(checked.group(1)) > 100 and checked.group(2) == "0", report[:3000]
+
+
 def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home, route):
     code = ("import caffe; from layers.device import caffe_has_cuda, use_device; "
             "print(caffe_has_cuda(), hasattr(caffe.NCCL, 'new_uid')); use_device(0)")

@@ -20,7 +20,7 @@ import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
-from conftest import REPO, small_disk_at
+from conftest import REPO, read_only_mount, small_disk_at
 from data_prep.records import read_meta
 from prototxt.generate import VARIANTS, Schedule, build_net, write_experiment, write_net
 
@@ -422,6 +422,44 @@ def test_a_disk_that_fills_during_a_run_is_one_line_with_nothing_partial_left(tm
     code, err = run(solver, log)
     assert code == 0, err[-3000:]
     assert_same_weights(small_disk / "snap_iter_24.caffemodel", ref)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    yield from read_only_mount(tmp_path / "read-only")
+
+
+def test_snapshots_on_a_read_only_mount_are_one_line_naming_the_path(tmp_path, lmdb_root, read_only):
+    """A cluster's read-only mount as the solver's snapshot folder: one line naming the lock file and what to do,
+    exit 2, no traceback, no log written (checked with a real read-only mount)."""
+    solver, log = write_run(tmp_path / "run", lmdb_root, snapshot_dir=read_only), tmp_path / "train.log"
+    code, err = run(solver, log)
+    line = one_line(err)
+    assert code == 2 and f"{read_only}/snap.lock: Read-only file system; that file system is mounted read-only" in line, line
+    assert not log.exists()
+
+
+def test_logs_on_a_read_only_mount_are_one_line_naming_the_log(tmp_path, lmdb_root, read_only):
+    solver = write_run(tmp_path / "run", lmdb_root)
+    code, err = run(solver, read_only / "walking_both.log")
+    line = one_line(err)
+    assert code == 2 and f"{read_only}/walking_both.log: Read-only file system; " in line, line
+    assert "(--out, --logs, the solver's snapshot_prefix)" in line
+
+
+@pytest.fixture
+def read_only_lmdbs(tmp_path, lmdb_root):
+    yield from read_only_mount(tmp_path / "lmdb-read-only", source=lmdb_root)
+
+
+def test_training_reads_its_lmdbs_from_a_read_only_mount(tmp_path, read_only_lmdbs, reference):
+    """Datasets on a cluster often sit on a read-only mount: the data layer, the statistics and the checks read the
+    LMDBs without writing beside them, and the weights equal those of the run on the writable copy."""
+    ref, _ = reference
+    solver = write_run(tmp_path / "run", read_only_lmdbs)
+    code, err = run(solver, tmp_path / "train.log")
+    assert code == 0, err[-3000:]
+    assert_same_weights(tmp_path / "run" / "snap_iter_24.caffemodel", ref)
 
 
 def test_predict_bbox_outside_the_image_is_one_line(tmp_path, reference, lmdb_root):

@@ -101,17 +101,28 @@ def run_setup_with_driver(tmp_path, route: str, driver: str):
     return subprocess.run(["bash", str(REPO / "tools/setup.sh")], capture_output=True, text=True, env=env, timeout=60)
 
 
+def debian_bookworm() -> bool:
+    """Debian 12, the one system whose own packages hold route 11.8's toolkit (elsewhere the set-up offers 13)."""
+    release = Path("/etc/os-release").read_text() if Path("/etc/os-release").is_file() else ""
+    return "ID=debian" in release and "VERSION_CODENAME=bookworm" in release
+
+
 def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_path):
     # NVIDIA's published floors: CUDA 13.0 needs driver 580.65.06, CUDA 11.8 needs 450.80.02.
     old = run_setup_with_driver(tmp_path, "13", "580.65.05")
     assert old.returncode != 0 and len(old.stderr.strip().splitlines()) == 1, old.stderr
-    assert "580.65.05" in old.stderr and "580.65.06" in old.stderr and "PARK3D_CUDA=11.8" in old.stderr
-    older = run_setup_with_driver(tmp_path, "auto", "440.33")  # a GPU seen: the default route, 11.8
-    assert older.returncode != 0 and "older than CUDA 11.8" in older.stderr and "PARK3D_CUDA=off" in older.stderr
+    assert "580.65.05" in old.stderr and "580.65.06" in old.stderr
+    assert ("PARK3D_CUDA=11.8" in old.stderr) == debian_bookworm(), old.stderr  # only where 11.8 can be had
+    older = run_setup_with_driver(tmp_path, "auto", "440.33")  # a GPU seen: the system's default route
+    default = "11.8" if debian_bookworm() else "13"
+    assert older.returncode != 0 and f"older than CUDA {default}" in older.stderr and "PARK3D_CUDA=off" in older.stderr
     new_enough = run_setup_with_driver(tmp_path, "13", "580.65.06")  # passes the check, stops at the venv step
     assert new_enough.returncode != 0 and "step 'venv'" in new_enough.stderr and "older than" not in new_enough.stderr
     wrong = run_setup_with_driver(tmp_path, "12", "580.65.06")
     assert wrong.returncode != 0 and "expected auto, off, on, 11.8" in wrong.stderr
+    if not debian_bookworm():  # Debian 13, Ubuntu: route 11.8 is refused in one line naming the system's routes
+        refused = run_setup_with_driver(tmp_path, "11.8", "580.65.06")
+        assert refused.returncode != 0 and "route 11.8 is Debian 12's own CUDA toolkit" in refused.stderr, refused.stderr
 
 
 def named_paths(text: str) -> list:
@@ -171,3 +182,26 @@ def test_the_module_map_matches_the_code():
         if bad:
             wrong[m] = sorted(bad)
     assert not wrong, wrong
+
+
+def run_setup_with_python(tmp_path, version: str):
+    """tools/setup.sh with PYTHON= an interpreter that reports `version` (a stand-in script: the check reads only
+    its version, before anything is installed)."""
+    fake = tmp_path / f"python{version}"
+    fake.write_text(f'#!/bin/sh\necho "{version}"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "PARK3D_CUDA": "off", "PARK3D_CACHE": str(tmp_path / "cache"),
+           "PARK3D_VENV": str(tmp_path / "venv")}
+    return subprocess.run(["bash", str(REPO / "tools/setup.sh")], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_python_outside_the_supported_range_or_without_boost_python_is_one_line(tmp_path):
+    old = run_setup_with_python(tmp_path, "3.9")
+    assert old.returncode != 0 and "supports 3.10 to 3.13" in old.stderr and len(old.stderr.strip().splitlines()) == 1
+    # a supported version that the system's Boost.Python was not built for (every Debian has one Python 3)
+    system = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                            capture_output=True, text=True).stdout.strip()
+    other = next(v for v in ("3.10", "3.11", "3.12", "3.13") if v != system)
+    no_boost = run_setup_with_python(tmp_path, other)
+    assert no_boost.returncode != 0 and f"no Boost.Python for Python {other}" in no_boost.stderr, no_boost.stderr
+    assert "PYTHON=/usr/bin/python3" in no_boost.stderr

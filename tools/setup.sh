@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up of everything the project runs on, on Debian 12:
+# Idempotent set-up of everything the project runs on, on Debian 12 or 13 (tested; Ubuntu 22.04 / 24.04 by their
+# package names and versions), with the distribution's own Python 3.10-3.13 (PYTHON= another of that range, where
+# the system has Boost.Python for it):
 #   apt     system packages (as root; skipped when all are installed)
 #   venv    .venv/ at the repo root with the pinned Python dependencies
 #   torch   only with PARK3D_TORCH=1: the pinned CPU build of PyTorch (requirements-torch.txt) into the venv, for
@@ -43,7 +45,11 @@ read_options() {
   VENV=${PARK3D_VENV:-$ROOT/.venv}
   CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
   LOG_DIR=$CACHE_ROOT/logs
-  PYTHON=${PYTHON:-python3}
+  # The distribution's python3 by default: pycaffe links the distribution's Boost.Python, built for that
+  # interpreter alone (a python3 found first on PATH, pyenv's say, may be another minor version).
+  if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+  fi
   JOBS=${PARK3D_JOBS:-$(nproc)}
   QUIET=${PARK3D_QUIET:-0}
   MARCH=${PARK3D_MARCH:-native}
@@ -54,7 +60,11 @@ read_options() {
   source "$ROOT/third_party/caffe/build_options.env"
   # shellcheck source=../third_party/caffe/gtest_filters.env
   source "$ROOT/third_party/caffe/gtest_filters.env"
-  CUDA_DEFAULT_ROUTE=11.8  # its driver floor (450.80.02) covers every A100 / H100 driver
+  # The system, for what its packages allow: route 11.8 is Debian 12's own CUDA toolkit (its driver floor,
+  # 450.80.02, covers every A100 / H100 driver); elsewhere the default is route 13, from PyPI, on any system.
+  OS_ID=unknown; OS_CODENAME=unknown
+  if [ -r /etc/os-release ]; then OS_ID=$(. /etc/os-release; echo "${ID:-unknown}"); OS_CODENAME=$(. /etc/os-release; echo "${VERSION_CODENAME:-unknown}"); fi
+  if [ "$OS_ID $OS_CODENAME" = "debian bookworm" ]; then CUDA_DEFAULT_ROUTE=11.8; CUDA_ROUTES="11.8 13"; else CUDA_DEFAULT_ROUTE=13; CUDA_ROUTES="13"; fi
   APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
@@ -66,9 +76,17 @@ read_options() {
     11.8|13) CUDA_ROUTE=$PARK3D_CUDA ;;
     *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off, on, 11.8 (Debian's CUDA toolkit) or 13 (CUDA 13 from PyPI)" ;;
   esac
+  case " off $CUDA_ROUTES " in
+    *" $CUDA_ROUTE "*) ;;
+    *) die "PARK3D_CUDA=$CUDA_ROUTE: route 11.8 is Debian 12's own CUDA toolkit, which this system ($OS_ID $OS_CODENAME) does not ship; its routes: $CUDA_ROUTES (PARK3D_CUDA=13 or on)" ;;
+  esac
   if [ "$CUDA_ROUTE" != off ]; then
     # shellcheck source=../third_party/caffe/cuda-11.8.lock
     source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
+    case " $CUDA_ROUTES " in
+      *" 11.8 "*) ;;
+      *) CUDA_TOO_OLD_HINT="update the driver (route 13 is this system's only CUDA route), or PARK3D_CUDA=off for the CPU build" ;;
+    esac
     APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
   fi
   case "${PARK3D_CUDNN:-off}" in
@@ -110,6 +128,8 @@ caffe_options() {
   # other machines can share): the CPU's flags are part of the key, so another CPU gets its own build.
   CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
   CXX_FLAGS="$CAFFE_CXX_FLAGS -march=$MARCH"
+  # the PyPI route's own thrust/cub/libcu++ for the host compiler (cuda-13.lock; the header guard checks it)
+  [ "$CPU_ONLY" = ON ] || [ -z "${CUDA_HOST_INCLUDE:-}" ] || CXX_FLAGS="$CXX_FLAGS -isystem$CUDA_TOOLKIT_ROOT/$CUDA_HOST_INCLUDE"
   # Caffe links Debian's OpenMP build of OpenBLAS: its GEMMs and the OpenMP loops of patch 0003 then share one
   # thread pool (with the pthread build, each pool's idle threads spin on the cores the other one needs).
   OPENBLAS_OPENMP=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/libopenblas.so.0
@@ -164,18 +184,32 @@ step_apt() {
 
 # ---- step: Python and venv -------------------------------------------------------------------------
 make_venv() {
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt"
+  # a venv of another interpreter (another minor version, or a python3 found first on PATH) is made anew
+  if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(sys._base_executable))' 2>/dev/null)" != "$PY_BASE" ]; then
+    "$PYTHON" -m venv --clear "$VENV"
+  fi
+  # `&&` throughout: run_step calls this in an `if`, where `set -e` does not stop a function at a failing line
+  { [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"; } &&
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt" &&
   echo "$REQ_HASH" > "$VENV/.requirements-hash"
 }
 
+# Boost.Python is built per interpreter: Debian names it libboost_python3<minor>.so (e.g. libboost_python311.so).
+boost_python_for() { ls /usr/lib/*/libboost_python"${1/./}".so /usr/lib/libboost_python"${1/./}".so 2>/dev/null | head -n1; }
+
 step_venv() {
-  command -v "$PYTHON" >/dev/null || die "step 'venv': $PYTHON not found; set PYTHON=/path/to/python3.11"
+  command -v "$PYTHON" >/dev/null || die "step 'venv': $PYTHON not found; install the distribution's python3-dev and python3-venv, or set PYTHON=/path/to/python3"
   local py_ver
   py_ver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  [ "$py_ver" = 3.11 ] || die "step 'venv': the project needs Python 3.11, $PYTHON is $py_ver; set PYTHON=python3.11"
-  REQ_HASH=$(cat "$ROOT/requirements.txt" | sha256sum | cut -c1-16)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ]; then
+  case "$py_ver" in
+    3.10|3.11|3.12|3.13) ;;
+    *) die "step 'venv': $PYTHON is Python $py_ver; the project supports 3.10 to 3.13: set PYTHON= to one of those (the distribution's own python3 where it is one)" ;;
+  esac
+  [ -n "$(boost_python_for "$py_ver")" ] || die "step 'venv': no Boost.Python for Python $py_ver on this system (libboost_python${py_ver/./}.so), which pycaffe needs: use the python3 that the system's libboost-python-dev was built for (PYTHON=/usr/bin/python3), or install Boost.Python for $py_ver"
+  PY_BASE=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys._base_executable))')
+  REQ_HASH=$( { cat "$ROOT/requirements.txt"; echo "$PY_BASE"; } | sha256sum | cut -c1-16)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ] &&
+     "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
     say "venv: up to date (skipped)"
   else
     run_step venv "$LOG_DIR/venv.log" make_venv
@@ -184,7 +218,7 @@ step_venv() {
 }
 
 install_torch() {
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements-torch.txt"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements-torch.txt" &&
   echo "$TORCH_HASH" > "$VENV/.torch-hash"
 }
 
@@ -230,17 +264,17 @@ checksum_sources() {
 
 apply_patches() {
   local p
-  mkdir -p "$SRC" && tar xzf "$DL/$CAFFE_ORIG" -C "$SRC" && tar xJf "$DL/$CAFFE_DEBIAN" -C "$WORK"
+  mkdir -p "$SRC" && tar xzf "$DL/$CAFFE_ORIG" -C "$SRC" && tar xJf "$DL/$CAFFE_DEBIAN" -C "$WORK" || return 1
   while read -r p; do
     case "$p" in ''|'#'*) continue ;; esac
-    echo "debian: $p"; patch -d "$SRC" -p1 --forward < "$WORK/debian/patches/$p"
+    echo "debian: $p"; patch -d "$SRC" -p1 --forward < "$WORK/debian/patches/$p" || return 1
   done < "$WORK/debian/patches/series"
   for p in "$ROOT"/third_party/caffe/patches/*.patch; do
-    echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p"
+    echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p" || return 1
   done
   [ "$CUDNN" = off ] && return 0
   for p in "$ROOT"/third_party/caffe/patches-cudnn/*.patch; do
-    echo "project (cuDNN): $p"; patch -d "$SRC" -p1 --forward < "$p"
+    echo "project (cuDNN): $p"; patch -d "$SRC" -p1 --forward < "$p" || return 1
   done
 }
 
@@ -285,14 +319,21 @@ build_caffe() { cmake --build "$WORK/build" -j "$JOBS" && DESTDIR=$STAGE cmake -
 
 install_tests() {
   local d=$STAGE$CAFFE_HOME
-  install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests"
-  echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt"
+  install -m 755 "$WORK/build/test/test.testbin" "$d/bin/caffe_layer_tests" &&
+  echo "$CAFFE_TEST_SUBSET" > "$d/share/caffe_layer_tests.txt" &&
   # The solver gtests read their data relative to the working directory: run them from caffe_gtest_root.
-  mkdir -p "$d/share/caffe_gtest_root/src/caffe/test/test_data"
-  cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/"
-  cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests"  # Caffe's own pycaffe tests
-  echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt"
+  mkdir -p "$d/share/caffe_gtest_root/src/caffe/test/test_data" &&
+  cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/" &&
+  cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests" &&  # Caffe's own pycaffe tests
+  echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt" &&
   echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt"  # the gtests that run without a GPU
+}
+
+# The PyPI route's build must read CUDA headers from its own toolkit, cuDNN and NCCL alone (layers/caffe_build.py);
+# the result is kept with the build (share/cuda_header_guard.txt) for the CUDA smoke test.
+header_guard() {
+  (cd "$ROOT" && "$VPY" -m layers.caffe_build header-guard "$WORK/build" "$STAGE$CAFFE_HOME/share/cuda_header_guard.txt" \
+     "$CUDA_WHEELS_HOME" "$WORK" ${NCCL_HOME:+"$NCCL_HOME"} ${CUDNN_HOME:+"$CUDNN_HOME"})
 }
 
 # Marked complete only once it runs from its final place (RPATHs, pycaffe); else the next set-up rebuilds.
@@ -333,6 +374,7 @@ step_caffe() {
   run_step configure "$LOG_DIR/caffe-configure.log" configure_caffe
   run_step build "$LOG_DIR/caffe-build.log" build_caffe
   run_step build-tests "$LOG_DIR/caffe-build-tests.log" cmake --build "$WORK/build" -j "$JOBS" --target test.testbin
+  [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step header-guard "$LOG_DIR/caffe-header-guard.log" header_guard
   run_step install "$LOG_DIR/caffe-install.log" install_tests
   rm -rf "$CAFFE_HOME" && mv "$STAGE$CAFFE_HOME" "$CAFFE_HOME" && rm -rf "$STAGE"
   run_step verify "$LOG_DIR/caffe-verify.log" verify_caffe
@@ -391,11 +433,10 @@ link() {
 $blas_line
 PATH="$VENV/bin:\$PATH" exec "$CAFFE_HOME/bin/caffe" "\$@"
 EOF
-  chmod +x "$VENV/bin/caffe"
-  echo "$CAFFE_HOME" > "$VENV/.caffe-home"
+  chmod +x "$VENV/bin/caffe" && echo "$CAFFE_HOME" > "$VENV/.caffe-home" || return 1
   if [ "$(cat "$VENV/.project-installed" 2>/dev/null)" != "$(sha256sum "$ROOT/setup.py" | cut -c1-16)" ]; then
-    "$VPY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT"
-    sha256sum "$ROOT/setup.py" | cut -c1-16 > "$VENV/.project-installed"
+    "$VPY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT" &&
+    sha256sum "$ROOT/setup.py" | cut -c1-16 > "$VENV/.project-installed" || return 1
   fi
   "$VPY" -c "import caffe, layers, data_prep"
 }
