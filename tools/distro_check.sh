@@ -41,8 +41,13 @@ step() {
 
 make_rootfs() {
   rm -rf "$FS"
-  debootstrap --variant=minbase "$SUITE" "$FS" "$MIRROR"
-  cp /etc/resolv.conf "$FS/etc/resolv.conf"
+  debootstrap --variant=minbase "$SUITE" "$FS" "$MIRROR" &&
+  cp /etc/resolv.conf "$FS/etc/resolv.conf" || return 1
+  # the host's own certificate authorities (a proxy's, say), which the set-up's ca-certificates then trusts, so
+  # that the root reaches PyPI where the host does; nothing else of the host's goes in
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$FS/usr/local/share/ca-certificates" && cp /usr/local/share/ca-certificates/*.crt "$FS/usr/local/share/ca-certificates/"
+  fi
 }
 
 clone() {
