@@ -251,15 +251,15 @@ def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, b
 
 
 def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu: int | None = None, batch_size: int = 32,
-                        progress: bool | str = True, quiet: bool = False, bn_batches: int = BN_BATCHES,
+                        progress: bool | str = True, bn_batches: int = BN_BATCHES,
                         backend: str = "caffe", fold: bool = True) -> dict:
-    """evaluate_actions, then results.json / results.csv into out_dir and, unless quiet, the Table 1 report."""
+    """evaluate_actions, then results.json / results.csv into out_dir and the Table 1 report (the result: printed
+    with --quiet too, which silences progress only)."""
     from data_prep.tables import report, write_results
 
     results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches,
                                backend=backend, fold=fold)
     written = write_results(results, Path(out_dir))
-    if not quiet:
-        print(report(results))
-        print(f"wrote {written[0]} and {written[1]}")
+    print(report(results))
+    print(f"wrote {written[0]} and {written[1]}")
     return results

@@ -61,10 +61,9 @@ def main(argv=None) -> int:
     per_seed, references, detail, kept = evaluate_variants(args, weights, seeds, lmdb_root, progress)
     text = write_tables(out, per_seed, references, detail, actions, seeds)
     draw_figures(out, actions, seeds, log_of, kept)
-    if not args.quiet:
-        print("MPJPE (P1, root-aligned) in mm, Table 2 layout, mean ± std over seeds (n)")
-        print(text)
-        print(f"wrote {out / 'table2.json'}, {out / 'table2.txt'}, fig4_losses.png, fig5_qualitative.png")
+    print("MPJPE (P1, root-aligned) in mm, Table 2 layout, mean ± std over seeds (n)")
+    print(text)
+    print(f"wrote {out / 'table2.json'}, {out / 'table2.txt'}, fig4_losses.png, fig5_qualitative.png")
     return 0
 
 

@@ -99,18 +99,19 @@ def main(argv=None) -> int:
     results, checks = stages.run("evaluate", evaluate_and_plot)
     summary = {"stage_seconds": stages.times, "total_seconds": time.time() - t_start, "results": results, **checks}
     write_text_atomic(out / "demo_summary.json", json.dumps(summary, indent=1))
+    # the result prints with --quiet too (it silences progress and stage lines only)
     if not args.quiet:
         print()
-        print(report(results))
-        r, train, old_bn = results["Walking"], checks["train_set"], checks["test_set_moving_average_bn"]
-        p1, base, floor = r["mpjpe"]["p1"], r["mean_pose"]["p1"], r["scale_floor"]["p1"]
-        print(f"Walking, MPJPE (P1, root-aligned): {p1:.1f} mm = {p1 / base:.2f} x the training mean pose ({base:.1f} mm); "
-              f"scale floor {floor:.1f} mm")
-        print(f"  same weights on the training images: {train['mpjpe']['p1']:.1f} mm (train/test gap); "
-              f"test without re-estimated BatchNorm statistics: {old_bn['mpjpe']['p1']:.1f} mm")
-        print(f"outputs in {out}: results.json, results.csv, fig4_losses.png, fig5_qualitative.png, logs/")
-        print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.times.items()) +
-              f"; total {summary['total_seconds']:.0f} s")
+    print(report(results))
+    r, train, old_bn = results["Walking"], checks["train_set"], checks["test_set_moving_average_bn"]
+    p1, base, floor = r["mpjpe"]["p1"], r["mean_pose"]["p1"], r["scale_floor"]["p1"]
+    print(f"Walking, MPJPE (P1, root-aligned): {p1:.1f} mm = {p1 / base:.2f} x the training mean pose ({base:.1f} mm); "
+          f"scale floor {floor:.1f} mm")
+    print(f"  same weights on the training images: {train['mpjpe']['p1']:.1f} mm (train/test gap); "
+          f"test without re-estimated BatchNorm statistics: {old_bn['mpjpe']['p1']:.1f} mm")
+    print(f"outputs in {out}: results.json, results.csv, fig4_losses.png, fig5_qualitative.png, logs/")
+    print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.times.items()) +
+          f"; total {summary['total_seconds']:.0f} s")
     return 0
 
 

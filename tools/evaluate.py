@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     require_lmdbs(args.lmdb_root, weights, splits=("test",))
     out = Path(args.out) if args.out else Path(next(iter(weights.values()))).parent
     evaluate_and_report(args.deploy, args.lmdb_root, weights, out, args.gpu, args.batch_size,
-                        progress=progress_mode(args.quiet), quiet=args.quiet, bn_batches=args.bn_batches,
+                        progress=progress_mode(args.quiet), bn_batches=args.bn_batches,
                         backend=args.backend, fold=not args.no_fold)
     return 0
 

@@ -34,9 +34,8 @@ def main(argv=None) -> int:
     cfg = GeneratorConfig(Path(args.out), tuple(args.subjects), tuple(args.actions), tuple(args.cameras), args.frames,
                           args.subactions, args.seed)
     s = generate(cfg, workers=args.workers, progress=progress_mode(args.quiet))
-    if not args.quiet:
-        print(f"wrote {s['sequences']} sequences x {len(args.cameras)} cameras, {s['frames']} frames to {args.out} "
-              f"in {s['seconds']:.1f} s")
+    print(f"wrote {s['sequences']} sequences x {len(args.cameras)} cameras, {s['frames']} frames to {args.out} "
+          f"in {s['seconds']:.1f} s")
     return 0
 
 

@@ -70,8 +70,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "curve.json", json.dumps(points, indent=1))
     png = plot_learning_curve(points, out / "learning_curve.png")
-    if not args.quiet:
-        print(f"wrote {out / 'curve.json'} and {png}")
+    print(f"wrote {out / 'curve.json'} and {png}")
     return 0
 
 

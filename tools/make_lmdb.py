@@ -44,9 +44,9 @@ def main(argv=None) -> int:
                           encoding=args.encoding, progress=progress_mode(args.quiet))
     with open(os.path.join(args.out, "build_summary.json"), "w") as f:
         json.dump(summary.as_dict(), f, indent=1)
+    print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} sequences skipped, "
+          f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s); wrote {args.out}")
     if not args.quiet:
-        print(f"{summary.sequences} sequences, {summary.frames} frames, {len(summary.skipped)} sequences skipped, "
-              f"{summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)")
         for s in summary.skipped:
             print(f"  skipped: {s}")
         for n in summary.notes:

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
         weights[action] = str(train_to_completion(solver, Path(args.logs) / f"{action_slug(action)}_both.log", cwd=REPO,
                                                   gpu=args.gpu, progress=progress,
                                                   desc=f"train {action}"))
-    evaluate_and_report(args.deploy, args.lmdb_root, weights, Path(args.results), args.gpu, progress=progress, quiet=args.quiet)
+    evaluate_and_report(args.deploy, args.lmdb_root, weights, Path(args.results), args.gpu, progress=progress)
     return 0
 
 
