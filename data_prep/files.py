@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from .cli import DiskFullError
@@ -117,3 +118,19 @@ def sha256_of(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """The C libraries' own messages kept off stderr while a file of unknown health is opened (FFmpeg's `moov atom
+    not found` for an empty .mp4, libjpeg's warnings for a damaged .jpg): the tool says what is wrong in its own
+    one line. Only around such reads: everything else a library prints still shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

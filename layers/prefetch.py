@@ -15,8 +15,13 @@ from data_prep.cli import USER_ERRORS
 
 class Prefetcher:
     """k worker processes, `prefetch` slots each, from global batch `first_batch` on. get(b) copies batch b
-    into the given arrays; the workers stop, and the shared memory is freed, when the Prefetcher goes away
-    (pycaffe) or, under the caffe tool, when their parent exits."""
+    into the given arrays; the workers stop when the Prefetcher goes away (pycaffe) or, under the caffe tool, when
+    their parent exits.
+
+    The slots are one shared-memory segment whose name is removed as soon as it is mapped: the forked workers
+    inherit the mapping, so nothing needs the name, and the memory is freed when the last process unmaps it, however
+    the processes end. (With the name kept, the caffe tool, which exits without finalising Python, left the
+    cleaning to multiprocessing's resource tracker, which warned of "leaked shared_memory objects" in every log.)"""
 
     def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int):
         import multiprocessing as mp
@@ -28,13 +33,14 @@ class Prefetcher:
         per_slot = sum(int(np.prod(s)) for s in shapes) * 4
         slots = workers * prefetch
         self.shm = shared_memory.SharedMemory(create=True, size=per_slot * slots)
+        self.shm.unlink()  # mapped here and, through fork, in the workers: the name is not needed
         self.slots = slot_views(self.shm.buf, shapes)
         self.free = [ctx.Queue() for _ in range(workers)]
         self.ready = [ctx.Queue() for _ in range(workers)]
         for s in range(slots):
             self.free[s % workers].put(s)
         self.processes = [ctx.Process(target=_fill_slots, daemon=True,
-                                      args=(source_args, w, workers, self.shm.name, shapes, self.free[w], self.ready[w],
+                                      args=(source_args, w, workers, self.shm.buf, shapes, self.free[w], self.ready[w],
                                             first_batch))
                           for w in range(workers)]
         for proc in self.processes:
@@ -64,14 +70,12 @@ class Prefetcher:
                                        f"{self.processes[w].exitcode}); see its error above")
 
 
-def _fill_slots(source_args, worker, workers, shm_name, shapes, free_q, ready_q, first_batch):
-    """A worker: fills slots with batches worker, worker + workers, ...; exits when its parent goes away."""
-    from multiprocessing import shared_memory
-
+def _fill_slots(source_args, worker, workers, buf, shapes, free_q, ready_q, first_batch):
+    """A worker: fills slots with batches worker, worker + workers, ...; exits when its parent goes away. `buf` is
+    the parent's mapping of the slots, inherited through fork."""
     parent = os.getppid()
     source = BatchSource(*source_args)
-    shm = shared_memory.SharedMemory(name=shm_name)
-    slots = slot_views(shm.buf, shapes)
+    slots = slot_views(buf, shapes)
     batch = first_batch + worker
     try:
         while True:
@@ -92,7 +96,6 @@ def _fill_slots(source_args, worker, workers, shm_name, shapes, free_q, ready_q,
             batch += workers
     finally:
         del slots
-        shm.close()
 
 
 def _shutdown(shm, processes):
@@ -101,9 +104,8 @@ def _shutdown(shm, processes):
         proc.join(timeout=2)
     try:
         shm.close()
-    except BufferError:  # a view is still alive somewhere; unlinking still frees the name
+    except BufferError:  # a view is still alive somewhere: the memory goes when the process does
         pass
-    shm.unlink()
 
 
 def slot_views(buf, shapes) -> list:

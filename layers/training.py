@@ -323,8 +323,10 @@ def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
     stopped = result["stopped"] or ""
     m = _DIVERGED.search(stopped)
     if m:
-        raise DivergedError(f"{solver}: training diverged at iteration {m.group(1)} (the loss is {m.group(2)}); {last} "
-                            f"and kept; lower base_lr and run again to resume from it ({where})")
+        then = (f"the last complete snapshot, {latest.state}, is kept: lower base_lr and run again to resume from it"
+                if latest else "no snapshot was written before it: lower base_lr and run again, which starts afresh")
+        raise DivergedError(f"{solver}: training diverged at iteration {m.group(1)} (the loss is {m.group(2)}); {then} "
+                            f"({where})")
     m = _CANNOT_WRITE.search(stopped)
     if m:
         path, _, why = m.groups()

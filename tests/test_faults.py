@@ -300,7 +300,15 @@ def test_a_diverged_loss_stops_the_run_in_one_line_and_keeps_the_last_good_snaps
     assert 0 < at < 24 and pairs and pairs[-1].iteration == at, (at, pairs)  # no update, no snapshot with the NaN
     for p in pairs:
         assert all(np.isfinite(np.frombuffer(b, np.float32)).all() for bs in weights_of(p.weights).values() for b in bs)
-    assert f"{pairs[-1].state} and kept" in line
+    assert f"the last complete snapshot, {pairs[-1].state}, is kept: lower base_lr and run again to resume" in line
+
+
+def test_a_loss_that_diverges_before_the_first_snapshot_says_the_next_run_starts_afresh(tmp_path, lmdb_root):
+    solver = write_run(tmp_path, lmdb_root, base_lr=100.0, snapshot=1000)
+    code, err = run(solver, tmp_path / "train.log")
+    line = one_line(err)
+    assert code == 2 and "training diverged at iteration" in line, line
+    assert "no snapshot was written before it: lower base_lr and run again, which starts afresh" in line, line
 
 
 def deploy_net(directory: Path, variant: str, split="deploy") -> Path:

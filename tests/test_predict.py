@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -198,3 +200,17 @@ def test_boxes_for_an_image_by_file_name(trained_variants, lmdb_root, synthetic_
     with pytest.raises(UserError, match="no person detection matches this input's frames"):
         predict.main([str(tmp_path / "person.png"), "--boxes", str(tmp_path / "boxes.json"), "--weights", str(weights),
                       "--deploy", str(deploy), "--train-lmdb", str(lmdb_root / "walking_train.lmdb")])
+
+
+def test_an_empty_video_or_a_damaged_jpeg_is_only_our_one_line(lmdb_root, tmp_path):
+    """FFmpeg and libjpeg print their own lines (`moov atom not found`, a decoder's complaint) when OpenCV opens a
+    damaged file; the tool silences them for those reads, so stderr holds its one line and exit code 2."""
+    good = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "damaged.jpg").write_bytes(good[:40] + bytes(range(256)) * 4)
+    for name in ("empty.mp4", "damaged.jpg"):
+        out = subprocess.run([sys.executable, str(REPO / "tools" / "predict.py"), str(tmp_path / name), "--weights", "w",
+                              "--train-lmdb", str(lmdb_root / "walking_train.lmdb")], capture_output=True, text=True,
+                             cwd=REPO)
+        assert out.returncode == 2 and out.stderr.strip() == (
+            f"predict.py: error: {tmp_path / name}: not a readable image or video"), out.stderr

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.cli import REPO, UserError, run_tool
-from data_prep.files import sha256_of, write_text_atomic
+from data_prep.files import native_stderr_silenced, sha256_of, write_text_atomic
 from data_prep.records import read_meta
 from data_prep.skeleton import JOINTS, PARENTS
 
@@ -91,11 +91,12 @@ class Inputs:
             return
         if not path.is_file():
             raise UserError(f"{path}: no such file or folder; pass an image, a folder of images or a video")
-        if path.suffix.lower() in IMAGE_SUFFIXES and cv2.imread(str(path), cv2.IMREAD_COLOR) is not None:
-            self.kind, self.fps, self.count = "image", fps, 1
-            return
-        cap = cv2.VideoCapture(str(path))
-        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        with native_stderr_silenced():  # FFmpeg's and libjpeg's own lines for a damaged file: ours says it
+            if path.suffix.lower() in IMAGE_SUFFIXES and cv2.imread(str(path), cv2.IMREAD_COLOR) is not None:
+                self.kind, self.fps, self.count = "image", fps, 1
+                return
+            cap = cv2.VideoCapture(str(path))
+            ok, _ = cap.read() if cap.isOpened() else (False, None)
         if not ok:
             raise UserError(f"{path}: not a readable image or video")
         self.kind, self.fps = "video", float(cap.get(cv2.CAP_PROP_FPS) or fps)
@@ -113,7 +114,8 @@ class Inputs:
             return
         if self.kind == "folder":
             for index, f in enumerate(self.files):
-                image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                with native_stderr_silenced():  # a damaged image is named among the skipped ones instead
+                    image = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if image is None:
                     if f.name not in self.skipped:
                         self.skipped.append(f.name)

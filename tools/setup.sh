@@ -65,7 +65,7 @@ read_options() {
   OS_ID=unknown; OS_CODENAME=unknown
   if [ -r /etc/os-release ]; then OS_ID=$(. /etc/os-release; echo "${ID:-unknown}"); OS_CODENAME=$(. /etc/os-release; echo "${VERSION_CODENAME:-unknown}"); fi
   if [ "$OS_ID $OS_CODENAME" = "debian bookworm" ]; then CUDA_DEFAULT_ROUTE=11.8; CUDA_ROUTES="11.8 13"; else CUDA_DEFAULT_ROUTE=13; CUDA_ROUTES="13"; fi
-  APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch
+  APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch git
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
   libopenblas-dev libopenblas0-openmp python3-dev python3-venv"
