@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import UserError
+from .errors import UserError
 from .files import no_room, temporary_name
 from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 

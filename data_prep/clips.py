@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import UserError
+from .errors import UserError
 from .files import write_bytes_atomic, write_text_atomic
 
 BOX_PREVIOUS, BOX_NEXT = "previous frame's box (nobody detected)", "first later detection's box (nobody detected yet)"

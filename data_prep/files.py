@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .cli import DiskFullError
+from .errors import DiskFullError
 
 # errno values of a write that found no room: a full disk, a full quota, a file-size limit (ulimit -f)
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -20,7 +20,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from .cli import DiskFullError
+from .errors import DiskFullError
 from .files import human_bytes, require_free_space
 from .crop import CROP_SIZE, apply_affine, crop_person
 from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data_prep.cli import REPO, UserError
+from data_prep.cli import REPO
+from data_prep.errors import UserError
 
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import caffe
 
-from data_prep.cli import REPO, UserError
+from data_prep.cli import REPO
+from data_prep.errors import UserError
 from data_prep.metrics import ROOT
 from data_prep.skeleton import JOINTS, TORSO_BONES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 
 
 def caffe_has_cuda() -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.batches import BatchSource, deprocess
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale, root_aligned
 
 from .bn_stats import BN_BATCHES

@@ -8,7 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 
 LAYOUT_PREFIX = "# layout: "
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.cli import REPO, UserError
+from data_prep.cli import REPO
+from data_prep.errors import UserError
 
 
 def require_nccl() -> None:

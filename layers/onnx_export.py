@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 from data_prep.metrics import ROOT
 from data_prep.files import sha256_of
 from data_prep.skeleton import JOINTS, PARENTS, TORSO_BONES

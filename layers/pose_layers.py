@@ -13,7 +13,7 @@ import traceback
 
 import caffe
 
-from data_prep.cli import LAYER_ERROR, USER_ERRORS
+from data_prep.errors import LAYER_ERROR, USER_ERRORS
 
 from . import targets as T
 from .config import GRID, INPUT_SIZE, LAMBDA_2D

@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 
 from data_prep.batches import BatchSource
-from data_prep.cli import USER_ERRORS
+from data_prep.errors import USER_ERRORS
 
 
 class Prefetcher:

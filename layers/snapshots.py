@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 from data_prep.files import write_text_atomic
 
 PARTIAL = ".partial"  # Caffe's name for a snapshot file being written (patch 0005)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import LAYER_ERROR, REPO, DiskFullError, Interrupted, UserError
+from data_prep.cli import REPO
+from data_prep.errors import LAYER_ERROR, DiskFullError, Interrupted, UserError
 from data_prep.files import require_free_space
 from data_prep.records import check_lmdb
 

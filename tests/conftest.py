@@ -15,7 +15,7 @@ from data_prep.cli import REPO
 
 
 def caffe_home() -> Path:
-    from data_prep.cli import UserError
+    from data_prep.errors import UserError
     from layers.caffe_build import caffe_home as home
 
     try:

@@ -42,7 +42,8 @@ def test_common_mistakes_are_one_line_and_exit_code_2(synthetic_root, lmdb_root,
 
 
 def test_traceback_on_request(tmp_path, monkeypatch):
-    from data_prep.cli import UserError, run_tool as run  # noqa: N813
+    from data_prep.cli import run_tool as run  # noqa: N813
+    from data_prep.errors import UserError
 
     def broken(argv):
         raise UserError("bad input")

@@ -35,7 +35,7 @@ def test_a_video_cut_short_by_a_full_disk_is_one_error_and_nothing_is_left(tmp_p
     """OpenCV's writer drops the frames that do not fit on the disk without a word; close() reads the file back,
     and a video short of frames is a DiskFullError naming it, with nothing of it left (not a short mp4)."""
     from conftest import small_disk_at
-    from data_prep.cli import DiskFullError
+    from data_prep.errors import DiskFullError
 
     rng = np.random.default_rng(0)
     poses = rng.normal(0, 300, (40, 17, 3))

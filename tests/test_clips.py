@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 from data_prep.clips import (BOX_NEXT, BOX_PREVIOUS, Clip, fill_missing_boxes, jitter, load_boxes, read_clip,
                              savitzky_golay, write_clip)
 

@@ -356,7 +356,7 @@ def test_a_disk_that_fills_during_the_build_is_one_line_and_leaves_nothing(small
     import lmdb
 
     import data_prep.lmdb_build as lb
-    from data_prep.cli import DiskFullError
+    from data_prep.errors import DiskFullError
 
     def full(self, records):
         raise lmdb.Error("mdb_txn_commit: Input/output error")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import REPO
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 
 
 def test_evaluate_writes_the_table_and_files(trained, lmdb_root, capsys):

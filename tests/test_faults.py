@@ -329,7 +329,7 @@ def initial_weights(directory: Path, lmdb_root, variant: str) -> Path:
 
 
 def test_weights_of_another_variant_are_one_line_naming_the_variant_they_hold(tmp_path, lmdb_root):
-    from data_prep.cli import UserError
+    from data_prep.errors import UserError
     from layers.deploy import load_deploy_net
 
     weights = {v: initial_weights(tmp_path, lmdb_root, v) for v in VARIANTS}

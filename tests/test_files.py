@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 
 from conftest import small_disk_at
-from data_prep.cli import DiskFullError
+from data_prep.errors import DiskFullError
 from data_prep.files import write_bytes_atomic
 
 

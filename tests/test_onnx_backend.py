@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 
 
 def test_damaged_foreign_and_gpu_cases_are_clear_errors(exported, tmp_path):

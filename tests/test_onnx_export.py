@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 from data_prep.records import read_meta
 
 from conftest import MM, SOFTMAX, assert_agree, pycaffe_outputs, lmdb_test_images

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from data_prep.cli import UserError
+from data_prep.errors import UserError
 
 
 def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_root, tmp_path):

@@ -121,7 +121,7 @@ def test_snapshot_disk_is_checked_before_training(lmdb_root, tmp_path, monkeypat
 
     import data_prep.files as files
     import layers.training as training
-    from data_prep.cli import DiskFullError
+    from data_prep.errors import DiskFullError
 
     solver = small_solver(tmp_path, lmdb_root, "solver_walking", 3)
     net = training.train_net_of(read_solver(solver), solver, REPO)

@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import REPO, UserError, run_tool
+from data_prep.cli import REPO, run_tool
+from data_prep.errors import UserError
 from layers.measure import (CACHE, TORCH_PIN, by_layer_type, caffe_cpu_model, caffe_time, caffe_time_layers, checked_device,
                             peak_rss_of, run_peer)
 def zfnet_like(batch):

@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.cli import REPO, UserError, require_lmdbs, run_tool
+from data_prep.cli import REPO, require_lmdbs, run_tool
+from data_prep.errors import UserError
 from data_prep.progress import progress_mode
 from data_prep.skeleton import ACTIONS
 from layers.bn_stats import BN_BATCHES

@@ -16,7 +16,8 @@ import io
 import sys
 from pathlib import Path
 
-from data_prep.cli import REPO, UserError, run_tool
+from data_prep.cli import REPO, run_tool
+from data_prep.errors import UserError
 from data_prep.records import read_meta
 from layers.bn_stats import BN_BATCHES
 from layers.config import VARIANTS

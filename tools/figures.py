@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.cli import UserError, run_tool
+from data_prep.cli import run_tool
+from data_prep.errors import UserError
 from data_prep.drawing import plot_fig4
 from layers.caffe_log import fig4_curves
 

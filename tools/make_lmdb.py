@@ -15,7 +15,8 @@ from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
 from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from data_prep.progress import progress_mode
 from data_prep.records import DEFAULT_ENCODING, ENCODINGS, JPEG_QUALITY
-from data_prep.cli import UserError, run_tool
+from data_prep.cli import run_tool
+from data_prep.errors import UserError
 
 
 def parse_args(argv=None):

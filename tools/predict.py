@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.cli import REPO, UserError, run_tool
+from data_prep.cli import REPO, run_tool
+from data_prep.errors import UserError
 from data_prep.files import native_stderr_silenced, sha256_of, write_text_atomic
 from data_prep.records import read_meta
 from data_prep.skeleton import JOINTS, PARENTS

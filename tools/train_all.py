@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.cli import REPO, UserError, require_lmdbs, run_tool
+from data_prep.cli import REPO, require_lmdbs, run_tool
+from data_prep.errors import UserError
 from data_prep.progress import progress_mode
 from data_prep.skeleton import ACTIONS, action_slug
 from layers.inference import evaluate_and_report

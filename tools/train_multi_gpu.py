@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.cli import UserError, run_tool
+from data_prep.cli import run_tool
+from data_prep.errors import UserError
 
 
 def parse_args(argv=None):
