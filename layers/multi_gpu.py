@@ -56,14 +56,13 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
     final .caffemodel."""
     import multiprocessing as mp
     import queue
-    import signal
     import time
 
     import caffe
 
     from . import snapshots as S
     from .device import require_gpu
-    from .training import TrainingInterrupted, claim_run, finish_run, raise_for_result
+    from .training import TrainingInterrupted, claim_run, finish_run, raise_for_result, stop_signals
 
     report = report or (lambda message: print(f"train_multi_gpu: {message}", flush=True))
     if len(gpus) < 2:
@@ -83,9 +82,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
                                                        rank, errors))
                  for rank in range(len(gpus))]
         stop = {}
-        previous = {s: signal.signal(s, lambda signum, frame: stop.setdefault("signal", signal.Signals(signum).name))
-                    for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_signals(lambda name: stop.setdefault("signal", name)):
             for proc in procs:
                 proc.start()
             while any(proc.exitcode is None for proc in procs):
@@ -97,9 +94,6 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
                 time.sleep(0.5)
             for proc in procs:
                 proc.join()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
         latest = (S.snapshot_pairs(claimed.prefix) or [None])[-1]
         if stop:
             raise TrainingInterrupted(f"stopped on {stop['signal']}; the last complete snapshot is "

@@ -51,33 +51,46 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGHUP)  # PR_SET_PDEATHSIG
 
 
+@contextlib.contextmanager
+def stop_signals(on_signal):
+    """While the block runs: SIGINT and SIGTERM call on_signal(name) instead of stopping this process (in the main
+    thread only, where Python can take signals); the previous handlers come back after it. Both training drivers
+    use it: the caffe tool's (_Stopper) and the multi-GPU one (layers/multi_gpu.py)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, lambda signum, frame: on_signal(signal.Signals(signum).name))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class _Stopper:
     """While caffe runs: the driver's first SIGINT/SIGTERM asks caffe to stop with a snapshot (its SIGINT), a
     second one kills it."""
 
     def __init__(self, proc):
-        self.proc, self.signal, self.previous = proc, None, {}
+        self.proc, self.signal = proc, None
+        self._guard = stop_signals(self._handle)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self.previous[s] = signal.signal(s, self._handle)
+        self._guard.__enter__()
         return self
 
-    def _handle(self, signum, frame):
+    def _handle(self, name):
         if self.proc.poll() is not None:
             return
         if self.signal is None:
-            self.signal = signal.Signals(signum).name
-            print(f"\n{signal.Signals(signum).name}: asking caffe to stop with a snapshot (again to kill it)",
-                  file=sys.stderr, flush=True)
+            self.signal = name
+            print(f"\n{name}: asking caffe to stop with a snapshot (again to kill it)", file=sys.stderr, flush=True)
             self.proc.send_signal(signal.SIGINT)
         else:
             self.proc.kill()
 
     def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
+        return self._guard.__exit__(*exc)
 
 
 def _follow(path: Path, offset: int, proc, on_line) -> None:
