@@ -93,8 +93,13 @@ CUDA_FILE_PREFIXES = ("cuda", "cublas", "curand", "cudnn", "nccl", "cusparse", "
 
 
 def is_cuda_header(path: str) -> bool:
+    """A header of a CUDA toolkit: under one of its folders (thrust/, cub/, crt/, ...), or a CUDA file name directly
+    in an include folder (/usr/include/cuda_runtime.h). Boost's boost/predef/language/cuda.h is no CUDA header."""
     parts = Path(path).parts
-    return any(p in CUDA_DIRS for p in parts[:-1]) or parts[-1].startswith(CUDA_FILE_PREFIXES)
+    if "boost" in parts:
+        return False
+    return any(p in CUDA_DIRS for p in parts[:-1]) or (
+        len(parts) > 1 and parts[-2] == "include" and parts[-1].startswith(CUDA_FILE_PREFIXES))
 
 
 def dependency_files(build_dir: Path) -> list:

@@ -115,6 +115,7 @@ def test_the_header_guard_names_another_toolkits_thrust(tmp_path):
 def test_the_header_guard_reads_nvcc_depend_files_and_ignores_caffes_own_headers(tmp_path):
     dep = tmp_path / "cuda_compile_1_generated_conv_layer.cu.o.depend"
     dep.write_text('SET(CUDA_NVCC_DEPEND\n "/opt/toolkit/include/cuda_runtime.h"\n "/usr/include/cub/cub.cuh"\n'
-                   ' "/usr/include/stdio.h"\n "/work/src/include/caffe/util/cudnn.hpp"\n)\n')
+                   ' "/usr/include/stdio.h"\n "/work/src/include/caffe/util/cudnn.hpp"\n'
+                   ' "/usr/include/boost/predef/language/cuda.h"\n)\n')
     found = foreign_cuda_headers([dep], ["/opt/toolkit", "/work"])
     assert found == {"/usr/include/cub/cub.cuh": str(dep)}
