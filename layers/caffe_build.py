@@ -111,12 +111,13 @@ def foreign_cuda_headers(dep_files, allowed_roots) -> dict:
     """{header: the first dependency file that lists it} for every CUDA header read from outside allowed_roots
     (the route's toolkit, cuDNN and NCCL folders, the build's own source and build folders)."""
     roots = tuple(str(Path(r).resolve()) + os.sep for r in allowed_roots)
-    found = {}
+    found, seen = {}, set()  # every header is judged once, however many objects read it
     for dep in dep_files:
         for path in re.findall(r"(?:^|[\s\"';])(/[^\s\"';\\]+)", Path(dep).read_text(errors="replace"), re.M):
-            if path in found or not is_cuda_header(path):
+            if path in seen:
                 continue
-            if not os.path.realpath(path).startswith(roots) and not path.startswith(roots):
+            seen.add(path)
+            if is_cuda_header(path) and not path.startswith(roots) and not os.path.realpath(path).startswith(roots):
                 found[path] = str(dep)
     return found
 

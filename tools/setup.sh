@@ -62,8 +62,8 @@ read_options() {
   source "$ROOT/third_party/caffe/gtest_filters.env"
   # The system, for what its packages allow: route 11.8 is Debian 12's own CUDA toolkit (its driver floor,
   # 450.80.02, covers every A100 / H100 driver); elsewhere the default is route 13, from PyPI, on any system.
-  OS_ID=unknown; OS_CODENAME=unknown
-  if [ -r /etc/os-release ]; then OS_ID=$(. /etc/os-release; echo "${ID:-unknown}"); OS_CODENAME=$(. /etc/os-release; echo "${VERSION_CODENAME:-unknown}"); fi
+  read -r OS_ID OS_CODENAME < <( { [ -r /etc/os-release ] && . /etc/os-release; } 2>/dev/null
+                                 echo "${ID:-unknown} ${VERSION_CODENAME:-unknown}")
   if [ "$OS_ID $OS_CODENAME" = "debian bookworm" ]; then CUDA_DEFAULT_ROUTE=11.8; CUDA_ROUTES="11.8 13"; else CUDA_DEFAULT_ROUTE=13; CUDA_ROUTES="13"; fi
   APT_PACKAGES="build-essential cmake ccache curl ca-certificates xz-utils patch git
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
