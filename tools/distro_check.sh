@@ -4,6 +4,8 @@
 #
 #   bash tools/distro_check.sh trixie            # Debian 13 (or bookworm: Debian 12)
 #   bash tools/distro_check.sh trixie --cuda13   # then also PARK3D_CUDA=13 PARK3D_CUDNN=9 from an empty cache
+#   bash tools/distro_check.sh trixie --cuda13-only  # that CUDA step alone, in the root a previous check left
+#                                                    # (a fresh clone of HEAD, an empty CUDA cache and venv)
 #
 # Steps, each timed, with its full log in $PARK3D_DISTRO_OUT (default /tmp/park3dpose-distro-<suite>):
 #   rootfs   debootstrap --variant=minbase <suite> from Debian's archive into a fresh folder (no CUDA packages)
@@ -16,7 +18,9 @@
 set -euo pipefail
 
 SUITE=${1:?usage: tools/distro_check.sh SUITE [--cuda13]   (SUITE: bookworm or trixie)}
-CUDA13=0; [ "${2:-}" = --cuda13 ] && CUDA13=1
+CUDA13=0; ONLY=0
+case "${2:-}" in --cuda13) CUDA13=1 ;; --cuda13-only) CUDA13=1; ONLY=1 ;; '') ;;
+  *) echo "distro_check: the second argument is --cuda13 or --cuda13-only" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${PARK3D_DISTRO_OUT:-/tmp/park3dpose-distro-$SUITE}
 FS=$OUT/rootfs
@@ -27,7 +31,7 @@ command -v debootstrap >/dev/null || { echo "distro_check: needs debootstrap (ap
 case "$SUITE" in bookworm|trixie) ;; *) echo "distro_check: SUITE is bookworm (Debian 12) or trixie (Debian 13)" >&2; exit 2 ;; esac
 
 mkdir -p "$OUT"
-SUMMARY=$OUT/summary.txt
+SUMMARY=$OUT/summary.txt; [ $ONLY = 1 ] && SUMMARY=$OUT/summary-cuda13.txt
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
@@ -51,6 +55,7 @@ make_rootfs() {
 }
 
 clone() {
+  rm -rf "$FS/root/park3dpose"
   git clone -q "$ROOT" "$FS/root/park3dpose"
   git -C "$FS/root/park3dpose" log -1 --format='%H %s' | cut -c1-120
 }
@@ -67,16 +72,24 @@ in_root() {
 }
 
 note "distro_check $SUITE on $(uname -m), host $(. /etc/os-release; echo "$PRETTY_NAME"), $(nproc) cores, $(date -u +%FT%TZ)"
+if [ $ONLY = 1 ]; then
+  [ -x "$FS/bin/bash" ] || { echo "distro_check: no root in $FS; run without --cuda13-only first" >&2; exit 2; }
+  note "reusing the root in $FS: $(in_root 'dpkg-query -W -f="\${Package}\n" | grep -c "^nvidia-\|^cuda-\|^libcud" || true') Debian CUDA packages installed"
+else
 step rootfs make_rootfs
+fi
 note "system: $(. "$FS/etc/os-release"; echo "$PRETTY_NAME") (debian_version $(cat "$FS/etc/debian_version"))"
 step clone clone
+if [ $ONLY = 0 ]; then
 step demo in_root "bash tools/setup.sh && .venv/bin/python tools/demo.py"
 note "python: $(in_root '.venv/bin/python -c "import sys, numpy; print(sys.version.split()[0], \"numpy\", numpy.__version__)"')"
 note "gcc: $(in_root 'gcc -dumpfullversion') boost: $(in_root 'dpkg-query -W -f="\${Version}" libboost-python-dev')"
 sed -n '/P1/,$p' "$OUT/demo.log" | head -n 40 >> "$SUMMARY" || true
 step tests in_root "bash tools/setup.sh && .venv/bin/python -m pytest -q tests"
 tail -n 1 "$OUT/tests.log" | tee -a "$SUMMARY"
+fi
 if [ $CUDA13 = 1 ]; then
+  in_root 'rm -rf /root/cache-cuda13 /root/venv-cuda13'
   step cuda13 in_root "PARK3D_CUDA=13 PARK3D_CUDNN=9 PARK3D_CACHE=/root/cache-cuda13 PARK3D_VENV=/root/venv-cuda13 bash tools/setup.sh"
   grep -E '^\[setup\] (build|ready)' "$OUT/cuda13.log" | tee -a "$SUMMARY" || true
 fi
