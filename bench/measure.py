@@ -1,21 +1,29 @@
-"""What tools/benchmark.py measures with: `caffe time` and its per-layer lines (summed by layer type), the CPU's
+"""What the benchmark (bench/, tools/benchmark.py) measures with: `caffe time` and its per-layer lines (summed by
+layer type), the CPU's
 model, a device's name once it is checked, a process tree's peak resident memory, and the PyTorch peer run in
 its own venv (torch is no dependency of the project)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import caffe
 import numpy as np
+from caffe import layers as L
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
 
 from data_prep.cli import REPO
-
-from .caffe_build import caffe_binary, caffe_env
+from layers.caffe_build import caffe_binary, caffe_env, caffe_home, has_cudnn
+from layers.deploy import net_from_text
+from layers.device import require_gpu
 
 
 def caffe_time(model: Path, iterations: int = 5, gpu: int | None = None) -> tuple[float, float]:
@@ -33,7 +41,9 @@ def caffe_cpu_model() -> str:
     return m.group(1).strip() if m else "unknown CPU"
 
 
-def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, phase: str, gpu: int | None = None) -> dict:
+def caffe_time_layers(
+    caffe_home: Path | None, model: Path, iterations: int, phase: str, gpu: int | None = None
+) -> dict:
     """`caffe time` of `model` with the per-layer lines: {'forward': ms, 'backward': ms, 'layers': {(name, dir): ms},
     'core': the OpenBLAS core it ran}. caffe_home: another build's folder instead of the venv's caffe; gpu: on it."""
     env = caffe_env(GLOG_minloglevel="0", OPENBLAS_VERBOSE="2")
@@ -42,8 +52,13 @@ def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, pha
         binary = str(caffe_home / "bin" / "caffe")
         env["PYTHONPATH"] = ":".join(str(p) for p in caffe_home.glob("lib/python3*/dist-packages"))
     on_gpu = [] if gpu is None else ["-gpu", str(gpu)]
-    out = subprocess.run([binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase, *on_gpu],
-                         capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run(
+        [binary, "time", "-model", str(model), "-iterations", str(iterations), "-phase", phase, *on_gpu],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     log = out.stdout + out.stderr
@@ -57,9 +72,6 @@ def caffe_time_layers(caffe_home: Path | None, model: Path, iterations: int, pha
 
 def by_layer_type(model: Path, layers: dict) -> dict:
     """Per-layer times summed by Caffe layer type (Python layers by their class)."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
     net = text_format.Merge(model.read_text(), caffe_pb2.NetParameter())
     kind = {l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer}
     totals: dict = {}
@@ -74,10 +86,6 @@ def checked_device(gpu: int | None) -> str:
     can use GPU n."""
     if gpu is None:
         return "CPU"
-    from layers.device import require_gpu
-
-    from .caffe_build import caffe_home, has_cudnn
-
     require_gpu(gpu)
     name = subprocess.run(["nvidia-smi", "-i", str(gpu), "--query-gpu=name", "--format=csv,noheader"],
                           capture_output=True, text=True).stdout.strip()
@@ -119,15 +127,17 @@ def peak_rss_of(command: list) -> tuple[float, float]:
     return peak / 2**20, time.time() - t0
 
 
-CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
-TORCH_PIN = next(line for line in (REPO / "requirements-torch.txt").read_text().splitlines() if line.startswith("torch=="))
+CACHE = Path(
+    os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose")
+)
+TORCH_PIN = next(
+    line for line in (REPO / "requirements-torch.txt").read_text().splitlines() if line.startswith("torch==")
+)
 
 
 def torch_python(venv: Path, install: bool = False) -> Path | None:
     """This interpreter when it has torch (PARK3D_TORCH=1 bash tools/setup.sh), else the torch venv's, made first
     when `install`; None when there is none."""
-    import importlib.util
-
     if importlib.util.find_spec("torch") is not None:
         return Path(sys.executable)
     venv = Path(venv)
@@ -139,17 +149,34 @@ def torch_python(venv: Path, install: bool = False) -> Path | None:
     return py if py.is_file() else None
 
 
-def run_peer(venv: Path, install: bool, batch: int, iters: int, device: str | None = None, tf32: bool = False) -> dict | None:
+def run_peer(
+    venv: Path, install: bool, batch: int, iters: int, device: str | None = None, tf32: bool = False
+) -> dict | None:
     """tools/peer_pytorch.py (the same net in PyTorch) in the torch venv: its JSON line, or None (said why).
     tf32: let its GPU matrix products and convolutions use TF32 (else FP32, as Caffe's)."""
     py = torch_python(venv, install)
     if py is None:
         print(f"  torch       no torch venv at {venv} (pass --install-torch); skipped")
         return None
-    out = subprocess.run([str(py), str(REPO / "tools" / "peer_pytorch.py"), "--batch", str(batch), "--iters", str(iters),
-                          "--device", device or "cpu", "--tf32", "on" if tf32 else "off"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(py),
+            str(REPO / "tools" / "peer_pytorch.py"),
+            "--batch",
+            str(batch),
+            "--iters",
+            str(iters),
+            "--device",
+            device or "cpu",
+            "--tf32",
+            "on" if tf32 else "off",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
-        print(f"  torch       peer failed, skipped: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode
+        print(f"  torch       peer failed, skipped: {why}")
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -172,11 +199,9 @@ def best_rate(fn, batch: int, iters: int, rounds: int = 2) -> float:
 def peer_onnx_export(state: dict, variant: str, out: Path) -> Path:
     """The PyTorch net (layers.torch_model.PoseNet) with `state`, exported by torch's own ONNX exporter (the
     TorchScript one: it needs no extra package): what a user of the PyTorch peer would run in onnxruntime."""
-    import warnings
+    import torch  # optional (PARK3D_TORCH=1 bash tools/setup.sh): imported only where the peer runs
 
-    import torch
-
-    from .torch_model import PoseNet
+    from layers.torch_model import PoseNet  # imports torch
 
     net = PoseNet(variant)
     net.load_state_dict(state)
@@ -213,11 +238,6 @@ def training_flops(net, first_layer: str) -> float:
 def caffe_gemm_rate(size: int = 2048, iters: int = 5) -> float:
     """GFLOP/s of one large single-precision GEMM (size^3) through Caffe's own BLAS: an InnerProduct layer's
     forward in pycaffe, the product Caffe's fully connected layers and its im2col convolutions call."""
-    import caffe
-    from caffe import layers as L
-
-    from .deploy import net_from_text
-
     n = caffe.NetSpec()
     n.x = L.Input(shape=dict(dim=[size, size]))
     n.y = L.InnerProduct(n.x, num_output=size, bias_term=False, weight_filler=dict(type="gaussian", std=0.01))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import lmdb
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from .records import read_meta
 from .pooled import pooled_statistics
-from .records import decode_record
+from .records import decode_record, read_meta
 
 
 def preprocess(image: np.ndarray, crop: int, mean_bgr, rng: np.random.Generator | None = None,
@@ -96,8 +96,6 @@ class BatchSource:
 
     def __init__(self, lmdb_path, batch_size: int, crop: int, train: bool, seed: int, pca_sigma: float,
                  rank: int = 0, ranks: int = 1):
-        import lmdb
-
         global_batch(0, rank, ranks)  # validates
         self.rank, self.ranks = rank, ranks
         self.paths = lmdb_list(lmdb_path)
@@ -122,7 +120,9 @@ class BatchSource:
         self.eigval = np.asarray(self.meta["pca_eigval_rgb"], dtype=np.float64)
         self.eigvec = np.asarray(self.meta["pca_eigvec_rgb"], dtype=np.float64)
 
-    def fill(self, batch: int, image: np.ndarray, joints: np.ndarray, pose: np.ndarray, extra: dict | None = None) -> None:
+    def fill(
+        self, batch: int, image: np.ndarray, joints: np.ndarray, pose: np.ndarray, extra: dict | None = None
+    ) -> None:
         """Fill the arrays with this rank's batch number `batch`; `extra` maps other record fields (e.g.
         'pose3d_mm') to arrays to fill as well."""
         batch = global_batch(batch, self.rank, self.ranks)

@@ -126,7 +126,9 @@ def bvh_text(poses_mm: np.ndarray, joints, parents, bones, bone_lengths_mm, fram
         lines.append(f"{pad}{'ROOT' if node['parent'] is None else 'JOINT'} {node['name']}")
         lines.append(pad + "{")
         lines.append(f"{pad}  OFFSET {' '.join(f'{v:.4f}' for v in node['offset'])}")
-        channels = ("Xposition Yposition Zposition " if node["parent"] is None else "") + "Zrotation Xrotation Yrotation"
+        channels = (
+            "Xposition Yposition Zposition " if node["parent"] is None else ""
+        ) + "Zrotation Xrotation Yrotation"
         lines.append(f"{pad}  CHANNELS {len(channels.split())} {channels}")
         leaf = not any(other["parent"] == i for other in skeleton.nodes)
         if leaf:

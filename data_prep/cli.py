@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import USER_ERRORS, Interrupted, UserError, environment_error_line
-
+from .skeleton import action_slug
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: where the tools' relative defaults resolve
 
@@ -44,13 +44,13 @@ def run_tool(main, argv=None) -> int:
 
 def require_lmdbs(lmdb_root, actions, splits=("train", "test")) -> None:
     """UserError unless <lmdb_root>/<action>_<split>.lmdb/meta.json exist for every action and split."""
-    from .skeleton import action_slug
-
     root = Path(lmdb_root)
     if not root.is_dir():
         raise UserError(f"--lmdb-root {root}: no such folder; build the LMDBs with tools/make_lmdb.py --out {root}")
     missing = [f"{action_slug(a)}_{s}.lmdb" for a in actions for s in splits
                if not (root / f"{action_slug(a)}_{s}.lmdb" / "meta.json").is_file()]
     if missing:
-        raise UserError(f"--lmdb-root {root}: no complete {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
-                        f"build them with tools/make_lmdb.py --out {root} (or pass the folder that holds them)")
+        raise UserError(
+            f"--lmdb-root {root}: no complete {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
+            f"build them with tools/make_lmdb.py --out {root} (or pass the folder that holds them)"
+        )

@@ -40,7 +40,7 @@ class SkeletonView:
         return xy * self.scale + self.size / 2
 
     def draw(self, pose_mm: np.ndarray) -> np.ndarray:
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         panel = np.full((self.size, self.size, 3), 255, np.uint8)
         c = self.size // 2
@@ -56,7 +56,7 @@ class SkeletonView:
 def frame_panel(image_bgr: np.ndarray, box, joints2d_px) -> np.ndarray:
     """The input frame scaled to HEIGHT (its width to an even number of pixels, as video codecs want) with the box
     (green) and the 2D joints and bones drawn on it."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     s = HEIGHT / image_bgr.shape[0]
     out = cv2.resize(image_bgr, (max(2, 2 * round(image_bgr.shape[1] * s / 2)), HEIGHT))
@@ -76,7 +76,7 @@ class ClipVideo:
     disk without a word): never a half-written video. `fps`: the clip's fps divided by its frame step."""
 
     def __init__(self, path: Path, fps: float, view: SkeletonView, frame_width: int):
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         self.path, self.view = Path(path), view
         self.tmp = temporary_name(self.path, ".mp4")
@@ -96,7 +96,7 @@ class ClipVideo:
         self.frames += 1
 
     def close(self) -> Path:
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         self.writer.release()
         stored = cv2.VideoCapture(str(self.tmp))

@@ -10,6 +10,7 @@ whole image, which would put the person at a fraction of the crop.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def load_boxes(path: Path) -> dict:
             score = float(d.get("score", 1.0))
             category = d.get("category_id", PERSON_CATEGORY)
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"--boxes {path}: detection {n} is not {{\"image_id\" or \"file_name\", \"bbox\": [x, y, w, h], "
-                            "\"score\"}") from None
+            raise UserError(
+                f"--boxes {path}: detection {n} is not {{\"image_id\" or \"file_name\", \"bbox\": [x, y, w, h], "
+                "\"score\"}"
+            ) from None
         if category != PERSON_CATEGORY:
             continue
         if w <= 0 or h <= 0:
@@ -124,8 +127,6 @@ class Clip:
 def write_clip(clip: Clip, stem: Path) -> tuple[Path, Path]:
     """`<stem>.pose3d.npz` (arrays, and the fields as a JSON string under "info") and `<stem>.pose3d.json` (the same,
     as lists), each written whole or not at all."""
-    import io
-
     info = {**clip.summary(), "units": "mm (pose3d_mm), pixels (joints2d_px, boxes_xyxy)", "axes": AXES}
     arrays = {"pose3d_mm": clip.pose3d_mm.astype(np.float32), "joints2d_px": clip.joints2d_px.astype(np.float32),
               "boxes_xyxy": clip.boxes_xyxy.astype(np.float32), "frame_indices": clip.frame_indices.astype(np.int64),

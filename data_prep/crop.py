@@ -28,7 +28,7 @@ def crop_transform(cx: float, cy: float, side: float, size: int = CROP_SIZE) -> 
 
 def crop_person(image: np.ndarray, box, size: int = CROP_SIZE, margin: float = BOX_MARGIN):
     """(crop (size, size, 3) uint8, affine (2, 3)) for the person in `box`; outside the image is black."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     cx, cy, side = square_around_box(box, margin)
     affine = crop_transform(cx, cy, side, size)

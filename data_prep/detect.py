@@ -38,7 +38,7 @@ def person_box_from_window(window) -> tuple:
 @functools.lru_cache(maxsize=1)
 def _people_detector():
     """OpenCV's HOG descriptor with its default people SVM, made once (predict.py calls per video frame)."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -47,13 +47,15 @@ def _people_detector():
 
 def detect_person(image_bgr: np.ndarray) -> Detection | None:
     """The most confident person in the image, or None when the detector finds nobody."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     hog = _people_detector()
     best = None
     for side in DETECT_SIDES:
         scale = side / max(image_bgr.shape[:2])
-        small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(
+            image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
         if min(small.shape[:2]) < 128:
             continue
         rects, weights = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
@@ -66,7 +68,7 @@ def detect_person(image_bgr: np.ndarray) -> Detection | None:
 
 @functools.lru_cache(maxsize=1)
 def _haar_full_body():
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_fullbody.xml"))
 
@@ -75,11 +77,15 @@ def detect_person_haar(image_bgr: np.ndarray) -> Detection | None:
     """The largest full-body detection of the Haar cascade that ships inside OpenCV (haarcascade_fullbody.xml,
     Kruppa et al.), the other detector with its weights in a package we already install; for the benchmark's
     comparison (docs/benchmarks.md, "Person detectors"). Its window is the box."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     scale = DETECT_SIDES[-1] / max(image_bgr.shape[:2])
-    small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    found = _haar_full_body().detectMultiScale(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), scaleFactor=1.05, minNeighbors=3)
+    small = cv2.resize(
+        image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    found = _haar_full_body().detectMultiScale(
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), scaleFactor=1.05, minNeighbors=3
+    )
     if len(found) == 0:
         return None
     x, y, w, h = max(found, key=lambda r: r[2] * r[3])

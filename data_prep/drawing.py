@@ -11,17 +11,17 @@ from .skeleton import BONES, LEFT_JOINTS, RIGHT_JOINTS
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: only where a figure is drawn
 
     matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: only where a figure is drawn
 
     return plt
 
 
 def _save(fig, out_png: Path, dpi: int) -> Path:
     """Lay out, write under a temporary name, rename into place, close."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: only where a figure is drawn
 
     out_png = Path(out_png)
     fig.tight_layout()
@@ -108,7 +108,9 @@ def plot_fig5(images_bgr: np.ndarray, gt: np.ndarray, preds: dict, out_png: Path
             ax.set_title("input", fontsize=9)
         draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 2, projection="3d"), gt[i], gt_label if r == 0 else "")
         for c, (label, pred) in enumerate(preds.items()):
-            draw_pose_3d(fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else "")
+            draw_pose_3d(
+                fig.add_subplot(rows, cols, r * cols + 3 + c, projection="3d"), pred[i], label if r == 0 else ""
+            )
     return _save(fig, out_png, dpi=100)
 
 

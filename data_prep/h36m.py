@@ -14,7 +14,10 @@ import os
 import struct
 from pathlib import Path
 
+import cdflib
+import h5py
 import numpy as np
+from cdflib.cdfwrite import CDF
 
 from .cameras import CAMERA_MODELS, project
 from .files import atomic_output
@@ -84,8 +87,6 @@ def discover(root: Path, subjects, actions=None) -> Discovery:
 
 def pose_frame_count(path: Path) -> int:
     """Frames in a pose CDF from its header alone (0 when unreadable: the build then skips it by name)."""
-    import cdflib
-
     try:
         info = cdflib.CDF(str(path)).varinq("Pose")
     except Exception:  # noqa: BLE001  (damaged files are reported when the sequence is read)
@@ -96,15 +97,15 @@ def pose_frame_count(path: Path) -> int:
 
 def read_pose_cdf(path: Path, width: int) -> np.ndarray:
     """(frames, width) float64 from a Human3.6M pose CDF (variable 'Pose', shape (1, frames, width))."""
-    import cdflib
-
     path = Path(path)
     if not path.is_file():
         raise SequenceError(f"{path}: missing pose file")
     try:
         pose = np.asarray(cdflib.CDF(str(path)).varget("Pose"), dtype=np.float64)
     except Exception as e:  # cdflib raises several types on damaged files
-        raise SequenceError(f"{path}: not a readable CDF with variable 'Pose' ({e}); re-extract it from the release") from e
+        raise SequenceError(
+            f"{path}: not a readable CDF with variable 'Pose' ({e}); re-extract it from the release"
+        ) from e
     if pose.shape[-1] != width:
         raise SequenceError(f"{path}: expected {width} values per frame ({width // (NUM_H36M_JOINTS)} x 32 joints), "
                             f"got shape {pose.shape}; is this the right D2/D3 folder?")
@@ -143,8 +144,6 @@ def read_bboxes(path: Path, frames=None) -> np.ndarray:
     """(len(frames), 4) boxes x0, y0, x1, y1 (inclusive pixels) from a ground_truth_bb v7.3 .mat file, all
     frames when `frames` is None; a row is EMPTY_MASK where the frame's mask is empty and NO_MASK_FRAME where
     the file has no such frame."""
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise SequenceError(f"{path}: missing bounding-box mask file")
@@ -170,7 +169,7 @@ class VideoFrames:
     """Sequential frames of a video with a clear error if it cannot be decoded."""
 
     def __init__(self, path: Path):
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -210,8 +209,6 @@ class VideoFrames:
 # --- writers of the release's formats (the synthetic generator's; each mirrors a reader above) ---------------
 def write_pose_cdf(path: Path, poses: np.ndarray) -> None:
     """CDF with variable `Pose` of shape (1, frames, width), as in the release."""
-    from cdflib.cdfwrite import CDF
-
     data = np.asarray(poses, dtype=np.float32).reshape(1, len(poses), -1)
     with atomic_output(path, ".cdf") as tmp:
         tmp.unlink(missing_ok=True)  # cdflib writes no file that exists
@@ -227,8 +224,6 @@ MAT73_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 
 def write_bbox_masks_mat(path: Path, boxes: list, width: int, height: int) -> None:
     """MATLAB v7.3 file whose cell `Masks` holds one (height, width) logical mask per frame, stored
     column-major as MATLAB does (so a reader gets f[f['Masks'][i, 0]] transposed)."""
-    import h5py
-
     with atomic_output(path, ".mat") as tmp:
         with h5py.File(tmp, "w", userblock_size=512) as f:
             refs = f.create_group("#refs#")
@@ -247,7 +242,7 @@ def write_bbox_masks_mat(path: Path, boxes: list, width: int, height: int) -> No
 
 def write_video(path: Path, frames, fps: int = 50) -> int:
     """MPEG-4 video at the release's 50 fps; returns the number of frames written."""
-    import cv2
+    import cv2  # lazy: OpenCV only where images are read
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import multiprocessing as mp
 import os
+import queue
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,14 +22,22 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from .crop import CROP_SIZE, apply_affine, crop_person
 from .errors import DiskFullError
 from .files import human_bytes, require_free_space
-from .crop import CROP_SIZE, apply_affine, crop_person
-from .h36m import (NO_MASK_FRAME, Sequence, SequenceError, VideoFrames, discover, pose_frame_count, read_bboxes,
-                   read_poses)
+from .h36m import (
+    NO_MASK_FRAME,
+    Sequence,
+    SequenceError,
+    VideoFrames,
+    discover,
+    pose_frame_count,
+    read_bboxes,
+    read_poses,
+)
 from .metrics import mean_torso_lengths, root_aligned
-from .progress import Progress
 from .poses import bone_lengths, normalise_poses
+from .progress import Progress
 from .records import DEFAULT_ENCODING, ENCODINGS, FLOAT_FIELDS, FORMAT_VERSION, encode_record, record_key, write_meta
 from .skeleton import ACTIONS, BONES, JOINTS, TEST_SUBJECTS, TORSO_BONES, TRAIN_SUBJECTS, action_slug
 
@@ -134,8 +144,6 @@ class _LmdbWriter:
     """Writes one LMDB under <path>.partial; commit() renames it into place."""
 
     def __init__(self, path: Path):
-        import lmdb
-
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         shutil.rmtree(self.partial, ignore_errors=True)
@@ -382,8 +390,6 @@ class _SequenceRunner:
 
     def __enter__(self):
         if self.workers > 1:
-            import multiprocessing as mp
-
             ctx = mp.get_context("fork")
             self.queue = ctx.Queue(maxsize=2 * self.workers)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
@@ -407,7 +413,6 @@ class _SequenceRunner:
                                                 crop_size, encoding))
                 bar.update()
             return results
-        import queue
 
         futures = [self.pool.submit(_process_in_worker, seq, step, crop_size, encoding) for seq in seqs]
         done = {}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tqdm import tqdm
+
 
 def progress_mode(quiet: bool = False) -> bool | str:
     """Nothing when quiet, a bar when stderr is a terminal, else lines."""
@@ -35,8 +37,6 @@ class Progress:
         self.next_line = initial + self.step
         self.bar = None
         if mode is True:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=self.total, initial=initial, desc=desc, unit=unit)
 
     def line(self) -> str:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lmdb
 import numpy as np
 
 from .files import write_text_atomic
-
 from .skeleton import NUM_JOINTS
 
 FORMAT_VERSION = 1  # of meta.json and the records
@@ -53,7 +53,7 @@ def encode_image(crop_bgr: np.ndarray, encoding: str = DEFAULT_ENCODING, quality
     if encoding == "raw":
         return np.ascontiguousarray(crop_bgr.transpose(2, 0, 1)).tobytes()
     if encoding == "jpeg":
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         ok, data = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         if not ok:
@@ -65,7 +65,7 @@ def encode_image(crop_bgr: np.ndarray, encoding: str = DEFAULT_ENCODING, quality
 def decode_image(datum) -> np.ndarray:
     """Datum -> (3, H, W) uint8 BGR, whichever way it was stored."""
     if datum.encoded:
-        import cv2
+        import cv2  # lazy: OpenCV only where images are read
 
         image = cv2.imdecode(np.frombuffer(datum.data, dtype=np.uint8), cv2.IMREAD_COLOR)
         if image is None or image.shape != (datum.height, datum.width, 3):
@@ -141,8 +141,6 @@ META_FIELDS = {"action": str, "split": str, "count": int, "joints": list, "mean_
 
 def record_count(lmdb_path: Path) -> int:
     """The records an LMDB holds (its own count, without reading them)."""
-    import lmdb
-
     try:
         env = lmdb.open(str(lmdb_path), readonly=True, lock=False, readahead=False)
     except lmdb.Error as e:

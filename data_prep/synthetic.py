@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .cameras import CAMERA_MODELS, look_at_extrinsics, project
 from .h36m import write_bbox_masks_mat, write_pose_cdf, write_video
+from .progress import Progress
 from .skeleton import ACTIONS, CAMERAS, SUBJECTS
 from .synthetic_motion import FPS, action_angles, forward_kinematics, make_body
 from .synthetic_render import render_frame, studio_background
@@ -59,7 +61,9 @@ def generate_sequence(cfg: GeneratorConfig, subject: str, action: str, file_acti
         cam = world @ rotation.T + translation
         name = f"{file_action}.{cam_id}"
         write_pose_cdf(sdir / "MyPoseFeatures" / "D3_Positions_mono" / f"{name}.cdf", cam.reshape(cfg.frames, -1))
-        write_pose_cdf(sdir / "MyPoseFeatures" / "D2_Positions" / f"{name}.cdf", project(cam, camera).reshape(cfg.frames, -1))
+        write_pose_cdf(
+            sdir / "MyPoseFeatures" / "D2_Positions" / f"{name}.cdf", project(cam, camera).reshape(cfg.frames, -1)
+        )
         background = studio_background(camera, cfg.seed)
         boxes = []
 
@@ -70,7 +74,9 @@ def generate_sequence(cfg: GeneratorConfig, subject: str, action: str, file_acti
                 yield img
 
         write_video(sdir / "Videos" / f"{name}.mp4", frames())
-        write_bbox_masks_mat(sdir / "MySegmentsMat" / "ground_truth_bb" / f"{name}.mat", boxes, camera.width, camera.height)
+        write_bbox_masks_mat(
+            sdir / "MySegmentsMat" / "ground_truth_bb" / f"{name}.mat", boxes, camera.width, camera.height
+        )
     return cfg.frames * len(cfg.cameras)
 
 
@@ -86,10 +92,6 @@ def _run_job(args):
 
 def generate(cfg: GeneratorConfig, workers: int = 1, progress: bool | str = True) -> dict:
     """Write the whole layout under cfg.root (atomically per file). Returns a summary."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from .progress import Progress
-
     for a in cfg.actions:
         if a not in ACTIONS:
             raise ValueError(f"unknown action {a!r}; expected one of {', '.join(ACTIONS)}")

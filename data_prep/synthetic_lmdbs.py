@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .lmdb_build import build_lmdbs
-from .records import read_meta
-from .records import DEFAULT_ENCODING
+from .records import DEFAULT_ENCODING, read_meta
 from .skeleton import action_slug
 from .synthetic import GeneratorConfig, generate
 
@@ -18,7 +17,9 @@ def prepare_synthetic(out: Path, actions, frames: int, frame_step: int, seed: in
     done = data / "DONE"
     wanted = f"{sorted(actions)} frames={frames} seed={seed}"
     if not done.is_file() or done.read_text() != wanted:
-        generate(GeneratorConfig(data, actions=tuple(actions), frames=frames, seed=seed), workers=workers, progress=progress)
+        generate(
+            GeneratorConfig(data, actions=tuple(actions), frames=frames, seed=seed), workers=workers, progress=progress
+        )
         done.write_text(wanted)
     def built(action):  # in this encoding (LMDBs from before encodings existed are raw)
         test = lmdb / f"{action_slug(action)}_test.lmdb"

@@ -35,11 +35,18 @@ class Body:
 
 
 def make_body(subject: str, seed: int) -> Body:
-    rng = np.random.default_rng([seed, SUBJECTS.index(subject) if subject in SUBJECTS else zlib.crc32(subject.encode()) % 997])
+    rng = np.random.default_rng(
+        [seed, SUBJECTS.index(subject) if subject in SUBJECTS else zlib.crc32(subject.encode()) % 997]
+    )
     height = rng.uniform(0.9, 1.1)
     lengths = {k: v * height * rng.uniform(0.95, 1.05) for k, v in BASE_LENGTHS.items()}
     colour = lambda lo, hi: tuple(int(x) for x in rng.integers(lo, hi, 3))
-    return Body(lengths, colour(40, 230), colour(20, 160), tuple(int(x) for x in rng.uniform(0.8, 1.2) * np.array([120, 160, 210]).clip(0, 255)))
+    return Body(
+        lengths,
+        colour(40, 230),
+        colour(20, 160),
+        tuple(int(x) for x in rng.uniform(0.8, 1.2) * np.array([120, 160, 210]).clip(0, 255)),
+    )
 
 
 # Per action: which gesture the arms make, whether the person walks, sits, bends. Angles in radians.
@@ -60,31 +67,59 @@ def _smooth_noise(rng, t, n=3, scale=1.0):
 
 
 def action_angles(action: str, t: np.ndarray, rng: np.random.Generator) -> dict:
-    """Joint angles over time t (s) for an action; every subject and subaction gets its own rng."""
+    """Joint angles over time t (s) for an action; every subject and subaction gets its own rng. The random draws
+    come in a fixed order (rest pose, walking, sitting down, the arms' rate), which keeps the data bit-identical."""
     style = ACTION_STYLE[action]
+    a = _rest_angles(t, rng)
+    if style.get("walk", 0.0):
+        _walk(a, style["walk"], t, rng)
+    _sit(a, style, t, rng)
+    w = 2 * np.pi * rng.uniform(0.3, 0.6)  # the rate of the arm and trunk movements below
+    for name, move in STYLE_MOVES:
+        if style.get(name):
+            move(a, w, t)
+    _limit_joint_angles(a)
+    return {k: np.broadcast_to(np.asarray(v, dtype=np.float64), t.shape).copy() for k, v in a.items()}
+
+
+def _rest_angles(t: np.ndarray, rng: np.random.Generator) -> dict:
+    """Standing, facing a random way, every angle drifting a little (smooth noise)."""
     z = np.zeros_like(t)
-    a = dict(yaw=rng.uniform(-np.pi, np.pi) + _smooth_noise(rng, t, scale=0.6), lean=0.08 + _smooth_noise(rng, t, scale=0.08),
-             pelvis_drop=z.copy(), x=z.copy(), y=z.copy(), head=_smooth_noise(rng, t, scale=0.2))
+    a = dict(
+        yaw=rng.uniform(-np.pi, np.pi) + _smooth_noise(rng, t, scale=0.6),
+        lean=0.08 + _smooth_noise(rng, t, scale=0.08),
+        pelvis_drop=z.copy(),
+        x=z.copy(),
+        y=z.copy(),
+        head=_smooth_noise(rng, t, scale=0.2),
+    )
     for side in "LR":
         a[f"hip_{side}"] = 0.05 + _smooth_noise(rng, t, scale=0.1)
         a[f"knee_{side}"] = 0.1 + np.abs(_smooth_noise(rng, t, scale=0.15))
         a[f"shoulder_{side}"] = 0.15 + _smooth_noise(rng, t, scale=0.25)
         a[f"abduct_{side}"] = 0.15 + np.abs(_smooth_noise(rng, t, scale=0.2))
         a[f"elbow_{side}"] = 0.3 + np.abs(_smooth_noise(rng, t, scale=0.4))
-    walk = style.get("walk", 0.0)
-    if walk:
-        cadence = rng.uniform(0.8, 1.0) * 2 * np.pi * walk
-        phase = cadence * t
-        radius = rng.uniform(800, 1300)
-        speed = walk * 1100.0 / radius  # rad/s along a circle around the studio centre
-        ang = speed * t + rng.uniform(0, 2 * np.pi)
-        a["x"], a["y"] = radius * np.cos(ang), radius * np.sin(ang)
-        a["yaw"] = ang + np.pi / 2 + 0.05 * np.sin(phase)
-        for side, s in (("L", 0.0), ("R", np.pi)):
-            a[f"hip_{side}"] = 0.45 * walk * np.sin(phase + s)
-            a[f"knee_{side}"] = 0.15 + 0.55 * walk * np.clip(np.sin(phase + s - 1.2), 0, None)
-            a[f"shoulder_{side}"] = -0.35 * walk * np.sin(phase + s)
-            a[f"elbow_{side}"] = 0.3 + 0.2 * walk * np.clip(np.sin(phase + s), 0, None)
+    return a
+
+
+def _walk(a: dict, walk: float, t: np.ndarray, rng: np.random.Generator) -> None:
+    """Walking on a circle around the studio centre: legs and arms swing in antiphase at a random cadence."""
+    cadence = rng.uniform(0.8, 1.0) * 2 * np.pi * walk
+    phase = cadence * t
+    radius = rng.uniform(800, 1300)
+    speed = walk * 1100.0 / radius  # rad/s along a circle around the studio centre
+    ang = speed * t + rng.uniform(0, 2 * np.pi)
+    a["x"], a["y"] = radius * np.cos(ang), radius * np.sin(ang)
+    a["yaw"] = ang + np.pi / 2 + 0.05 * np.sin(phase)
+    for side, s in (("L", 0.0), ("R", np.pi)):
+        a[f"hip_{side}"] = 0.45 * walk * np.sin(phase + s)
+        a[f"knee_{side}"] = 0.15 + 0.55 * walk * np.clip(np.sin(phase + s - 1.2), 0, None)
+        a[f"shoulder_{side}"] = -0.35 * walk * np.sin(phase + s)
+        a[f"elbow_{side}"] = 0.3 + 0.2 * walk * np.clip(np.sin(phase + s), 0, None)
+
+
+def _sit(a: dict, style: dict, t: np.ndarray, rng: np.random.Generator) -> None:
+    """Sitting (a fixed amount), or sitting down and getting up again over a random period."""
     sit = style.get("sit", 0.0)
     if style.get("sit_down"):
         sit = 0.5 - 0.5 * np.cos(2 * np.pi * t / rng.uniform(3.0, 5.0))
@@ -94,58 +129,89 @@ def action_angles(action: str, t: np.ndarray, rng: np.random.Generator) -> dict:
             a[f"knee_{side}"] = a[f"knee_{side}"] * (1 - sit) + 1.5 * sit
         a["pelvis_drop"] = 420.0 * sit
         a["lean"] = a["lean"] + 0.15 * sit
-    w = 2 * np.pi * rng.uniform(0.3, 0.6)
-    if style.get("point"):
-        a["shoulder_R"] = 1.2 + 0.3 * np.sin(w * t)
-        a["elbow_R"] = 0.1 + 0.1 * np.abs(np.sin(w * t))
-    if style.get("gesture"):
-        for side, s in (("L", 0), ("R", 1.7)):
-            a[f"shoulder_{side}"] = 0.5 + 0.35 * np.sin(w * t + s)
-            a[f"elbow_{side}"] = 1.2 + 0.4 * np.sin(1.3 * w * t + s)
-    if style.get("hands_to_mouth") or style.get("smoke"):
-        sides = "LR" if style.get("hands_to_mouth") else "R"
-        cycle = 0.5 + 0.5 * np.sin(w * t)
-        for side in sides:
-            a[f"shoulder_{side}"] = 0.3 + 0.6 * cycle
-            a[f"elbow_{side}"] = 0.6 + 1.8 * cycle
-    if style.get("phone"):
-        a["shoulder_R"] = 0.6 + 0.05 * np.sin(w * t)
-        a["abduct_R"] = 0.4 + z
-        a["elbow_R"] = 2.4 + z
-    if style.get("wave"):
-        a["shoulder_R"] = 1.3 + 0.2 * np.sin(0.5 * w * t)
-        a["abduct_R"] = 0.8 + 0.4 * np.sin(3 * w * t)
-        a["elbow_R"] = 1.0 + 0.3 * np.sin(3 * w * t)
-    if style.get("camera"):
-        for side in "LR":
-            a[f"shoulder_{side}"] = 1.0 + 0.1 * np.sin(w * t)
-            a[f"elbow_{side}"] = 2.0 + z
-        a["lean"] = a["lean"] + 0.1 * np.sin(0.5 * w * t)
-    if style.get("pose"):
-        for side, s in (("L", 0), ("R", np.pi)):
-            a[f"abduct_{side}"] = 1.1 + 0.4 * np.sin(0.5 * w * t + s)
-            a[f"elbow_{side}"] = 0.2 + 1.2 * (0.5 + 0.5 * np.sin(0.5 * w * t))
-        a["hip_L"] = 0.25 * np.sin(0.5 * w * t)
-    if style.get("bend"):
-        bend = 0.5 + 0.5 * np.sin(0.5 * w * t)
-        a["lean"] = a["lean"] + 0.9 * bend
-        for side in "LR":
-            a[f"shoulder_{side}"] = a[f"shoulder_{side}"] + 0.8 * bend
-    if style.get("sway"):
-        a["lean"] = a["lean"] + 0.1 * np.sin(0.4 * w * t)
-        a["abduct_L"] = a["abduct_L"] + 0.1
-        a["knee_L"] = 0.1 + 0.25 * (0.5 + 0.5 * np.sin(0.4 * w * t))
-    if style.get("leash"):
-        a["shoulder_R"] = 0.5 + 0.1 * np.sin(w * t)
-        a["elbow_R"] = 0.4 + z
-    # Joint-angle limits: knees and elbows only bend one way, hips and shoulders within a human range.
+
+
+def _point(a, w, t):
+    a["shoulder_R"] = 1.2 + 0.3 * np.sin(w * t)
+    a["elbow_R"] = 0.1 + 0.1 * np.abs(np.sin(w * t))
+
+
+def _gesture(a, w, t):
+    for side, s in (("L", 0), ("R", 1.7)):
+        a[f"shoulder_{side}"] = 0.5 + 0.35 * np.sin(w * t + s)
+        a[f"elbow_{side}"] = 1.2 + 0.4 * np.sin(1.3 * w * t + s)
+
+
+def _hands_to_mouth(a, w, t, sides="LR"):
+    cycle = 0.5 + 0.5 * np.sin(w * t)
+    for side in sides:
+        a[f"shoulder_{side}"] = 0.3 + 0.6 * cycle
+        a[f"elbow_{side}"] = 0.6 + 1.8 * cycle
+
+
+def _smoke(a, w, t):
+    _hands_to_mouth(a, w, t, sides="R")
+
+
+def _phone(a, w, t):
+    a["shoulder_R"] = 0.6 + 0.05 * np.sin(w * t)
+    a["abduct_R"] = 0.4 + np.zeros_like(t)
+    a["elbow_R"] = 2.4 + np.zeros_like(t)
+
+
+def _wave(a, w, t):
+    a["shoulder_R"] = 1.3 + 0.2 * np.sin(0.5 * w * t)
+    a["abduct_R"] = 0.8 + 0.4 * np.sin(3 * w * t)
+    a["elbow_R"] = 1.0 + 0.3 * np.sin(3 * w * t)
+
+
+def _camera(a, w, t):
+    for side in "LR":
+        a[f"shoulder_{side}"] = 1.0 + 0.1 * np.sin(w * t)
+        a[f"elbow_{side}"] = 2.0 + np.zeros_like(t)
+    a["lean"] = a["lean"] + 0.1 * np.sin(0.5 * w * t)
+
+
+def _pose(a, w, t):
+    for side, s in (("L", 0), ("R", np.pi)):
+        a[f"abduct_{side}"] = 1.1 + 0.4 * np.sin(0.5 * w * t + s)
+        a[f"elbow_{side}"] = 0.2 + 1.2 * (0.5 + 0.5 * np.sin(0.5 * w * t))
+    a["hip_L"] = 0.25 * np.sin(0.5 * w * t)
+
+
+def _bend(a, w, t):
+    bend = 0.5 + 0.5 * np.sin(0.5 * w * t)
+    a["lean"] = a["lean"] + 0.9 * bend
+    for side in "LR":
+        a[f"shoulder_{side}"] = a[f"shoulder_{side}"] + 0.8 * bend
+
+
+def _sway(a, w, t):
+    a["lean"] = a["lean"] + 0.1 * np.sin(0.4 * w * t)
+    a["abduct_L"] = a["abduct_L"] + 0.1
+    a["knee_L"] = 0.1 + 0.25 * (0.5 + 0.5 * np.sin(0.4 * w * t))
+
+
+def _leash(a, w, t):
+    a["shoulder_R"] = 0.5 + 0.1 * np.sin(w * t)
+    a["elbow_R"] = 0.4 + np.zeros_like(t)
+
+
+# The arm and trunk movements of ACTION_STYLE's flags, applied in this order (a later one overrides an earlier);
+# "hands_to_mouth" and "smoke" are one movement (both hands, or the right one only), hands_to_mouth first.
+STYLE_MOVES = (("point", _point), ("gesture", _gesture), ("hands_to_mouth", _hands_to_mouth), ("smoke", _smoke),
+               ("phone", _phone), ("wave", _wave), ("camera", _camera), ("pose", _pose), ("bend", _bend),
+               ("sway", _sway), ("leash", _leash))
+
+
+def _limit_joint_angles(a: dict) -> None:
+    """Knees and elbows only bend one way, hips and shoulders within a human range."""
     for side in "LR":
         a[f"knee_{side}"] = np.clip(a[f"knee_{side}"], 0.0, 2.6)
         a[f"elbow_{side}"] = np.clip(a[f"elbow_{side}"], 0.0, 2.6)
         a[f"hip_{side}"] = np.clip(a[f"hip_{side}"], -0.6, 1.9)
         a[f"shoulder_{side}"] = np.clip(a[f"shoulder_{side}"], -0.8, 2.8)
         a[f"abduct_{side}"] = np.clip(a[f"abduct_{side}"], 0.0, 2.0)
-    return {k: np.broadcast_to(np.asarray(v, dtype=np.float64), t.shape).copy() for k, v in a.items()}
 
 
 def _unit(v):

@@ -29,7 +29,9 @@ def studio_background(camera: Camera, seed: int) -> np.ndarray:
     """A textured backdrop with a tiled floor, fixed per camera."""
     rng = np.random.default_rng([seed, int(camera.id)])
     h, w = camera.height, camera.width
-    noise = cv2.resize(rng.uniform(0, 1, (h // 25, w // 25, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = cv2.resize(
+        rng.uniform(0, 1, (h // 25, w // 25, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     fine = rng.uniform(-12, 12, (h, w, 1)).astype(np.float32)
     img = 70 + 70 * noise + fine
     floor_rows = int(h * 0.62)
@@ -38,7 +40,9 @@ def studio_background(camera: Camera, seed: int) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
-def render_frame(background: np.ndarray, joints_cam: np.ndarray, camera: Camera, body: Body) -> tuple[np.ndarray, tuple]:
+def render_frame(
+    background: np.ndarray, joints_cam: np.ndarray, camera: Camera, body: Body
+) -> tuple[np.ndarray, tuple]:
     """Draw one person (32 camera-coordinate joints, mm) over the background; returns the image and
     the person's bounding box (x0, y0, x1, y1) in pixels."""
     img = background.copy()

@@ -54,7 +54,9 @@ def format_table2(results: dict, actions=ABLATION_ACTIONS) -> str:
     lines = ["".ljust(width) + "".join(a.rjust(12) for a in actions)]
     for variant, label in VARIANT_LABELS.items():
         if variant in results:
-            lines.append(f"{label} (ours)".ljust(width) + "".join(_cell(results[variant].get(a)).rjust(12) for a in actions))
+            lines.append(
+                f"{label} (ours)".ljust(width) + "".join(_cell(results[variant].get(a)).rjust(12) for a in actions)
+            )
     for variant, label in VARIANT_LABELS.items():
         paper = dict(zip(ABLATION_ACTIONS, PAPER_TABLE2[variant]))
         lines.append(f"{label} (paper)".ljust(width) + "".join(_cell(paper.get(a)).rjust(12) for a in actions))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from google.protobuf import text_format
 
 from data_prep.batches import BatchSource
 
@@ -25,8 +26,7 @@ BN_BATCHES = 100  # training batches the drivers re-estimate the statistics over
 
 def statistics_net_text(deploy_prototxt: str) -> str:
     """The deploy net with every BatchNorm layer computing batch statistics and summing them."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
+    from caffe.proto import caffe_pb2  # lazy: loads libcaffe (and CUDA)
 
     net = text_format.Merge(Path(deploy_prototxt).read_text(), caffe_pb2.NetParameter())
     found = 0
@@ -45,7 +45,7 @@ def reestimate_batch_norm(net, deploy_prototxt: str, weights: str, train_lmdb: s
     """Replace the BatchNorm statistics of `net` (a loaded deploy net) by their average over up to `batches`
     shuffled batches of centre crops of the training LMDB, computed with the same weights. Returns the number
     of training images used."""
-    from .deploy import net_from_text
+    from .deploy import net_from_text  # lazy: imports caffe, which layers.models' onnx route must not need
 
     stats_net = net_from_text(statistics_net_text(deploy_prototxt), weights)
     stats_net.blobs["data"].reshape(batch_size, 3, INPUT_SIZE, INPUT_SIZE)

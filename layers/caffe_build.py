@@ -13,7 +13,6 @@ from data_prep.cli import REPO
 from data_prep.errors import UserError
 
 
-
 def gtest_filters() -> dict:
     """Which of Caffe's gtests run where, from third_party/caffe/gtest_filters.env (the set-up and the GPU-machine
     kit read the same file): GTEST_FILTER_CPU_BUILD, GTEST_FILTER_CUDA_BUILD_CPU_CASES, GTEST_FILTER_GPU_CASES."""

@@ -4,15 +4,20 @@ scale recovery and errors. What the code needs to know about the net (its roots,
 evaluates) comes from the layout the file carries (layers.layout), not from its layer names."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import caffe
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
 
 from data_prep.cli import REPO
 from data_prep.errors import UserError
 from data_prep.metrics import ROOT
 from data_prep.skeleton import JOINTS, TORSO_BONES
 
+from .fold import folded_net_param, folded_params
 from .layout import EVALUATION_INPUTS, ROOT_AVERAGE, committed_layouts, read_layout
 from .snapshots import non_finite_layer, param_shapes, read_proto, shape_mismatches, weights_layers
 from .targets import evaluation_maps, root_average_matrix
@@ -43,9 +48,6 @@ def load_deploy_net(deploy_prototxt, weights, batch_size: int | None = None) -> 
 
 def net_from_text(text: str, weights=None):
     """A caffe.Net in TEST phase from prototxt text (pycaffe takes only a file: a temporary one, removed again)."""
-    import os
-    import tempfile
-
     fd, path = tempfile.mkstemp(suffix=".prototxt")
     try:
         with os.fdopen(fd, "w") as f:
@@ -60,11 +62,6 @@ def fold_deploy_net(net, layout, deploy_prototxt) -> tuple:
     re-estimation): the same net without its BatchNorm and Scale layers (layers.fold.folded_net_param), each
     folded into the convolution or inner product before it, its inputs at the loaded net's shapes. A net with
     nothing to fold comes back as it is."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    from .fold import folded_net_param, folded_params
-
     net_param = text_format.Merge(Path(deploy_prototxt).read_text(), caffe_pb2.NetParameter())
     folded, pairs = folded_net_param(net_param)
     if not pairs:
@@ -95,8 +92,6 @@ def check_weights(net, layout, deploy_prototxt, weights) -> None:
     """A UserError unless the .caffemodel `weights` has every trained layer of the net (layout.trained) with its
     shapes and no learnable layer the net lacks (Caffe would copy what matches by name and leave the rest at its
     initialisation, and abort on a shape it cannot copy); the message says which variant the file holds."""
-    from caffe.proto import caffe_pb2
-
     try:
         found = weights_layers(read_proto(Path(weights), caffe_pb2.NetParameter()), skip_types=("Python",))
     except ValueError as e:

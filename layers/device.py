@@ -30,7 +30,7 @@ def require_gpu(gpu: int) -> None:
         raise UserError(f"--gpu {gpu}: a GPU id is 0 or more")
     if not caffe_has_cuda():
         raise UserError(f"--gpu {gpu}: this Caffe was built CPU-only (no GPU was seen at set-up); drop --gpu, or "
-                        "rebuild with CUDA (README, 'GPUs')")
+                        "rebuild with CUDA (docs/gpu.md)")
     found = visible_gpus()
     if gpu >= found:
         raise UserError(f"--gpu {gpu}: {found} GPU(s) visible to this process; pass a GPU id below {found} "
@@ -39,7 +39,7 @@ def require_gpu(gpu: int) -> None:
 
 def use_device(gpu: int | None) -> str:
     """Set pycaffe's mode: the CPU when gpu is None, else that GPU (checked first). Returns what was set."""
-    import caffe
+    import caffe  # lazy: loads libcaffe (and CUDA)
 
     if gpu is None:
         caffe.set_mode_cpu()

@@ -10,17 +10,24 @@ protocols of data_prep.metrics, beside two reference rows (docs/design.md, "Metr
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
+import lmdb
 import numpy as np
 
 from data_prep.batches import BatchSource, deprocess
 from data_prep.errors import UserError
 from data_prep.metrics import PROTOCOLS, mpjpe, per_joint_errors, recover_scale, root_aligned
+from data_prep.progress import Progress
+from data_prep.records import decode_record, read_meta
+from data_prep.skeleton import action_slug
+from data_prep.tables import report, write_results
 
 from .bn_stats import BN_BATCHES
 from .config import INPUT_SIZE
 from .layout import EVALUATION_INPUTS, MPJPE_OUTPUTS, POSE_MM
+from .models import load_trained_model
 
 
 @dataclasses.dataclass
@@ -45,8 +52,6 @@ def net_outputs(net, layout, mean_torso_lengths):
 def predict_lmdb(outputs, lmdb_path: str, progress: bool | str = False, keep_images: int = 0) -> Predictions:
     """Run a net (`outputs`: net_outputs of a Caffe net, or OnnxOutputs of an exported model) over every record of a
     test LMDB, in batches of outputs.batch."""
-    from data_prep.progress import Progress
-
     batch = outputs.batch
     source = BatchSource(str(lmdb_path), batch, INPUT_SIZE, train=False, seed=0, pca_sigma=0.0)
     n = len(source.keys)
@@ -132,10 +137,6 @@ def train_mean_pose_mm(meta: dict, lmdb_path) -> np.ndarray:
     make_lmdb stored it, computed from the records of the training LMDB beside it (<action>_train.lmdb)."""
     if "mean_pose_root_centred_mm" in meta:
         return np.asarray(meta["mean_pose_root_centred_mm"], dtype=np.float64)
-    import lmdb
-
-    from data_prep.records import decode_record
-
     train = str(train_lmdb_beside(lmdb_path))
     try:
         env = lmdb.open(train, readonly=True, lock=False, readahead=False)
@@ -179,8 +180,6 @@ def train_lmdb_beside(lmdb_path) -> Path:
     return lmdb_path.with_name(lmdb_path.name[: -len("_test.lmdb")] + "_train.lmdb")
 
 
-BACKENDS = ("caffe", "onnx")
-
 
 def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches: int = 0, progress: bool | str = False,
                     keep_images: int = 0, backend: str = "caffe", gpu: int | None = None,
@@ -188,38 +187,18 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
     """The whole test pass for one trained net: load the deploy net, optionally re-estimate its BatchNorm
     statistics over `bn_batches` batches of the training LMDB beside the test LMDB (layers.bn_stats), predict
     every frame of `test_lmdb` (a training LMDB too, for the train/test gap), and summarise (error_summary). The
-    summary also says how BatchNorm was set and the evaluation speed. Caffe's mode (CPU/GPU) is the caller's.
+    summary also says how BatchNorm was set and the evaluation speed. On GPU `gpu` (None: the CPU); the model
+    loaded by layers.models.load_trained_model.
     fold: run the net with BatchNorm + Scale folded into the layers before them (layers.deploy.fold_deploy_net, after
     the re-estimation), which gives the same outputs (to float rounding) faster.
     backend "onnx": `weights` is a model tools/export.py wrote (its BatchNorm statistics as exported; `deploy` and
     `bn_batches` unused), run by onnxruntime (on GPU `gpu` through its CUDA provider)."""
-    import time
-
-    from data_prep.records import read_meta
-
     meta = read_meta(test_lmdb)  # a training LMDB's meta holds the same training statistics
-    if backend == "onnx":
-        from .onnx_backend import OnnxPoseModel, check_same_statistics
-
-        model = OnnxPoseModel(weights, gpu)
-        check_same_statistics(model, meta, test_lmdb)
-        outputs, batch_norm = OnnxOutputs(model, batch_size), model.meta.get("batch_norm", "as exported")
-    elif backend == "caffe":
-        from .bn_stats import reestimate_batch_norm
-        from .deploy import fold_deploy_net, load_deploy_net
-
-        net, layout = load_deploy_net(deploy, weights, batch_size)
-        bn_images = 0
-        if bn_batches > 0:
-            bn_images = reestimate_batch_norm(net, str(deploy), str(weights), str(train_lmdb_beside(test_lmdb)),
-                                              bn_batches)
-        if fold:
-            net, layout = fold_deploy_net(net, layout, deploy)
-        outputs = net_outputs(net, layout, meta["mean_torso_lengths_mm"])
-        batch_norm = (f"re-estimated over {bn_images} training images" if bn_images else "moving averages of training") \
-            + (", folded" if layout.folded else "")
-    else:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    model = load_trained_model(backend, weights, meta, test_lmdb, deploy=deploy, batch_size=batch_size, gpu=gpu,
+                               fold=fold, bn_lmdb=train_lmdb_beside(test_lmdb) if bn_batches > 0 else None,
+                               bn_batches=bn_batches)
+    outputs = (OnnxOutputs(model.onnx, batch_size) if backend == "onnx"
+               else net_outputs(model.net, model.layout, meta["mean_torso_lengths_mm"]))
     t0 = time.time()
     pred = predict_lmdb(outputs, str(test_lmdb), progress=progress, keep_images=keep_images)
     seconds = time.time() - t0
@@ -230,7 +209,7 @@ def evaluate_action(deploy, weights, test_lmdb, batch_size: int = 32, bn_batches
         raise UserError(f"{weights}: the net's {' and '.join(bad)} on {test_lmdb} hold NaN or infinite values; no "
                         "error is reported from them (a diverged or damaged snapshot: evaluate an earlier one)")
     summary = {**error_summary(pred, train_mean_pose_mm(meta, test_lmdb), meta["mean_torso_lengths_mm"]),
-               "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds, "batch_norm": batch_norm,
+               "weights": str(weights), "images_per_second": len(pred.gt_mm) / seconds, "batch_norm": model.batch_norm,
                "backend": backend}
     return pred, summary
 
@@ -239,12 +218,6 @@ def evaluate_actions(deploy, lmdb_root, weights: dict, gpu: int | None = None, b
                      progress: bool | str = True, bn_batches: int = BN_BATCHES, backend: str = "caffe",
                      fold: bool = True) -> dict:
     """evaluate_action for each action -> weights, on <lmdb_root>/<action>_test.lmdb; action -> summary."""
-    from data_prep.skeleton import action_slug
-
-    if backend == "caffe":
-        from .device import use_device
-
-        use_device(gpu)
     return {action: evaluate_action(deploy, w, Path(lmdb_root) / f"{action_slug(action)}_test.lmdb", batch_size,
                                     bn_batches=bn_batches, progress=progress, backend=backend, gpu=gpu, fold=fold)[1]
             for action, w in weights.items()}
@@ -255,8 +228,6 @@ def evaluate_and_report(deploy, lmdb_root, weights: dict, out_dir: Path, gpu: in
                         backend: str = "caffe", fold: bool = True) -> dict:
     """evaluate_actions, then results.json / results.csv into out_dir and the Table 1 report (the result: printed
     with --quiet too, which silences progress only)."""
-    from data_prep.tables import report, write_results
-
     results = evaluate_actions(deploy, lmdb_root, weights, gpu, batch_size, progress=progress, bn_batches=bn_batches,
                                backend=backend, fold=fold)
     written = write_results(results, Path(out_dir))

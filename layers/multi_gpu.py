@@ -5,25 +5,30 @@ Rank r's data layer serves global batches r, r + k, ... (data_prep.batches.globa
 single-GPU batches in order, k at a time. Snapshots and tests are rank 0's."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import queue
+import time
 from pathlib import Path
 
 from data_prep.cli import REPO
 from data_prep.errors import UserError
 
+from . import snapshots as S
+from .device import require_gpu
+from .training import TrainingInterrupted, claim_run, die_with_parent, finish_run, raise_for_result, stop_signals
+
 
 def require_nccl() -> None:
-    import caffe
+    import caffe  # lazy: loads libcaffe (and CUDA)
 
     if not hasattr(caffe.NCCL, "new_uid"):
         raise UserError("multi-GPU training needs Caffe built with CUDA and NCCL (set-up with PARK3D_CUDA; "
-                        "README, 'GPUs'); this Caffe has no NCCL")
+                        "docs/gpu.md); this Caffe has no NCCL")
 
 
 def _train_rank(solver_path: str, snapshot: str | None, gpus: list, uid, rank: int, errors) -> None:
-    import caffe
-
-    from .training import die_with_parent
+    import caffe  # lazy: loads libcaffe (and CUDA)
 
     die_with_parent()  # a rank does not outlive the driver
     try:
@@ -54,15 +59,7 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
     full disk, a damaged record) the others are stopped and the reason is one line; Ctrl-C or SIGTERM stops every
     rank (at most the iterations since the last snapshot are lost: snapshots are complete or absent). Returns the
     final .caffemodel."""
-    import multiprocessing as mp
-    import queue
-    import time
-
-    import caffe
-
-    from . import snapshots as S
-    from .device import require_gpu
-    from .training import TrainingInterrupted, claim_run, finish_run, raise_for_result, stop_signals
+    import caffe  # lazy: loads libcaffe (and CUDA)
 
     report = report or (lambda message: print(f"train_multi_gpu: {message}", flush=True))
     if len(gpus) < 2:
@@ -81,32 +78,44 @@ def train_data_parallel(solver: Path, gpus: list, snapshot: Path | None = None, 
         procs = [ctx.Process(target=_train_rank, args=(str(solver), str(resume.state) if resume else None, gpus, uid,
                                                        rank, errors))
                  for rank in range(len(gpus))]
-        stop = {}
-        with stop_signals(lambda name: stop.setdefault("signal", name)):
-            for proc in procs:
-                proc.start()
-            while any(proc.exitcode is None for proc in procs):
-                failed = [proc for proc in procs if proc.exitcode not in (None, 0)]
-                if failed or stop:
-                    for proc in procs:
-                        proc.kill()  # a rank left alone waits for the failed one in NCCL for ever
-                    break
-                time.sleep(0.5)
-            for proc in procs:
-                proc.join()
+        stop = _run_ranks(procs)
         latest = (S.snapshot_pairs(claimed.prefix) or [None])[-1]
         if stop:
             raise TrainingInterrupted(f"stopped on {stop['signal']}; the last complete snapshot is "
                                       f"{latest.state if latest else 'none yet'}; run the same command again to resume")
-        reasons = []
-        while True:
-            try:
-                reasons.append(errors.get(timeout=0.1))
-            except queue.Empty:
-                break
         if any(proc.exitcode != 0 for proc in procs):
-            stopped = next((why for _, why in sorted(reasons)), "")
+            reasons = _drain(errors)
+            stopped = next((why for _, why in reasons), "")
             result = {"code": 1, "signal": None, "stopped": stopped, "layer_error": None,
-                      "tail": [f"rank {r}: {why}\n" for r, why in sorted(reasons)]}
+                      "tail": [f"rank {r}: {why}\n" for r, why in reasons]}
             raise_for_result(result, solver, Path("(the ranks' output)"), latest)
         return finish_run(claimed, solver, cwd, latest, "(the ranks' output)")
+
+
+def _run_ranks(procs: list) -> dict:
+    """Start the ranks and wait for them; on the first failed rank or a stop request (Ctrl-C, SIGTERM) kill them
+    all (a rank left alone waits for the failed one in NCCL for ever). Returns {"signal": name} when asked to stop."""
+    stop = {}
+    with stop_signals(lambda name: stop.setdefault("signal", name)):
+        for proc in procs:
+            proc.start()
+        while any(proc.exitcode is None for proc in procs):
+            failed = [proc for proc in procs if proc.exitcode not in (None, 0)]
+            if failed or stop:
+                for proc in procs:
+                    proc.kill()
+                break
+            time.sleep(0.5)
+        for proc in procs:
+            proc.join()
+    return stop
+
+
+def _drain(errors) -> list:
+    """The (rank, reason) pairs the failed ranks left in the queue, by rank."""
+    reasons = []
+    while True:
+        try:
+            reasons.append(errors.get(timeout=0.1))
+        except queue.Empty:
+            return sorted(reasons)

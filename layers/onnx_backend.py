@@ -18,7 +18,7 @@ class OnnxPoseModel:
     model's metadata with the JSON fields decoded."""
 
     def __init__(self, path, gpu: int | None = None, threads: int = 0):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: only where an exported model runs
 
         path = Path(path)
         if not path.is_file():

@@ -21,13 +21,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
 
 from data_prep.errors import UserError
+from data_prep.files import sha256_of, write_bytes_atomic
 from data_prep.metrics import ROOT
-from data_prep.files import sha256_of
 from data_prep.skeleton import JOINTS, PARENTS, TORSO_BONES
 
+from .bn_stats import reestimate_batch_norm
 from .config import CONV_LAYERS, GRID, INPUT_SIZE
+from .deploy import load_deploy_net
 from .fold import CAFFE_BN_EPS, batch_norm_affine, batch_norm_statistics, fold_affine
 from .layout import TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP
 from .targets import evaluation_maps
@@ -54,7 +58,7 @@ class Exporter:
                  "Softmax", "Concat", "Split")
 
     def __init__(self, params: dict, blob_shapes: dict, fold: bool = True):
-        from onnx import helper
+        from onnx import helper  # lazy: onnx only where a model is written
 
         self.helper, self.params, self.shapes, self.fold = helper, params, blob_shapes, fold
         self.nodes, self.arrays = [], {}  # arrays: initializer name -> np.ndarray (float32 at the end)
@@ -76,12 +80,16 @@ class Exporter:
     def layer(self, layer) -> None:
         kind = layer.type
         if kind not in self.SUPPORTED:
-            raise UserError(f"layer {layer.name!r} of type {kind}: the ONNX exporter knows only "
-                            f"{', '.join(self.SUPPORTED)}; export a deploy net of prototxt/ (deploy_<variant>.prototxt)")
+            raise UserError(
+                f"layer {layer.name!r} of type {kind}: the ONNX exporter knows only "
+                f"{', '.join(self.SUPPORTED)}; export a deploy net of prototxt/ (deploy_<variant>.prototxt)"
+            )
         if kind == "Input":
             if list(layer.top) != [INPUT]:
-                raise UserError(f"input {list(layer.top)}: the exporter takes a deploy net, whose one input is {INPUT!r} "
-                                "(not an evaluation net)")
+                raise UserError(
+                    f"input {list(layer.top)}: the exporter takes a deploy net, whose one input is {INPUT!r} "
+                    "(not an evaluation net)"
+                )
             self.tensor[INPUT] = INPUT
             return
         bottom = [self.tensor[b] for b in layer.bottom]
@@ -162,8 +170,12 @@ class Exporter:
             self.set_top(layer, bottom[0])
             return
         shape = [-1] + [1] * (len(self.shapes[layer.bottom[0]]) - 2)
-        scaled = self.node("Mul", [bottom[0], self.constant(f"{layer.name}.gamma", gamma.reshape(shape))], f"{layer.name}_mul")
-        self.set_top(layer, self.node("Add", [scaled, self.constant(f"{layer.name}.beta", beta.reshape(shape))], layer.name))
+        scaled = self.node(
+            "Mul", [bottom[0], self.constant(f"{layer.name}.gamma", gamma.reshape(shape))], f"{layer.name}_mul"
+        )
+        self.set_top(
+            layer, self.node("Add", [scaled, self.constant(f"{layer.name}.beta", beta.reshape(shape))], layer.name)
+        )
 
     def _relu(self, layer, bottom) -> None:
         if layer.relu_param.negative_slope:
@@ -215,14 +227,18 @@ class Exporter:
         torso = self.constant("mean_torso_sum", np.asarray([float(np.sum(mean_torso_lengths))]))
         scale = self.node("Div", [torso, total], "scale")
         mm = self.node("Mul", [flat, scale], "pose3d_mm_flat")
-        return self.node("Reshape", [mm, self.constant("pose_shape", np.asarray([0, joints, 3], np.int64))], "pose3d_mm_net")
+        return self.node(
+            "Reshape", [mm, self.constant("pose_shape", np.asarray([0, joints, 3], np.int64))], "pose3d_mm_net"
+        )
 
     def graph(self, name: str, mean_torso_lengths):
-        from onnx import TensorProto, numpy_helper
+        from onnx import TensorProto, numpy_helper  # lazy: onnx only where a model is written
 
         h = self.helper
         if POSE not in self.tensor:
-            raise UserError(f"the net has no {POSE!r} blob: export a deploy net of prototxt/ (deploy_<variant>.prototxt)")
+            raise UserError(
+                f"the net has no {POSE!r} blob: export a deploy net of prototxt/ (deploy_<variant>.prototxt)"
+            )
         probs = self.tensor.get(PROBS_2D) or self.node("Softmax", [self.tensor[LOGITS_2D]], "softmax_2d_net", axis=2)
         pose_mm = self.scale_recovery(self.tensor[POSE], mean_torso_lengths)
         for output, tensor in zip(OUTPUTS, (probs, self.tensor[POSE], pose_mm)):
@@ -231,16 +247,22 @@ class Exporter:
                         for name, a in self.arrays.items()]
         joints, cells = len(JOINTS), GRID * GRID
         return h.make_graph(
-            self.nodes, name, [h.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 3, INPUT_SIZE, INPUT_SIZE])],
-            [h.make_tensor_value_info(o, TensorProto.FLOAT, ["batch", joints, size])
-             for o, size in zip(OUTPUTS, (cells, 3, 3))], initializers)
+            self.nodes,
+            name,
+            [h.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", 3, INPUT_SIZE, INPUT_SIZE])],
+            [
+                h.make_tensor_value_info(o, TensorProto.FLOAT, ["batch", joints, size])
+                for o, size in zip(OUTPUTS, (cells, 3, 3))
+            ],
+            initializers,
+        )
 
 
 def onnx_model(net_param, params: dict, blob_shapes: dict, metadata: dict, fold: bool = True):
     """The ONNX ModelProto of a deploy net (caffe_pb2.NetParameter) with `params` (layer -> list of arrays, the fixed
     maps set) and `blob_shapes` (blob -> shape); `metadata` (METADATA_KEYS) written as the model's metadata_props."""
-    import onnx
-    from onnx import helper
+    import onnx  # lazy: onnx only where a model is written
+    from onnx import helper  # lazy: onnx only where a model is written
 
     exporter = Exporter(params, blob_shapes, fold)
     for layer in net_param.layer:
@@ -275,17 +297,13 @@ def load_export_source(deploy_prototxt, weights, bn_batches: int = 0, train_lmdb
     """The deploy net with `weights` (layers.deploy.load_deploy_net's checks); bn_batches > 0 re-estimates BatchNorm's
     statistics over that many batches of `train_lmdb` first (layers.bn_stats, as tools/evaluate.py does by default),
     so that the exported model gives evaluate's figures."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    from .bn_stats import reestimate_batch_norm
-    from .deploy import load_deploy_net
-
     net, layout = load_deploy_net(deploy_prototxt, weights, batch_size=1)
     if layout.split != "deploy":
         raise UserError(f"{deploy_prototxt}: the {layout.split} net of its variant, not a deploy net; export with "
                         f"prototxt/deploy_{layout.variant}.prototxt")
-    images = reestimate_batch_norm(net, str(deploy_prototxt), str(weights), str(train_lmdb), bn_batches) if bn_batches else 0
+    images = (
+        reestimate_batch_norm(net, str(deploy_prototxt), str(weights), str(train_lmdb), bn_batches) if bn_batches else 0
+    )
     return ExportSource(text_format.Merge(Path(deploy_prototxt).read_text(), caffe_pb2.NetParameter()),
                         {name: [blob.data.copy() for blob in blobs] for name, blobs in net.params.items()},
                         {name: blob.data.shape for name, blob in net.blobs.items()}, layout,
@@ -296,17 +314,22 @@ def load_export_source(deploy_prototxt, weights, bn_batches: int = 0, train_lmdb
 def export_onnx(source: ExportSource, meta: dict, out: Path, fold: bool = True) -> dict:
     """Write the ONNX model of `source` to `out` (atomically); meta: the training LMDB's meta.json (the image mean,
     the mean torso lengths). Returns the metadata written."""
-    from data_prep.files import write_bytes_atomic
-
-    metadata = {"variant": source.layout.variant, "joints": json.dumps(list(JOINTS)), "parents": json.dumps(list(PARENTS)),
-                "roots": json.dumps(list(source.layout.roots)), "input": INPUT_CONVENTION,
-                "mean_bgr": json.dumps([float(v) for v in meta["mean_bgr"]]),
-                "mean_torso_lengths_mm": json.dumps([float(v) for v in meta["mean_torso_lengths_mm"]]),
-                "batch_norm": source.batch_norm + (", folded" if fold else ", BatchNormalization nodes"),
-                # the training skeleton, for the clips' BVH files (tools/predict.py)
-                "bones": json.dumps([list(b) for b in meta.get("bones", [])]),
-                "mean_bone_lengths_mm": json.dumps([float(v) for v in meta.get("mean_bone_lengths_mm", [])]),
-                "weights_sha256": source.weights_sha256, "outputs": OUTPUTS_DOC, "producer_version": "tools/export.py"}
+    metadata = {
+        "variant": source.layout.variant,
+        "joints": json.dumps(list(JOINTS)),
+        "parents": json.dumps(list(PARENTS)),
+        "roots": json.dumps(list(source.layout.roots)),
+        "input": INPUT_CONVENTION,
+        "mean_bgr": json.dumps([float(v) for v in meta["mean_bgr"]]),
+        "mean_torso_lengths_mm": json.dumps([float(v) for v in meta["mean_torso_lengths_mm"]]),
+        "batch_norm": source.batch_norm + (", folded" if fold else ", BatchNormalization nodes"),
+        # the training skeleton, for the clips' BVH files (tools/predict.py)
+        "bones": json.dumps([list(b) for b in meta.get("bones", [])]),
+        "mean_bone_lengths_mm": json.dumps([float(v) for v in meta.get("mean_bone_lengths_mm", [])]),
+        "weights_sha256": source.weights_sha256,
+        "outputs": OUTPUTS_DOC,
+        "producer_version": "tools/export.py",
+    }
     model = onnx_model(source.net_param, source.params, source.shapes, metadata, fold)
     write_bytes_atomic(Path(out), model.SerializeToString())
     return metadata

@@ -54,7 +54,9 @@ def parse_params(layer, allowed: dict) -> dict:
         raise ValueError(f"{type(layer).__name__}: param_str is not JSON ({e}): {text!r}") from e
     unknown = set(given) - set(allowed)
     if unknown:
-        raise ValueError(f"{type(layer).__name__}: unknown param_str keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ValueError(
+            f"{type(layer).__name__}: unknown param_str keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     return {**allowed, **given}
 
 

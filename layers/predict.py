@@ -1,5 +1,7 @@
 """The paper's net on one person in one image (tools/predict.py): crop as in training, forward through the
-deploy net (Caffe) or its exported model (onnxruntime), eq. (7)'s averaged pose at the training set's scale, and the 2D branch's joints in image pixels."""
+deploy net (Caffe) or its exported model (onnxruntime), eq. (7)'s averaged pose at the training set's scale, and the
+2D branch's joints in image pixels."""
+
 from __future__ import annotations
 
 import dataclasses

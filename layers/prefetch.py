@@ -3,9 +3,11 @@ Python's GIL while it runs C++, so a Python thread would starve). Worker w fills
 w + 2k, ... (k workers) in order, so the sequence of batches does not depend on the number of workers."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import queue
 import weakref
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -24,9 +26,6 @@ class Prefetcher:
     cleaning to multiprocessing's resource tracker, which warned of "leaked shared_memory objects" in every log.)"""
 
     def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int):
-        import multiprocessing as mp
-        from multiprocessing import shared_memory
-
         ctx = mp.get_context("fork")
         self.source_args, self.shapes, self.workers = source_args, shapes, workers
         self.next_batch = first_batch

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from data_prep.errors import UserError
 from data_prep.files import write_text_atomic
@@ -95,14 +96,15 @@ def blob_shape(blob) -> tuple:
 
 
 def same_shape(file_shape: tuple, net_shape: tuple) -> bool:
-    return file_shape == net_shape or (len(file_shape) == 4 and np.prod(file_shape) == np.prod(net_shape)
-                                       and tuple(d for d in file_shape if d != 1) == tuple(d for d in net_shape if d != 1))
+    return file_shape == net_shape or (
+        len(file_shape) == 4
+        and np.prod(file_shape) == np.prod(net_shape)
+        and tuple(d for d in file_shape if d != 1) == tuple(d for d in net_shape if d != 1)
+    )
 
 
 def read_proto(path: Path, message):
     """Parse a binary proto file into `message`; a ValueError naming the file if it does not parse."""
-    from google.protobuf.message import DecodeError
-
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -145,7 +147,7 @@ def shape_mismatches(found: dict, expected: dict) -> list:
 def verify(snapshot: Snapshot, net, expected: dict) -> str | None:
     """Why `snapshot` cannot be resumed by the solver whose train net is `net` (pycaffe; expected =
     param_shapes(net)), or None when it can. Loads its weights into `net` to check that they are finite."""
-    from caffe.proto import caffe_pb2
+    from caffe.proto import caffe_pb2  # lazy: loads libcaffe (and CUDA)
 
     if not snapshot.weights.is_file():
         return f"{snapshot.weights.name} is missing"

@@ -21,8 +21,8 @@ from data_prep.skeleton import BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES
 
 from . import config
 from .config import scaled
-from .layout import head_name, root_slug
-from .layout import TORSO_BONES_MAP, TORSO_LENGTHS_MAP
+from .fold import batch_norm_statistics
+from .layout import TORSO_BONES_MAP, TORSO_LENGTHS_MAP, head_name, root_slug
 from .targets import evaluation_maps, root_average_matrix
 
 
@@ -101,8 +101,6 @@ def state_dict_from_caffe(params: dict, variant: str, width: float, mean_torso_l
     """PoseNet(variant, width)'s state_dict from a Caffe deploy net's params (layer -> list of arrays, as
     layers.deploy.load_deploy_net loaded and checked them): convolutions and inner products as they are, each
     BatchNorm's statistics (layers.fold.batch_norm_statistics) with its Scale's gamma and beta."""
-    from .fold import batch_norm_statistics
-
     net = PoseNet(variant, width, mean_torso_lengths)
     state = net.state_dict()
     tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
@@ -120,6 +118,8 @@ def state_dict_from_caffe(params: dict, variant: str, width: float, mean_torso_l
         else:
             continue  # the fixed maps: built by PoseNet itself
         if tuple(state[key].shape) != np.shape(value):
-            raise ValueError(f"{key}: the Caffe layer's shape {np.shape(value)} is not PoseNet's {tuple(state[key].shape)}")
+            raise ValueError(
+                f"{key}: the Caffe layer's shape {np.shape(value)} is not PoseNet's {tuple(state[key].shape)}"
+            )
         state[key] = tensor(value)
     return state

@@ -6,7 +6,9 @@ loss, a full disk or a damaged input (docs/design.md, "Long runs")."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -17,13 +19,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from google.protobuf import text_format
 
+from data_prep.batches import lmdb_list
 from data_prep.cli import REPO
 from data_prep.errors import LAYER_ERROR, DiskFullError, Interrupted, UserError
 from data_prep.files import require_free_space
+from data_prep.progress import Progress
 from data_prep.records import check_lmdb
 
+from . import snapshots as S
 from .caffe_build import caffe_binary, caffe_env
+from .device import require_gpu
 from .snapshots import KEEP_PAIRS, iteration_of
 
 # Lines of a `caffe train` log the driver acts on (Caffe with patch 0005).
@@ -46,8 +53,6 @@ class TrainingInterrupted(Interrupted):
 def die_with_parent() -> None:
     """In the child before exec: SIGHUP when the driver dies, however it dies; `caffe train -sighup_effect stop`
     then stops it with a snapshot, as Ctrl-C would."""
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGHUP)  # PR_SET_PDEATHSIG
 
 
@@ -123,8 +128,6 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
     with a snapshot when the driver is asked to stop or dies. Returns what happened: {"code", "signal" (the
     driver's, if asked to stop), "stopped" (caffe's own one-line reason), "layer_error", "tail"}; raises nothing
     itself."""
-    from data_prep.progress import Progress
-
     cmd = [caffe_binary(), "train", "-solver", str(solver), "-sigint_effect", "stop", "-sighup_effect", "stop",
            *extra_args]
     if resume is not None:
@@ -166,8 +169,7 @@ def run_caffe_train(solver: Path, log_path: Path, max_iter: int, resume: Path | 
 
 
 def read_solver(path: Path):
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
+    from caffe.proto import caffe_pb2  # lazy: loads libcaffe (and CUDA)
 
     s = caffe_pb2.SolverParameter()
     try:
@@ -184,7 +186,7 @@ def _in(cwd: Path, path: str) -> Path:
 def train_net_of(solver_param, solver: Path, cwd: Path):
     """The solver's train net, built by pycaffe in TEST phase (its data layers check their LMDBs here, before caffe
     starts): what a snapshot of this run must match."""
-    import caffe
+    import caffe  # lazy: loads libcaffe (and CUDA)
 
     net_path = _in(cwd, solver_param.train_net or solver_param.net)
     for path in [net_path, *(_in(cwd, t) for t in solver_param.test_net)]:
@@ -202,12 +204,7 @@ def train_net_of(solver_param, solver: Path, cwd: Path):
 
 def data_layer_lmdbs(net_path: Path) -> list:
     """The LMDBs a net's PoseDataLayers read (their param_str's "lmdb")."""
-    import json
-
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    from data_prep.batches import lmdb_list
+    from caffe.proto import caffe_pb2  # lazy: loads libcaffe (and CUDA)
 
     try:
         net = text_format.Parse(Path(net_path).read_text(), caffe_pb2.NetParameter())
@@ -250,8 +247,6 @@ def claim_run(solver: Path, cwd: Path = REPO, report=print, resume_from: Path | 
     checked, the latest snapshot that verifies against the train net chosen (damaged ones named and moved
     aside) or `resume_from` (a .solverstate) verified, and the disk checked for the rest of the run's snapshots.
     Yields a ClaimedRun."""
-    from . import snapshots as S
-
     s = read_solver(solver)
     if not s.snapshot_prefix:
         raise UserError(f"{solver}: no snapshot_prefix; the drivers resume from snapshots, so give one")
@@ -268,7 +263,9 @@ def claim_run(solver: Path, cwd: Path = REPO, report=print, resume_from: Path | 
             if reason:
                 raise UserError(f"--snapshot {resume_from}: cannot be resumed: {reason}")
         # the snapshots already there are part of the peak (pruning removes them as new ones come)
-        have = sum(f.stat().st_size for suffix in (".caffemodel", ".solverstate") for f in S.snapshot_files(prefix, suffix))
+        have = sum(
+            f.stat().st_size for suffix in (".caffemodel", ".solverstate") for f in S.snapshot_files(prefix, suffix)
+        )
         need = snapshot_disk_need(net)
         del net
         run = ClaimedRun(s, prefix, resume, lock)
@@ -283,14 +280,11 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
     """Train until the solver's final snapshot exists and verifies (layers.snapshots.verify): skipped when it
     does, resumed from the latest good snapshot otherwise (claim_run). Snapshots are pruned as the run goes (the
     latest KEEP_PAIRS pairs: the one before is the fallback for a damaged latest) and, once the final pair has
-    verified, only it is kept (finish_run). A diverged loss, a full disk or a damaged input is a UserError (one line); a stop request (Ctrl-C, SIGTERM) stops caffe with a
+    verified, only it is kept (finish_run). A diverged loss, a full disk or a damaged input is a UserError (one line);
+    a stop request (Ctrl-C, SIGTERM) stops caffe with a
     snapshot and raises TrainingInterrupted. Returns the final .caffemodel."""
-    from . import snapshots as S
-
     report = report or (lambda message: print(f"{desc}: {message}", file=sys.stderr, flush=True))
     if gpu is not None:
-        from .device import require_gpu
-
         require_gpu(gpu)  # before the caffe tool aborts on it
     with claim_run(solver, cwd, report) as claimed:
         prefix, s = claimed.prefix, claimed.solver_param
@@ -312,8 +306,6 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
 def finish_run(claimed: ClaimedRun, solver: Path, cwd: Path, latest, log) -> Path:
     """After a run that ended well: its final pair verified as the next run would verify it (a truncated final is
     not finished), then kept as the only pair. Returns the final .caffemodel."""
-    from . import snapshots as S
-
     s, prefix = claimed.solver_param, claimed.prefix
     if latest is None or latest.iteration < s.max_iter:
         raise RuntimeError(f"training ended at iteration {latest.iteration if latest else 0} without the final "
@@ -353,4 +345,6 @@ def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
     if result["code"] < 0:
         raise UserError(f"caffe train was killed (signal {-result['code']}, not by this driver); {last}; run the same "
                         f"command again to resume ({where})")
-    raise RuntimeError(f"caffe train failed (exit {result['code']}); {last}; full log: {log}\n" + "".join(result["tail"]))
+    raise RuntimeError(
+        f"caffe train failed (exit {result['code']}); {last}; full log: {log}\n" + "".join(result["tail"])
+    )

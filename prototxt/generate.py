@@ -19,12 +19,26 @@ from caffe import layers as L
 from caffe import params as P
 
 from data_prep.files import write_text_atomic
+from data_prep.records import read_meta
 from data_prep.skeleton import ABLATION_ACTIONS, ACTIONS, BASELINE_ROOTS, JOINTS, ROOTS, TORSO_BONES, action_slug
 from layers import config
 from layers.config import scaled
 from layers.fold import folded_net_param
-from layers.layout import (ERROR_MAPS, EVALUATION_INPUTS, EVALUATION_MAPS, JOINT_ERROR_MAPS, MPJPE_OUTPUTS, POSE_MM,
-                           ROOT_AVERAGE, TORSO_BONES_MAP, TORSO_LENGTHS_MAP, TORSO_SUM_MAP, NetLayout, head_name, root_slug)
+from layers.layout import (
+    ERROR_MAPS,
+    EVALUATION_INPUTS,
+    EVALUATION_MAPS,
+    JOINT_ERROR_MAPS,
+    MPJPE_OUTPUTS,
+    POSE_MM,
+    ROOT_AVERAGE,
+    TORSO_BONES_MAP,
+    TORSO_LENGTHS_MAP,
+    TORSO_SUM_MAP,
+    NetLayout,
+    head_name,
+    root_slug,
+)
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = config.VARIANTS
@@ -77,9 +91,19 @@ def root_name(r: int) -> str:
 SPLITS = ("train", "test", "deploy", "evaluate", "time")
 
 
-def build_net(split: str, *, multi_root: bool, use_2d_cls: bool, lmdb: str | list | None = None, batch_size: int = config.BATCH_SIZE,
-              lambda_step_iter: int | None = None, seed: int = 0, workers: int = 1, roots=None,
-              width: float = 1.0) -> tuple:
+def build_net(
+    split: str,
+    *,
+    multi_root: bool,
+    use_2d_cls: bool,
+    lmdb: str | list | None = None,
+    batch_size: int = config.BATCH_SIZE,
+    lambda_step_iter: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    roots=None,
+    width: float = 1.0,
+) -> tuple:
     """(NetParameter, NetLayout) of one variant and split: 'train' or 'test' (data layer over `lmdb`, losses),
     'deploy' (Input, eq. (7) averaging, pose3d), 'evaluate' (the deploy net, then the scale recovery and the
     per-frame errors as native layers) or 'time' (the train net with Inputs for the images and targets and eq. (3)
@@ -115,7 +139,9 @@ def inputs(n, split: str, lmdb, batch_size: int, seed: int, workers: int) -> Non
     """The image input: an Input blob (deploy, evaluate: one image; time: a batch) or the data layer over `lmdb`
     with the 2D joints and 3D poses (train, test)."""
     if split in ("deploy", "evaluate", "time"):
-        n.data = L.Input(shape=dict(dim=[batch_size if split == "time" else 1, 3, config.INPUT_SIZE, config.INPUT_SIZE]))
+        n.data = L.Input(
+            shape=dict(dim=[batch_size if split == "time" else 1, 3, config.INPUT_SIZE, config.INPUT_SIZE])
+        )
         return
     if lmdb is None:
         raise ValueError(f"build_net({split!r}) needs the LMDB path")
@@ -151,7 +177,9 @@ def loss_2d(n, split: str, logits, batch_size: int, lambda_step_iter) -> None:
         n.soft_targets_2d = L.Input(shape=dict(dim=[batch_size, len(JOINTS), config.NUM_CLASSES_2D]))
         native_soft_label_loss(n, logits, n.soft_targets_2d, batch_size, config.LAMBDA_2D[0])
     elif split in ("train", "test"):
-        n.soft_targets_2d = python_layer([n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID))
+        n.soft_targets_2d = python_layer(
+            [n.joints2d], "SoftLabelTargets", dict(image_size=config.INPUT_SIZE, grid=config.GRID)
+        )
         loss_params = dict(lambda_2d=list(config.LAMBDA_2D), lambda_step_iter=lambda_step_iter)
         n.loss_2d = python_layer([logits, n.soft_targets_2d], "SoftLabelCrossEntropyLoss", loss_params,
                                  loss_weight=1, param=FROZEN)
@@ -371,14 +399,20 @@ def write_action_experiment(out_dir: Path, action: str, variant: str, lmdb_root:
                             snapshot_dir: Path) -> tuple[Path, int]:
     """The nets and solver of one action and variant over <lmdb_root>/<action>_{train,test}.lmdb (counts from
     their meta.json), snapshots under snapshot_dir. Returns (solver path, max_iter)."""
-    from data_prep.records import read_meta
-
     slug = action_slug(action)
     train, test = (Path(lmdb_root) / f"{slug}_{split}.lmdb" for split in ("train", "test"))
     train_count, test_count = read_meta(train)["count"], read_meta(test)["count"]
-    solver = write_experiment(out_dir, f"{slug}_{variant}", variant=variant, train_lmdb=str(train), test_lmdb=str(test),
-                              train_count=train_count, test_count=test_count,
-                              snapshot_prefix=str(Path(snapshot_dir).resolve() / f"{slug}_{variant}"), schedule=schedule)
+    solver = write_experiment(
+        out_dir,
+        f"{slug}_{variant}",
+        variant=variant,
+        train_lmdb=str(train),
+        test_lmdb=str(test),
+        train_count=train_count,
+        test_count=test_count,
+        snapshot_prefix=str(Path(snapshot_dir).resolve() / f"{slug}_{variant}"),
+        schedule=schedule,
+    )
     return solver, schedule.total_iterations(train_count)
 
 
@@ -449,13 +483,13 @@ def committed_solver(action: str, variant: str, out_dir: Path = HERE) -> Path:
 
 
 def counts_from_lmdbs(lmdb_root: Path) -> dict:
-    from data_prep.records import read_meta
-
     counts = {}
     for action in ACTIONS:
         slug = action_slug(action)
         try:
-            counts[action] = {split: read_meta(Path(lmdb_root) / f"{slug}_{split}.lmdb")["count"] for split in ("train", "test")}
+            counts[action] = {
+                split: read_meta(Path(lmdb_root) / f"{slug}_{split}.lmdb")["count"] for split in ("train", "test")
+            }
         except FileNotFoundError:
             continue
     return counts

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.cli import REPO
+from data_prep.cli import REPO  # noqa: F401  (the tests import it from here)
 
 
 def caffe_home() -> Path:
@@ -33,7 +33,8 @@ def caffe_env() -> dict:
 def run_caffe_gtests(**env):
     """Caffe's own gtests of the layers and solver the nets use (third_party/caffe/build_options.env), CPU cases;
     returns (exit code, log, tests ran, tests passed)."""
-    from layers.caffe_build import gtest_filters, run_caffe_gtests as run
+    from layers.caffe_build import gtest_filters
+    from layers.caffe_build import run_caffe_gtests as run
 
     r = run(caffe_home(), gtest_filters()["GTEST_FILTER_CPU_BUILD"], env={**caffe_env(), **env}, timeout=1800)
     return r.returncode, r.log, r.ran, r.passed

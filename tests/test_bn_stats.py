@@ -12,9 +12,9 @@ from data_prep.records import read_meta
 def test_reestimated_statistics_are_the_training_mean_of_the_layer_input(lmdb_root, tmp_path):
     import caffe
 
+    from data_prep.batches import BatchSource
     from layers.bn_stats import reestimate_batch_norm
     from layers.config import INPUT_SIZE
-    from data_prep.batches import BatchSource
     from layers.deploy import load_deploy_net
 
     out = lmdb_root

@@ -85,8 +85,12 @@ def compile_with_deps(tmp_path, *include_dirs) -> Path:
     build = tmp_path / "build"
     build.mkdir(exist_ok=True)
     flags = [f"-isystem{d}" for d in include_dirs]
-    subprocess.run(["g++", *flags, "-MD", "-MF", str(build / "layer.cpp.o.d"), "-c", str(src), "-o", str(build / "layer.cpp.o")], check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        ["g++", *flags, "-MD", "-MF", str(build / "layer.cpp.o.d"), "-c", str(src), "-o", str(build / "layer.cpp.o")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return build
 
 

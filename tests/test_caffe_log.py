@@ -14,3 +14,12 @@ def test_figures_from_a_real_log(trained, tmp_path):
     assert list(iters) == [0, 1, 2] and (values > 0).all()
     png = plot_fig4(fig4_curves({"run": d / "train.log"}), tmp_path / "fig4.png")
     assert cv2.imread(str(png)).shape[0] > 100
+
+
+def test_the_figures_tool_draws_figure_4_from_logs(trained, tmp_path):
+    from tools import figures
+
+    d, _ = trained
+    out = tmp_path / "fig4.png"
+    assert figures.main(["fig4", "--log", f"Baseline={d / 'train.log'}", "--out", str(out)]) == 0
+    assert cv2.imread(str(out)) is not None

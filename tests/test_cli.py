@@ -17,16 +17,24 @@ def mistakes(synthetic_root, lmdb_dir, tmp):
         (("make_lmdb.py", "--h36m", str(synthetic_root / "S1"), "--out", str(tmp / "l")), "one subject's folder"),
         (("make_lmdb.py", "--h36m", str(tmp / "nowhere"), "--out", str(tmp / "l")), "no such directory"),
         (("make_lmdb.py", "--h36m", str(tmp), "--out", str(tmp / "l")), "Human3.6M root"),
-        (("evaluate.py", "--lmdb-root", str(tmp / "nowhere"), "--weights", f"Walking={REPO / 'README.md'}"), "no such folder"),
-        (("evaluate.py", "--lmdb-root", str(lmdb_dir), "--weights", f"Walking={tmp / 'no.caffemodel'}"), "does not exist"),
+        (
+            ("evaluate.py", "--lmdb-root", str(tmp / "nowhere"), "--weights", f"Walking={REPO / 'README.md'}"),
+            "no such folder",
+        ),
+        (
+            ("evaluate.py", "--lmdb-root", str(lmdb_dir), "--weights", f"Walking={tmp / 'no.caffemodel'}"),
+            "does not exist",
+        ),
         (("evaluate.py", "--lmdb-root", str(tmp), "--weights", f"Walking={REPO / 'README.md'}"), "walking_test.lmdb"),
         (("train_all.py", "--lmdb-root", str(tmp / "nowhere"), "--actions", "Walking"), "make_lmdb.py"),
         (("ablation.py", "--lmdb-root", str(tmp), "--actions", "Walking"), "walking_train.lmdb"),
         (("predict.py", str(tmp / "no.jpg"), "--weights", "w", "--train-lmdb", "t"), "no such file"),
         (("figures.py", "fig4", "--log", f"a={tmp / 'no.log'}", "--out", str(tmp / "f.png")), "no.log"),
         (("train_multi_gpu.py", "--solver", str(tmp / "no.prototxt"), "--gpus", "0", "1"), "no such file"),
-        (("evaluate.py", "--lmdb-root", str(lmdb_dir), "--weights", f"Walking={REPO / 'README.md'}", "--gpu", "-1"),
-         "a GPU id is 0 or more"),
+        (
+            ("evaluate.py", "--lmdb-root", str(lmdb_dir), "--weights", f"Walking={REPO / 'README.md'}", "--gpu", "-1"),
+            "a GPU id is 0 or more",
+        ),
     ]
 
 

@@ -43,7 +43,11 @@ def test_a_video_cut_short_by_a_full_disk_is_one_error_and_nothing_is_left(tmp_p
     with small_disk_at(tmp_path / "disk", 512 * 1024) as disk:
         video = ClipVideo(disk / "c.mp4", 10.0, view, 640)
         for p in poses:  # noise frames: about 200 KB each in mp4v, so 40 of them cannot fit in 512 KB
-            video.add(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (10, 10, 100, 200), rng.uniform(0, 200, (17, 2)), p)
-        with pytest.raises(DiskFullError, match=r"c\.mp4: the disk is full .*c\.mp4 was not written and nothing of it is left"):
+            video.add(
+                rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (10, 10, 100, 200), rng.uniform(0, 200, (17, 2)), p
+            )
+        with pytest.raises(
+            DiskFullError, match=r"c\.mp4: the disk is full .*c\.mp4 was not written and nothing of it is left"
+        ):
             video.close()
         assert list(disk.iterdir()) == []

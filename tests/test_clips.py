@@ -7,9 +7,18 @@ import json
 import numpy as np
 import pytest
 
+from data_prep.clips import (
+    BOX_NEXT,
+    BOX_PREVIOUS,
+    Clip,
+    fill_missing_boxes,
+    jitter,
+    load_boxes,
+    read_clip,
+    savitzky_golay,
+    write_clip,
+)
 from data_prep.errors import UserError
-from data_prep.clips import (BOX_NEXT, BOX_PREVIOUS, Clip, fill_missing_boxes, jitter, load_boxes, read_clip,
-                             savitzky_golay, write_clip)
 
 
 def test_boxes_best_person_per_frame_and_clear_errors(tmp_path):

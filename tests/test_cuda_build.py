@@ -22,7 +22,9 @@ ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
 pytestmark = pytest.mark.skipif(not ROUTES, reason="CUDA build smoke test: set PARK3D_CUDA_SMOKE=1 (as .ci/run "
                                                    "does), or to the routes to check, e.g. 11.8,13")
 
-CACHE = Path(os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose"))
+CACHE = Path(
+    os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose")
+)
 
 
 def venv(route: str) -> Path:
@@ -87,8 +89,14 @@ def test_caffe_cpu_gtests_pass(cuda_home):
 
 
 def train_tiny(caffe_binary: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(caffe_binary), "train", "-solver", "tests/data/tiny_solver.prototxt"], cwd=REPO,
-                          capture_output=True, text=True, env={**caffe_env(), "GLOG_minloglevel": "0", **env}, timeout=600)
+    return subprocess.run(
+        [str(caffe_binary), "train", "-solver", "tests/data/tiny_solver.prototxt"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**caffe_env(), "GLOG_minloglevel": "0", **env},
+        timeout=600,
+    )
 
 
 def losses(caffe_binary: Path, **env) -> list:
@@ -123,16 +131,29 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
     CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
     runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
-    with CAFFE_TF32=1 and with CAFFE_CUDNN_REQUERY=1. Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of
+    with CAFFE_TF32=1 and with CAFFE_CUDNN_REQUERY=1. Batch 2, one iteration: a check, not a figure. Run with route
+    13+cudnn9, the last of
     .ci/run's routes, when both builds are in the cache."""
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
-    bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True, text=True,
-                            env=env, timeout=1200)
+    bundle = subprocess.run(
+        ["bash", str(REPO / "tools/device_bundle.sh"), "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert bundle.returncode == 0, bundle.stdout[-2000:] + bundle.stderr[-2000:]
-    out = subprocess.run(["bash", str(REPO / "tools/device_check.sh"), "--cpu"], cwd=REPO, capture_output=True, text=True,
-                         env=env, timeout=1800)
+    out = subprocess.run(
+        ["bash", str(REPO / "tools/device_check.sh"), "--cpu"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert out.returncode == 0, summary + out.stderr[-2000:]
     print(summary)
@@ -140,9 +161,16 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
                         r"0 failed", summary, re.M)
     assert [g[0] for g in gtests] == ["plain", "cudnn9"] and all(int(g[1]) >= 500 for g in gtests), summary
     assert re.search(r"^cuDNN at run time: 9\.\d+\.\d+ \(/", summary, re.M), summary
-    rows = re.findall(r"^\| (plain|cudnn9|cudnn9-requery) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) \| (\d+) \| (\d+) "
-                      r"\| (\d+) \|$", summary, re.M)
+    rows = re.findall(
+        r"^\| (plain|cudnn9|cudnn9-requery) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) "
+        r"\| (\d+) \| (\d+) \| (\d+) \|$",
+        summary,
+        re.M,
+    )
     variants = ["baseline", "multireg", "2dcls", "both"]
-    assert [r[:3] for r in rows] == ([("plain", "FP32", v) for v in variants] + [("cudnn9", "FP32", v) for v in variants]
-                                     + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both")]), summary
+    assert [r[:3] for r in rows] == (
+        [("plain", "FP32", v) for v in variants]
+        + [("cudnn9", "FP32", v) for v in variants]
+        + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both")]
+    ), summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows

@@ -8,10 +8,10 @@ import shutil
 import caffe
 import numpy as np
 import pytest
+from test_pose_layers import net_from_string
 
 from data_prep.batches import BatchSource, batch_indices
 from data_prep.records import read_meta
-from test_pose_layers import net_from_string
 
 
 def data_net(tmp_path, lmdb, phase, **params):
@@ -29,6 +29,7 @@ def test_data_layer_test_phase_is_the_centre_crop_minus_the_mean(tmp_path, lmdb_
     net.forward()
     source = BatchSource(str(lmdb), 8, 225, False, 0, 0.0)
     import lmdb as lmdb_mod
+
     from data_prep.records import decode_record
     with lmdb_mod.open(str(lmdb), readonly=True, lock=False).begin() as txn:
         first = decode_record(txn.get(source.keys[0][1]))  # keys: (LMDB index, record key)

@@ -10,13 +10,11 @@ import pytest
 
 from data_prep.cameras import CAMERA_MODELS, project
 from data_prep.crop import apply_affine, crop_transform, square_around_box
-from data_prep.h36m import SequenceError, discover, read_bboxes, read_pose_cdf
+from data_prep.h36m import SequenceError, discover, read_bboxes, read_pose_cdf, write_pose_cdf
 from data_prep.lmdb_build import build_lmdbs
-from data_prep.records import read_meta
 from data_prep.poses import normalise_poses
-from data_prep.records import decode_record
+from data_prep.records import decode_record, read_meta
 from data_prep.skeleton import CAMERAS, H36M_TO_17, SUBJECTS, action_of_file_stem
-from data_prep.h36m import write_pose_cdf
 from data_prep.synthetic import GeneratorConfig, generate
 
 
@@ -31,8 +29,12 @@ def read_all(path):
 def test_layout_has_the_release_file_kinds_and_names(synthetic_root):
     s1 = synthetic_root / "S1"
     for cam in CAMERAS:
-        for rel in (f"MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf", f"MyPoseFeatures/D2_Positions/Walking.{cam}.cdf",
-                    f"Videos/Walking.{cam}.mp4", f"MySegmentsMat/ground_truth_bb/Walking.{cam}.mat"):
+        for rel in (
+            f"MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf",
+            f"MyPoseFeatures/D2_Positions/Walking.{cam}.cdf",
+            f"Videos/Walking.{cam}.mp4",
+            f"MySegmentsMat/ground_truth_bb/Walking.{cam}.mat",
+        ):
             assert (s1 / rel).is_file(), rel
     assert read_pose_cdf(s1 / f"MyPoseFeatures/D3_Positions_mono/Walking.{CAMERAS[0]}.cdf", 96).shape == (24, 96)
     assert open(s1 / f"MySegmentsMat/ground_truth_bb/Walking.{CAMERAS[0]}.mat", "rb").read(19) == b"MATLAB 7.3 MAT-file"
@@ -50,7 +52,9 @@ def test_action_names_map_to_the_papers_actions():
 
 def test_d2_positions_match_projection_of_the_mono_pose(synthetic_root):
     for cam in CAMERAS:
-        d3 = read_pose_cdf(synthetic_root / f"S9/MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf", 96).reshape(-1, 32, 3)
+        d3 = read_pose_cdf(synthetic_root / f"S9/MyPoseFeatures/D3_Positions_mono/Walking.{cam}.cdf", 96).reshape(
+            -1, 32, 3
+        )
         d2 = read_pose_cdf(synthetic_root / f"S9/MyPoseFeatures/D2_Positions/Walking.{cam}.cdf", 64).reshape(-1, 32, 2)
         assert np.abs(project(d3, CAMERA_MODELS[cam]) - d2).max() < 0.05  # float32 storage
 
@@ -69,7 +73,9 @@ def test_roundtrip_labels_poses_and_counts(lmdb_root, lmdb_summary, synthetic_ro
             subject, action, cam, frame = key.split("/")
             assert r["image"].shape == (3, 250, 250)
             # 2D labels agree with projecting the stored mm pose, moved into the crop, within 0.5 px
-            boxes = read_bboxes(synthetic_root / subject / "MySegmentsMat/ground_truth_bb" / f"{action}.{cam}.mat", [int(frame)])
+            boxes = read_bboxes(
+                synthetic_root / subject / "MySegmentsMat/ground_truth_bb" / f"{action}.{cam}.mat", [int(frame)]
+            )
             affine = crop_transform(*square_around_box(boxes[0]))
             expect = apply_affine(project(r["pose3d_mm"].astype(np.float64), CAMERA_MODELS[cam]), affine)
             assert np.abs(expect - r["joints2d"]).max() < 0.5
@@ -107,8 +113,7 @@ def test_missing_file_is_a_counted_skip(small_copy, tmp_path):
 
 
 def test_cut_video_is_a_counted_skip_and_a_short_one_uses_the_common_prefix(small_copy, tmp_path):
-    from data_prep.h36m import VideoFrames
-    from data_prep.h36m import write_video
+    from data_prep.h36m import VideoFrames, write_video
 
     cut = small_copy / f"S9/Videos/Walking.{CAMERAS[0]}.mp4"
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # index lost: undecodable
@@ -222,7 +227,10 @@ def test_jpeg_and_raw_records_hold_the_same_crop_and_labels(small_copy, tmp_path
     datum = caffe_pb2.Datum()
     datum.ParseFromString(value)
     assert datum.encoded and datum.data[:2] == b"\xff\xd8"  # a JPEG file's start-of-image marker
-    sizes = {e: sum(f.stat().st_size for f in (tmp_path / e / "walking_train.lmdb").glob("data.mdb")) for e in ("raw", "jpeg")}
+    sizes = {
+        e: sum(f.stat().st_size for f in (tmp_path / e / "walking_train.lmdb").glob("data.mdb"))
+        for e in ("raw", "jpeg")
+    }
     assert sizes["raw"] > 3 * sizes["jpeg"], sizes
     old = tmp_path / "raw" / "walking_train.lmdb" / "meta.json"
     meta = json.loads(old.read_text())
@@ -230,42 +238,13 @@ def test_jpeg_and_raw_records_hold_the_same_crop_and_labels(small_copy, tmp_path
     old.write_text(json.dumps(meta))
     for encoding in ("raw", "jpeg"):
         source = BatchSource(str(tmp_path / encoding / "walking_train.lmdb"), 8, 225, False, 0, 0.0)
-        image, joints, pose = np.zeros((8, 3, 225, 225), np.float32), np.zeros((8, 17, 2), np.float32), np.zeros((8, 17, 3), np.float32)
+        image, joints, pose = (
+            np.zeros((8, 3, 225, 225), np.float32),
+            np.zeros((8, 17, 2), np.float32),
+            np.zeros((8, 17, 3), np.float32),
+        )
         source.fill(0, image, joints, pose)
         assert np.array_equal(pose[0], raw[0][1]["pose3d"])
-
-
-def test_a_list_of_lmdbs_reads_as_their_union_with_pooled_statistics(small_copy, tmp_path):
-    """Walking and Eating read as one set: every record of both once per epoch, and the image mean, RGB
-    covariance and torso lengths equal those computed directly from the pooled records' pixels and poses."""
-    from data_prep.skeleton import TORSO_BONES
-    from data_prep.batches import BatchSource
-
-    generate(GeneratorConfig(small_copy, subjects=("S1", "S9"), actions=("Eating",), frames=8, seed=5),
-             progress=False)
-    out = tmp_path / "out"
-    build_lmdbs(small_copy, out, actions=("Walking", "Eating"), step=2, workers=1, progress=False,
-                train_subjects=("S1",), test_subjects=("S9",), encoding="raw")
-    paths = [str(out / "walking_train.lmdb"), str(out / "eating_train.lmdb")]
-    records = [r for p in paths for _, r in read_all(p)]
-    n = len(records)
-    assert n == 4 * 12 + 4 * 4
-    source = BatchSource(paths, n, 225, True, 3, 0.0)
-    image, joints, pose = np.zeros((n, 3, 225, 225), np.float32), np.zeros((n, 17, 2), np.float32), np.zeros((n, 17, 3), np.float32)
-    mm = np.zeros((n, 17, 3), np.float32)
-    source.fill(1, image, joints, pose, {"pose3d_mm": mm})  # one whole (shuffled) epoch
-    assert sorted(map(tuple, mm.reshape(n, -1).tolist())) == sorted(tuple(r["pose3d_mm"].ravel().tolist()) for r in records)
-    pixels = np.concatenate([r["image"][:, ::4, ::4].reshape(3, -1).T for r in records]).astype(np.float64)  # BGR
-    assert np.allclose(source.meta["mean_bgr"], pixels.mean(0), atol=1e-9)
-    vec, val = np.array(source.meta["pca_eigvec_rgb"]), np.array(source.meta["pca_eigval_rgb"])
-    assert np.allclose((vec * val) @ vec.T, np.cov(pixels[:, ::-1].T, bias=True), atol=1e-6)
-    poses = np.array([r["pose3d_mm"] for r in records], dtype=np.float64)
-    torso = [np.linalg.norm(poses[:, a] - poses[:, b], axis=1).mean() for a, b in TORSO_BONES]
-    assert np.allclose(source.meta["mean_torso_lengths_mm"], torso, atol=1e-3)
-    assert source.meta["train_count"] == n
-    # the test LMDBs as a list pool the same training statistics (each records its training count)
-    tests = BatchSource([str(out / "walking_test.lmdb"), str(out / "eating_test.lmdb")], 4, 225, False, 0, 0.0)
-    assert np.allclose(tests.meta["mean_bgr"], source.meta["mean_bgr"])
 
 
 def test_generator_is_deterministic(tmp_path):
@@ -310,7 +289,8 @@ def test_camera_parameters_are_the_published_ones():
 
 def test_frames_without_a_person_box_are_counted_and_named(small_copy, tmp_path):
     """A mask file shorter than the poses, and one empty mask: every lost frame is counted per sequence, and a
-    sequence losing more than 5 % is flagged (loud_drops; make_lmdb prints it as a WARNING). Step 4 over 24 poses wants frames 0, 4, ..., 20 (6 frames)."""
+    sequence losing more than 5 % is flagged (loud_drops; make_lmdb prints it as a WARNING). Step 4 over 24 poses
+    wants frames 0, 4, ..., 20 (6 frames)."""
     from data_prep.h36m import write_bbox_masks_mat
 
     masks = small_copy / "S1/MySegmentsMat/ground_truth_bb"

@@ -23,7 +23,9 @@ def test_evaluate_writes_the_table_and_files(trained, lmdb_root, capsys):
     r = json.loads((d / "results.json").read_text())["Walking"]
     errors = r["mpjpe"]
     assert errors["p1"] > 0 and errors["pa"] <= errors["zero_mean"] and len(r["per_joint_p1"]) == 17
-    assert r["mean_pose"]["p1"] > 0 and r["scale_floor"]["pa"] < 1e-3  # a similarity of the ground truth (float32 labels)
+    assert (
+        r["mean_pose"]["p1"] > 0 and r["scale_floor"]["pa"] < 1e-3
+    )  # a similarity of the ground truth (float32 labels)
     assert r["batch_norm"].startswith("re-estimated over")
     assert (d / "results.csv").read_text().startswith("action,frames,mpjpe_p1_mm,mpjpe_zero_mean_mm,mpjpe_pa_mm")
     with pytest.raises(UserError, match="ACTION=path"):
@@ -53,7 +55,10 @@ def test_onnx_backend_gives_the_caffe_backends_results(exported, lmdb_root, tmp_
     common = ["--lmdb-root", str(lmdb_root), "--batch-size", "16", "--quiet"]
     assert evaluate.main([*common, "--deploy", str(deploy), "--weights", f"Walking={weights}", "--bn-batches",
                           str(EXPORT_BN_BATCHES), "--out", str(tmp_path / "caffe")]) == 0
-    assert evaluate.main([*common, "--backend", "onnx", "--weights", f"Walking={model}", "--out", str(tmp_path / "onnx")]) == 0
+    assert (
+        evaluate.main([*common, "--backend", "onnx", "--weights", f"Walking={model}", "--out", str(tmp_path / "onnx")])
+        == 0
+    )
     a, b = (json.loads((tmp_path / name / "results.json").read_text())["Walking"] for name in ("caffe", "onnx"))
     assert a["frames"] == b["frames"] == 96 and a["backend"] == "caffe" and b["backend"] == "onnx"
     assert a["batch_norm"] == b["batch_norm"] == "re-estimated over 64 training images, folded"

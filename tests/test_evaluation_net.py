@@ -86,4 +86,7 @@ def test_an_lmdb_evaluated_in_the_net_and_in_numpy_agree(tmp_path, lmdb_root):
     assert np.abs(net_pred.pred_mm - numpy_pred.pred_mm).max() < 1e-3
     for protocol in ("p1", "zero_mean", "pa"):
         assert net_side["mpjpe"][protocol] == pytest.approx(numpy_side["mpjpe"][protocol], abs=1e-3)
-    assert np.abs(net_pred.in_net["p1"] - per_joint_errors(numpy_pred.pred_mm, numpy_pred.gt_mm, "p1").mean(1)).max() < 1e-3
+    assert (
+        np.abs(net_pred.in_net["p1"] - per_joint_errors(numpy_pred.pred_mm, numpy_pred.gt_mm, "p1").mean(1)).max()
+        < 1e-3
+    )

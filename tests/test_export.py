@@ -19,8 +19,13 @@ def test_export_writes_the_model_and_names_what_it_holds(exported, capsys):
 
 
 def run_export(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools/export.py"), *map(str, args)], capture_output=True, text=True,
-                          env=caffe_env(), cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools/export.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=caffe_env(),
+        cwd=REPO,
+    )
 
 
 def test_export_mistakes_are_one_line_and_write_nothing(trained_variants, lmdb_root, tmp_path):
@@ -32,11 +37,34 @@ def test_export_mistakes_are_one_line_and_write_nothing(trained_variants, lmdb_r
                                build_net("evaluate", multi_root=False, use_2d_cls=True, width=EXPORT_WIDTH))
     cases = {
         "nothing to write": ("--weights", weights, "--train-lmdb", train),
-        "does not match": ("--weights", weights, "--deploy", trained_variants["both"][0], "--train-lmdb", train,
-                           "--onnx", tmp_path / "a.onnx"),
-        "no such file": ("--weights", tmp_path / "none.caffemodel", "--train-lmdb", train, "--onnx", tmp_path / "a.onnx"),
-        "not a deploy net": ("--weights", weights, "--deploy", evaluation_net, "--train-lmdb", train,
-                             "--onnx", tmp_path / "a.onnx"),
+        "does not match": (
+            "--weights",
+            weights,
+            "--deploy",
+            trained_variants["both"][0],
+            "--train-lmdb",
+            train,
+            "--onnx",
+            tmp_path / "a.onnx",
+        ),
+        "no such file": (
+            "--weights",
+            tmp_path / "none.caffemodel",
+            "--train-lmdb",
+            train,
+            "--onnx",
+            tmp_path / "a.onnx",
+        ),
+        "not a deploy net": (
+            "--weights",
+            weights,
+            "--deploy",
+            evaluation_net,
+            "--train-lmdb",
+            train,
+            "--onnx",
+            tmp_path / "a.onnx",
+        ),
     }
     for expected, args in cases.items():
         r = run_export(*args)

@@ -158,7 +158,10 @@ def test_prune_removes_only_what_is_older_than_the_kept_pairs(tmp_path):
     (tmp_path / "run_iter_8.caffemodel").write_text("x")  # weights whose state was never written (killed)
     (tmp_path / "run_iter_8.solverstate.partial").write_text("x")
     (tmp_path / "other_iter_2.caffemodel").write_text("x")
-    assert sorted(f.name for f in prune(tmp_path / "run", keep=2)) == ["run_iter_2.caffemodel", "run_iter_2.solverstate"]
+    assert sorted(f.name for f in prune(tmp_path / "run", keep=2)) == [
+        "run_iter_2.caffemodel",
+        "run_iter_2.solverstate",
+    ]
     assert sorted(f.name for f in tmp_path.iterdir()) == [
         "other_iter_2.caffemodel", "run_iter_4.caffemodel", "run_iter_4.solverstate", "run_iter_6.caffemodel",
         "run_iter_6.solverstate", "run_iter_8.caffemodel", "run_iter_8.solverstate.partial"]
@@ -352,9 +355,26 @@ def test_evaluate_refuses_nan_weights_and_names_the_layer(tmp_path, lmdb_root, r
     layer.blobs[0].data[5] = float("nan")
     bad = tmp_path / "nan.caffemodel"
     bad.write_bytes(net.SerializeToString())
-    evaluate = subprocess.run([PY, str(REPO / "tools" / "evaluate.py"), "--deploy", str(deploy_net(tmp_path, "both", "evaluate")),
-                               "--lmdb-root", str(out), "--weights", f"Walking={bad}", "--bn-batches", "0", "--quiet",
-                               "--out", str(tmp_path / "results")], capture_output=True, text=True, cwd=tmp_path)
+    evaluate = subprocess.run(
+        [
+            PY,
+            str(REPO / "tools" / "evaluate.py"),
+            "--deploy",
+            str(deploy_net(tmp_path, "both", "evaluate")),
+            "--lmdb-root",
+            str(out),
+            "--weights",
+            f"Walking={bad}",
+            "--bn-batches",
+            "0",
+            "--quiet",
+            "--out",
+            str(tmp_path / "results"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert evaluate.returncode == 2 and "layer fc1_3d holds NaN or infinite weights" in one_line(evaluate.stderr)
     assert not (tmp_path / "results").exists()
 
@@ -382,7 +402,11 @@ def test_a_damaged_record_is_one_line_naming_the_lmdb_and_its_key(tmp_path, lmdb
     from data_prep.batches import BatchSource
 
     source = BatchSource(str(copy), 8, 225, train=False, seed=0, pca_sigma=0.0)  # evaluation reads the same way
-    image, joints, pose = np.empty((8, 3, 225, 225), np.float32), np.empty((8, 17, 2), np.float32), np.empty((8, 17, 3), np.float32)
+    image, joints, pose = (
+        np.empty((8, 3, 225, 225), np.float32),
+        np.empty((8, 17, 2), np.float32),
+        np.empty((8, 17, 3), np.float32),
+    )
     with pytest.raises(ValueError, match=f"record '{key.decode()}' is damaged"):
         for b in range(-(-len(source.keys) // 8)):
             source.fill(b, image, joints, pose)
@@ -443,7 +467,9 @@ def test_snapshots_on_a_read_only_mount_are_one_line_naming_the_path(tmp_path, l
     solver, log = write_run(tmp_path / "run", lmdb_root, snapshot_dir=read_only), tmp_path / "train.log"
     code, err = run(solver, log)
     line = one_line(err)
-    assert code == 2 and f"{read_only}/snap.lock: Read-only file system; that file system is mounted read-only" in line, line
+    assert (
+        code == 2 and f"{read_only}/snap.lock: Read-only file system; that file system is mounted read-only" in line
+    ), line
     assert not log.exists()
 
 
@@ -477,9 +503,27 @@ def test_predict_bbox_outside_the_image_is_one_line(tmp_path, reference, lmdb_ro
     out = lmdb_root
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), np.zeros((1002, 1000, 3), np.uint8))
-    p = subprocess.run([PY, str(REPO / "tools" / "predict.py"), str(image), "--weights", str(d / "snap_iter_24.caffemodel"),
-                        "--deploy", str(deploy_net(tmp_path, "both")), "--train-lmdb", str(out / "walking_train.lmdb"),
-                        "--bbox", "5000", "5000", "100", "100"], capture_output=True, text=True, cwd=tmp_path)
+    p = subprocess.run(
+        [
+            PY,
+            str(REPO / "tools" / "predict.py"),
+            str(image),
+            "--weights",
+            str(d / "snap_iter_24.caffemodel"),
+            "--deploy",
+            str(deploy_net(tmp_path, "both")),
+            "--train-lmdb",
+            str(out / "walking_train.lmdb"),
+            "--bbox",
+            "5000",
+            "5000",
+            "100",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert p.returncode == 2 and "--bbox 5000 5000 100 100 lies outside the 1000x1002 image" in one_line(p.stderr)
     assert not list(tmp_path.glob("frame.pose3d*"))
 
@@ -487,6 +531,12 @@ def test_predict_bbox_outside_the_image_is_one_line(tmp_path, reference, lmdb_ro
 def test_evaluate_defaults_do_not_depend_on_the_working_directory():
     from tools import evaluate, predict, train_all
 
-    assert Path(evaluate.parse_args(["--lmdb-root", "x", "--weights", "a"]).deploy) == REPO / "prototxt" / "evaluate_both.prototxt"
-    assert Path(predict.parse_args(["x.png", "--weights", "w", "--train-lmdb", "t"]).deploy) == REPO / "prototxt" / "deploy_both.prototxt"
+    assert (
+        Path(evaluate.parse_args(["--lmdb-root", "x", "--weights", "a"]).deploy)
+        == REPO / "prototxt" / "evaluate_both.prototxt"
+    )
+    assert (
+        Path(predict.parse_args(["x.png", "--weights", "w", "--train-lmdb", "t"]).deploy)
+        == REPO / "prototxt" / "deploy_both.prototxt"
+    )
     assert Path(train_all.parse_args([]).lmdb_root) == REPO / "data" / "lmdb"

@@ -14,8 +14,11 @@ from data_prep.files import write_bytes_atomic
 def test_a_write_that_fills_the_disk_is_one_error_naming_the_file_and_leaves_nothing(tmp_path):
     with small_disk_at(tmp_path / "disk", 1024 * 1024) as disk:
         write_bytes_atomic(disk / "old.bin", b"kept")
-        with pytest.raises(DiskFullError, match=r"model\.onnx: the disk is full \(No space left on device\); model\.onnx "
-                                                r"was not written and nothing of it is left; free space on"):
+        with pytest.raises(
+            DiskFullError,
+            match=r"model\.onnx: the disk is full \(No space left on device\); model\.onnx "
+            r"was not written and nothing of it is left; free space on",
+        ):
             write_bytes_atomic(disk / "model.onnx", b"x" * (2 * 1024 * 1024))
         assert sorted(p.name for p in disk.iterdir()) == ["old.bin"] and (disk / "old.bin").read_bytes() == b"kept"
         write_bytes_atomic(disk / "old.bin", b"y" * 4096)  # the disk has its room back

@@ -29,7 +29,9 @@ def test_folded_convolution_equals_convolution_then_batch_norm_then_scale():
         return out
 
     y = conv(w, np.zeros(4))
-    by_hand = gamma[:, None, None] * (y - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) + beta[:, None, None]
+    by_hand = (
+        gamma[:, None, None] * (y - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) + beta[:, None, None]
+    )
     folded = conv(*fold_affine(w, None, *batch_norm_affine(mean, var, 1e-5, gamma, beta)))
     assert np.allclose(folded, by_hand, atol=1e-12)
 
@@ -73,7 +75,9 @@ def test_folded_caffe_net_gives_the_unfolded_outputs(split, trained_variants, lm
     from prototxt.generate import build_net, write_net
 
     _, weights = trained_variants["both"]
-    net_path = write_net(tmp_path / f"{split}.prototxt", build_net(split, multi_root=True, use_2d_cls=True, width=EXPORT_WIDTH))
+    net_path = write_net(
+        tmp_path / f"{split}.prototxt", build_net(split, multi_root=True, use_2d_cls=True, width=EXPORT_WIDTH)
+    )
     images, gt_mm = lmdb_test_images(lmdb_root)
     net, layout = load_deploy_net(net_path, weights, batch_size=len(images))
     rng = np.random.default_rng(2)

@@ -1,4 +1,4 @@
-"""layers/measure.py: the FLOP counts the benchmark's limit rows divide by, on a net small enough to count by hand."""
+"""bench/measure.py: the FLOP counts the benchmark's limit rows divide by, on a net small enough to count by hand."""
 from __future__ import annotations
 
 
@@ -6,7 +6,7 @@ def test_flops_of_a_convolution_and_an_inner_product_by_hand(tmp_path):
     import caffe
     from caffe import layers as L
 
-    from layers.measure import forward_flops, training_flops
+    from bench.measure import forward_flops, training_flops
 
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[1, 3, 8, 8]))

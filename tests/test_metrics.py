@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from data_prep.metrics import (mpjpe, mpjpe_p1, mpjpe_zero_mean, pa_mpjpe, per_joint_errors, procrustes_align,
-                               recover_scale)
+from data_prep.metrics import (
+    mpjpe,
+    mpjpe_p1,
+    mpjpe_zero_mean,
+    pa_mpjpe,
+    per_joint_errors,
+    procrustes_align,
+    recover_scale,
+)
 from data_prep.poses import bone_lengths
 from data_prep.skeleton import NUM_JOINTS, TORSO_BONES
 

@@ -8,10 +8,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from conftest import MM, SOFTMAX, assert_agree, lmdb_test_images, pycaffe_outputs
 from data_prep.errors import UserError
 from data_prep.records import read_meta
 
-from conftest import MM, SOFTMAX, assert_agree, pycaffe_outputs, lmdb_test_images
 
 def export(deploy, weights, lmdb_root, out, fold=True):
     from layers.onnx_export import export_onnx, load_export_source
@@ -29,7 +29,9 @@ def test_exported_variant_agrees_with_pycaffe_in_onnxruntime_and_opencv(variant,
 
     deploy, weights = trained_variants[variant]
     images, gt_mm = lmdb_test_images(lmdb_root)
-    want = pycaffe_outputs(deploy, weights, images, read_meta(lmdb_root / "walking_train.lmdb")["mean_torso_lengths_mm"])
+    want = pycaffe_outputs(
+        deploy, weights, images, read_meta(lmdb_root / "walking_train.lmdb")["mean_torso_lengths_mm"]
+    )
     model_path = tmp_path / f"{variant}.onnx"
     export(deploy, weights, lmdb_root, model_path)
     model = onnx.load(str(model_path))
@@ -60,15 +62,22 @@ def test_batch_normalization_nodes_give_the_folded_model_and_the_metadata_descri
     export(deploy, weights, lmdb_root, tmp_path / "nodes.onnx", fold=False)
     nodes = onnx.load(str(tmp_path / "nodes.onnx")).graph.node
     batch_norms = sum(1 for line in deploy.read_text().splitlines() if line.strip() == 'type: "BatchNorm"')
-    assert sum(node.op_type == "BatchNormalization" for node in nodes) == batch_norms == 5 + 4 + 6  # convolutions, fc1/fc2 2D, fc1 3D, fc probs 2D, six heads
+    assert (
+        sum(node.op_type == "BatchNormalization" for node in nodes) == batch_norms == 5 + 4 + 6
+    )  # convolutions, fc1/fc2 2D, fc1 3D, fc probs 2D, six heads
     folded, kept = OnnxPoseModel(tmp_path / "folded.onnx"), OnnxPoseModel(tmp_path / "nodes.onnx")
     a, b = folded.run(images[:8]), kept.run(images[:8])
-    assert np.abs(a["pose3d_mm"] - b["pose3d_mm"]).max() <= MM and np.abs(a["softmax_2d"] - b["softmax_2d"]).max() <= SOFTMAX
+    assert (
+        np.abs(a["pose3d_mm"] - b["pose3d_mm"]).max() <= MM
+        and np.abs(a["softmax_2d"] - b["softmax_2d"]).max() <= SOFTMAX
+    )
     meta = read_meta(lmdb_root / "walking_train.lmdb")
     m = folded.meta
     assert m["variant"] == "both" and m["roots"] == list(ROOTS) and m["joints"] == list(JOINTS)
     assert m["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert np.allclose(m["mean_bgr"], meta["mean_bgr"]) and np.allclose(m["mean_torso_lengths_mm"], meta["mean_torso_lengths_mm"])
+    assert np.allclose(m["mean_bgr"], meta["mean_bgr"]) and np.allclose(
+        m["mean_torso_lengths_mm"], meta["mean_torso_lengths_mm"]
+    )
     assert "folded" in m["batch_norm"] and "BatchNormalization" in kept.meta["batch_norm"]
     assert "B, G, R" in m["input"] and m["parents"][0] == -1
 
@@ -106,7 +115,9 @@ def test_scale_layers_gamma_and_beta_are_exported(fold, trained_variants, lmdb_r
     changed = tmp_path / "scaled.caffemodel"
     net.save(str(changed))
     images, gt_mm = lmdb_test_images(lmdb_root)
-    want = pycaffe_outputs(deploy, changed, images, read_meta(lmdb_root / "walking_train.lmdb")["mean_torso_lengths_mm"])
+    want = pycaffe_outputs(
+        deploy, changed, images, read_meta(lmdb_root / "walking_train.lmdb")["mean_torso_lengths_mm"]
+    )
     export(deploy, changed, lmdb_root, tmp_path / "scaled.onnx", fold=fold)
     got = {k: v.astype(np.float64) for k, v in OnnxPoseModel(tmp_path / "scaled.onnx").run(images).items()}
     assert len(scales) == 15

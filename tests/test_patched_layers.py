@@ -21,7 +21,8 @@ layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" scale_param { bia
 layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
 layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc"
-  inner_product_param { num_output: 6 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.1 } } }
+  inner_product_param { num_output: 6 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std:
+    0.1 } } }
 layer { name: "fc_bn" type: "BatchNorm" bottom: "fc" top: "fc" }
 layer { name: "fc_scale" type: "Scale" bottom: "fc" top: "fc" scale_param { bias_term: true
     filler { type: "uniform" min: 0.5 max: 1.5 } bias_filler { type: "uniform" min: -0.5 max: 0.5 } } }
@@ -56,7 +57,9 @@ def max_pool_ceil(x, k, s):
     out = np.zeros(x.shape[:2] + (oh, ow))
     for i in range(oh):
         for j in range(ow):
-            out[:, :, i, j] = x[:, :, i * s:min(i * s + k, x.shape[2]), j * s:min(j * s + k, x.shape[3])].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * s : min(i * s + k, x.shape[2]), j * s : min(j * s + k, x.shape[3])].max(
+                axis=(2, 3)
+            )
     return out
 
 
@@ -131,8 +134,11 @@ def test_batch_norm_global_statistics_in_test_phase(tmp_path):
     import caffe
 
     path = tmp_path / "bn.prototxt"
-    path.write_text('force_backward: true\nlayer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } }\n'
-                    'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" }\n')
+    path.write_text(
+        'force_backward: true\n'
+        'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } }\n'
+        'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" }\n'
+    )
     net = caffe.Net(str(path), caffe.TEST)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2, 3, 4, 5))
@@ -155,8 +161,10 @@ def test_dropout_scales_kept_units_and_their_gradient(tmp_path):
 
     caffe.set_random_seed(3)
     path = tmp_path / "drop.prototxt"
-    path.write_text('force_backward: true\nlayer { name: "x" type: "Input" top: "x" input_param { shape { dim: 64 dim: 512 } } }\n'
-                    'layer { name: "drop" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.3 } }\n')
+    path.write_text(
+        'force_backward: true\nlayer { name: "x" type: "Input" top: "x" input_param { shape { dim: 64 dim: 512 } } }\n'
+        'layer { name: "drop" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.3 } }\n'
+    )
     net = caffe.Net(str(path), caffe.TRAIN)
     x = np.random.default_rng(4).uniform(1, 2, size=(64, 512))
     net.blobs["x"].data[...] = x

@@ -69,11 +69,15 @@ def test_bad_param_str_names_the_layer_and_the_key(tmp_path, capfd):
     with pytest.raises(ValueError, match=r"SoftLabelCrossEntropyLoss: unknown param_str keys \['lambda2d'\]"):
         net_from_string(tmp_path, LOSS_NET % (1, '{"lambda2d": [0.1]}'))
     err = capfd.readouterr().err  # what `caffe train` shows, and the drivers' one line
-    assert "\nPython layer error: SoftLabelCrossEntropyLoss: unknown param_str keys" in "\n" + err and "Traceback" not in err
+    assert (
+        "\nPython layer error: SoftLabelCrossEntropyLoss: unknown param_str keys" in "\n" + err
+        and "Traceback" not in err
+    )
 
 
 TARGETS_NET = """
-    layer { name: "in" type: "Input" top: "joints" top: "pose" input_param { shape { dim: 2 dim: 17 dim: 2 } shape { dim: 2 dim: 17 dim: 3 } } }
+    layer { name: "in" type: "Input" top: "joints" top: "pose" input_param { shape { dim: 2 dim: 17 dim: 2 } shape {
+      dim: 2 dim: 17 dim: 3 } } }
     layer { name: "soft" type: "Python" bottom: "joints" top: "soft"
       python_param { module: "layers.pose_layers" layer: "SoftLabelTargets" param_str: '{}' } }
     layer { name: "rel" type: "Python" bottom: "pose" top: "t_hip" top: "t_lelbow"

@@ -33,10 +33,14 @@ def test_predict_on_an_image_writes_json_and_png(trained, lmdb_root, synthetic_r
     assert np.array(doc["joints2d_px"]).shape == (17, 2)  # every variant has the 2D branch (only its use differs)
     assert cv2.imread(str(tmp_path / "person.pose3d.png")) is not None
     with pytest.raises(UserError, match="no such file"):
-        predict.main([str(tmp_path / "nope.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")])
+        predict.main(
+            [str(tmp_path / "nope.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")]
+        )
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(UserError, match="not a readable image or video"):
-        predict.main([str(tmp_path / "text.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")])
+        predict.main(
+            [str(tmp_path / "text.png"), "--weights", str(weights), "--train-lmdb", str(out / "walking_train.lmdb")]
+        )
 
 
 def test_predict_finds_the_person_and_reads_folders_and_videos(lmdb_root, synthetic_root, tmp_path, capsys):
@@ -103,14 +107,25 @@ def test_onnx_backend_gives_the_caffe_backends_json_where_caffe_cannot_be_import
     box = ["--bbox", "350", "250", "300", "500"]
     assert predict.main([str(tmp_path / "person.png"), *box, "--weights", str(weights), "--deploy", str(deploy),
                          "--train-lmdb", str(train), "--out", str(tmp_path / "caffe")]) == 0
-    args = [str(tmp_path / "person.png"), *box, "--backend", "onnx", "--weights", str(model), "--out", str(tmp_path / "onnx")]
+    args = [
+        str(tmp_path / "person.png"),
+        *box,
+        "--backend",
+        "onnx",
+        "--weights",
+        str(model),
+        "--out",
+        str(tmp_path / "onnx"),
+    ]
     no_caffe = ("import runpy, sys; sys.modules['caffe'] = None; sys.argv = ['predict.py'] + sys.argv[1:]; "
                 f"runpy.run_path({str(REPO / 'tools/predict.py')!r}, run_name='__main__')")
     r = subprocess.run([sys.executable, "-c", no_caffe, *args], capture_output=True, text=True, env=caffe_env())
     assert r.returncode == 0, r.stderr
     with_caffe, with_onnx = (json.loads((tmp_path / f"{name}.pose3d.json").read_text()) for name in ("caffe", "onnx"))
     assert with_caffe["backend"] == "caffe" and with_onnx["backend"] == "onnx" and with_onnx["variant"] == "both"
-    assert np.abs(np.array(with_caffe["pose3d_mm"]) - np.array(with_onnx["pose3d_mm"])).max() <= 0.01 + 0.005  # 2 decimals
+    assert (
+        np.abs(np.array(with_caffe["pose3d_mm"]) - np.array(with_onnx["pose3d_mm"])).max() <= 0.01 + 0.005
+    )  # 2 decimals
     assert with_caffe["joints2d_px"] == with_onnx["joints2d_px"]
     # the import really is refused there: a Caffe backend run in the same set-up fails on it
     r = subprocess.run([sys.executable, "-c", no_caffe, str(tmp_path / "person.png"), *box, "--weights", str(weights),
@@ -124,16 +139,20 @@ def test_a_clip_gives_one_file_a_video_and_a_bvh_with_boxes_from_a_file(trained_
     """A synthetic video (24 frames), every 7th frame, boxes from a hand-written COCO file: the clip file holds what
     the per-frame files hold, frame 14 (no detection) takes frame 7's box, the best-scoring person counts; the mp4
     has one frame per prediction; the BVH has the clip's frames."""
-    from data_prep.clips import BOX_PREVIOUS, read_clip
     from data_prep.clip_video import HEIGHT
+    from data_prep.clips import BOX_PREVIOUS, read_clip
     from data_prep.files import sha256_of
     from tools import predict
 
     deploy, weights = trained_variants["both"]
     video = synthetic_root / "S9/Videos/Walking.54138969.mp4"
     fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
-    boxes = [{"image_id": 0, "bbox": [300, 200, 350, 600], "score": 0.9}, {"image_id": 0, "bbox": [0, 0, 50, 50], "score": 0.2},
-             {"image_id": 7, "bbox": [310, 210, 340, 590], "score": 0.8}, {"image_id": 21, "bbox": [320, 220, 330, 580], "score": 0.7}]
+    boxes = [
+        {"image_id": 0, "bbox": [300, 200, 350, 600], "score": 0.9},
+        {"image_id": 0, "bbox": [0, 0, 50, 50], "score": 0.2},
+        {"image_id": 7, "bbox": [310, 210, 340, 590], "score": 0.8},
+        {"image_id": 21, "bbox": [320, 220, 330, 580], "score": 0.7},
+    ]
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     assert predict.main([str(video), "--frame-step", "7", "--max-frames", "4", "--boxes", str(tmp_path / "boxes.json"),
                          "--per-frame", "--weights", str(weights), "--deploy", str(deploy),
@@ -156,7 +175,9 @@ def test_a_clip_gives_one_file_a_video_and_a_bvh_with_boxes_from_a_file(trained_
     while cap.read()[0]:
         frames += 1
     first = cv2.VideoCapture(str(video)).read()[1]
-    assert frames == 4 and height == HEIGHT and width == 2 * round(first.shape[1] * HEIGHT / first.shape[0] / 2) + HEIGHT
+    assert (
+        frames == 4 and height == HEIGHT and width == 2 * round(first.shape[1] * HEIGHT / first.shape[0] / 2) + HEIGHT
+    )
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(fps / 7, rel=1e-3)
     bvh = (tmp_path / "out/Walking.54138969.bvh").read_text()
     assert "Frames: 4" in bvh and f"Frame Time: {7 / fps:.6f}" in bvh
@@ -191,9 +212,25 @@ def test_boxes_for_an_image_by_file_name(trained_variants, lmdb_root, synthetic_
     deploy, weights = trained_variants["both"]
     ok, frame = cv2.VideoCapture(str(synthetic_root / "S9/Videos/Walking.55011271.mp4")).read()
     cv2.imwrite(str(tmp_path / "person.png"), frame)
-    (tmp_path / "boxes.json").write_text(json.dumps([{"file_name": "person.png", "bbox": [350, 250, 300, 500], "score": 1}]))
-    assert predict.main([str(tmp_path / "person.png"), "--boxes", str(tmp_path / "boxes.json"), "--weights", str(weights),
-                         "--deploy", str(deploy), "--train-lmdb", str(lmdb_root / "walking_train.lmdb")]) == 0
+    (tmp_path / "boxes.json").write_text(
+        json.dumps([{"file_name": "person.png", "bbox": [350, 250, 300, 500], "score": 1}])
+    )
+    assert (
+        predict.main(
+            [
+                str(tmp_path / "person.png"),
+                "--boxes",
+                str(tmp_path / "boxes.json"),
+                "--weights",
+                str(weights),
+                "--deploy",
+                str(deploy),
+                "--train-lmdb",
+                str(lmdb_root / "walking_train.lmdb"),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "person.pose3d.json").read_text())
     assert doc["bbox_from"] == "--boxes" and doc["bbox_xyxy"] == [350, 250, 649, 749]
     (tmp_path / "boxes.json").write_text(json.dumps([{"file_name": "other.png", "bbox": [350, 250, 300, 500]}]))
@@ -209,8 +246,19 @@ def test_an_empty_video_or_a_damaged_jpeg_is_only_our_one_line(lmdb_root, tmp_pa
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "damaged.jpg").write_bytes(good[:40] + bytes(range(256)) * 4)
     for name in ("empty.mp4", "damaged.jpg"):
-        out = subprocess.run([sys.executable, str(REPO / "tools" / "predict.py"), str(tmp_path / name), "--weights", "w",
-                              "--train-lmdb", str(lmdb_root / "walking_train.lmdb")], capture_output=True, text=True,
-                             cwd=REPO)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "tools" / "predict.py"),
+                str(tmp_path / name),
+                "--weights",
+                "w",
+                "--train-lmdb",
+                str(lmdb_root / "walking_train.lmdb"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert out.returncode == 2 and out.stderr.strip() == (
             f"predict.py: error: {tmp_path / name}: not a readable image or video"), out.stderr

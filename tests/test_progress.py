@@ -42,9 +42,25 @@ def test_make_lmdb_prints_progress_lines_into_a_log(synthetic_root, tmp_path):
 
     log = tmp_path / "make_lmdb.log"
     with open(log, "w") as f:
-        code = subprocess.call([str(REPO / ".venv/bin/python"), str(REPO / "tools/make_lmdb.py"), "--h36m", str(synthetic_root),
-                                "--out", str(tmp_path / "lmdb"), "--actions", "Walking", "--frame-step", "8",
-                                "--workers", "1"], stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+        code = subprocess.call(
+            [
+                str(REPO / ".venv/bin/python"),
+                str(REPO / "tools/make_lmdb.py"),
+                "--h36m",
+                str(synthetic_root),
+                "--out",
+                str(tmp_path / "lmdb"),
+                "--actions",
+                "Walking",
+                "--frame-step",
+                "8",
+                "--workers",
+                "1",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     text = log.read_text()
     assert code == 0, text[-2000:]
     lines = [l for l in text.splitlines() if l.startswith("LMDB: ")]

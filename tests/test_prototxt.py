@@ -43,7 +43,11 @@ def test_no_two_generated_files_are_the_same():
 
 def train_net_path(variant: str, action: str = "walking") -> Path:
     """The committed train net of Table 2's experiment (the full model's is Table 1's)."""
-    return PROTO / "nets" / f"{action}_train.prototxt" if variant == "both" else PROTO / "ablation" / f"{action}_{variant}_train.prototxt"
+    return (
+        PROTO / "nets" / f"{action}_train.prototxt"
+        if variant == "both"
+        else PROTO / "ablation" / f"{action}_{variant}_train.prototxt"
+    )
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -63,7 +67,9 @@ def test_train_net_layers_match_the_paper(variant):
     convs = [l.convolution_param for l in net.layer if l.type == "Convolution"]
     assert [(c.num_output, c.kernel_size[0], c.stride[0]) for c in convs] == [
         (64, 7, 2), (128, 5, 2), (192, 3, 1), (192, 3, 1), (192, 3, 1)]
-    assert all((l.pooling_param.kernel_size, l.pooling_param.stride) == (3, 2) for l in net.layer if l.type == "Pooling")
+    assert all(
+        (l.pooling_param.kernel_size, l.pooling_param.stride) == (3, 2) for l in net.layer if l.type == "Pooling"
+    )
     fc_sizes = {l.name: l.inner_product_param.num_output for l in net.layer if l.type == "InnerProduct"}
     assert fc_sizes["fc1_2d"] == fc_sizes["fc2_2d"] == fc_sizes["fc1_3d"] == 2048
     assert fc_sizes["fc_out_2d"] == 17 * 16 * 16

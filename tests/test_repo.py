@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 from conftest import REPO
 
@@ -20,12 +20,16 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in tests and tests.startswith("bash tools/setup.sh && ")
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert tests in ci
+    lint = "bash tools/setup.sh && .venv/bin/ruff check --no-cache ."
+    assert lint in ci and ci.index(lint) < ci.index(tests)  # the linter first
 
 
 def test_caffe_source_is_pinned_and_the_patches_are_files():
     lock = dict(l.split("=", 1) for l in (REPO / "third_party/caffe/source.lock").read_text().splitlines()
                 if l and not l.startswith("#"))
-    assert re.fullmatch(r"[0-9a-f]{64}", lock["CAFFE_ORIG_SHA256"]) and re.fullmatch(r"[0-9a-f]{64}", lock["CAFFE_DEBIAN_SHA256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", lock["CAFFE_ORIG_SHA256"]) and re.fullmatch(
+        r"[0-9a-f]{64}", lock["CAFFE_DEBIAN_SHA256"]
+    )
     patches = sorted((REPO / "third_party/caffe/patches").glob("*.patch"))
     assert patches and all(p.read_text().count("\n+++ ") >= 1 for p in patches)
 
@@ -47,7 +51,9 @@ def test_venv_points_at_a_complete_cached_build_of_the_locked_version():
 
 def tracked_text_files():
     names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    return [REPO / n for n in names if n.endswith((".py", ".md", ".sh", ".txt", ".cfg", ".toml")) or n.startswith(".ci/")]
+    return [
+        REPO / n for n in names if n.endswith((".py", ".md", ".sh", ".txt", ".cfg", ".toml")) or n.startswith(".ci/")
+    ]
 
 
 def test_the_repository_reads_on_its_own():
@@ -66,7 +72,7 @@ def test_the_repository_reads_on_its_own():
 
 def lock_values(name: str) -> dict:
     """The KEY=value pairs of a lock file, read the way bash's `source` reads them."""
-    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}} ${{!CUDNN_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'
+    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}} ${{!CUDNN_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'  # noqa: E501
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
     return dict(item.split("=", 1) for item in out.split("\0") if item)
 
@@ -77,12 +83,21 @@ def test_each_cuda_route_is_pinned():
     debian, pypi = lock_values("cuda-11.8.lock"), lock_values("cuda-13.lock")
     assert re.search(r"nvidia-cuda-toolkit=11\.8\.\S+", debian["CUDA_DEBIAN_PACKAGES"])
     lines = pypi["CUDA_WHEELS"].splitlines()
-    assert len(lines) == 7 and all(re.fullmatch(r"nvidia-[a-z-]+==[0-9.]+ --hash=sha256:[0-9a-f]{64}", l) for l in lines), lines
-    assert {l.split("==")[0] for l in lines} >= {"nvidia-cuda-nvcc", "nvidia-cuda-runtime", "nvidia-cublas", "nvidia-curand"}
+    assert len(lines) == 7 and all(
+        re.fullmatch(r"nvidia-[a-z-]+==[0-9.]+ --hash=sha256:[0-9a-f]{64}", l) for l in lines
+    ), lines
+    assert {l.split("==")[0] for l in lines} >= {
+        "nvidia-cuda-nvcc",
+        "nvidia-cuda-runtime",
+        "nvidia-cublas",
+        "nvidia-curand",
+    }
     for lock, major in ((debian, "cu11"), (pypi, "cu13")):
         assert re.search(rf"nvidia-nccl-{major}==[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["NCCL_REQUIREMENT"])
         # cuDNN 9 (PARK3D_CUDNN=9): the wheel of the route's CUDA major, by hash, and the file it names
-        assert re.fullmatch(rf"nvidia-cudnn-{major}==9\.[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["CUDNN_REQUIREMENT"])
+        assert re.fullmatch(
+            rf"nvidia-cudnn-{major}==9\.[0-9.]+ --hash=sha256:[0-9a-f]{{64}}", lock["CUDNN_REQUIREMENT"]
+        )
         version = lock["CUDNN_REQUIREMENT"].split("==")[1].split()[0]
         assert lock["CUDNN_WHEEL"].startswith(f"nvidia_cudnn_{major}-{version}-py3-none-")
 
@@ -122,7 +137,9 @@ def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_p
     assert wrong.returncode != 0 and "expected auto, off, on, 11.8" in wrong.stderr
     if not debian_bookworm():  # Debian 13, Ubuntu: route 11.8 is refused in one line naming the system's routes
         refused = run_setup_with_driver(tmp_path, "11.8", "580.65.06")
-        assert refused.returncode != 0 and "route 11.8 is Debian 12's own CUDA toolkit" in refused.stderr, refused.stderr
+        assert refused.returncode != 0 and "route 11.8 is Debian 12's own CUDA toolkit" in refused.stderr, (
+            refused.stderr
+        )
 
 
 def named_paths(text: str) -> list:
@@ -161,18 +178,23 @@ def test_the_module_map_matches_the_code():
     only what the map allows: data_prep itself (and Caffe's protobuf for the Datum), layers data_prep, prototxt
     both, no package a tool."""
     design = (REPO / "docs" / "design.md").read_text()
-    table = design[design.index("## Map of the modules"):].split("\n## ", 1)[0]
+    table = design[design.index("## Map of the modules"):].split("\n## ", 1)[0].split("\n### ", 1)[0]
     listed = set()
     for cell in re.findall(r"^\| (`[^|]*`) \|", table, re.M):
         listed |= set(re.findall(r"`([\w/*.]+\.py)`", cell))
-    modules = {str(p.relative_to(REPO)) for pkg in ("data_prep", "layers", "prototxt") for p in (REPO / pkg).glob("*.py")
-               if p.name != "__init__.py"}
+    modules = {
+        str(p.relative_to(REPO))
+        for pkg in ("data_prep", "layers", "prototxt", "bench")
+        for p in (REPO / pkg).glob("*.py")
+        if p.name != "__init__.py"
+    }
     covered = {m for m in modules if any(Path(m).match(pattern) for pattern in listed)}
     assert covered == modules, sorted(modules - covered)
     assert all(any(Path(m).match(pattern) for m in modules) for pattern in listed), listed
     allowed = {"data_prep": {"data_prep", "caffe"}, "layers": {"data_prep", "layers", "caffe"},
-               "prototxt": {"data_prep", "layers", "prototxt", "caffe"}}
-    ours = {"data_prep", "layers", "prototxt", "tools", "caffe"}
+               "prototxt": {"data_prep", "layers", "prototxt", "caffe"},
+               "bench": {"data_prep", "layers", "prototxt", "bench", "caffe"}}
+    ours = {"data_prep", "layers", "prototxt", "bench", "tools", "caffe"}
     wrong = {}
     for m in sorted(modules):
         pkg = m.split("/")[0]
@@ -205,3 +227,44 @@ def test_a_python_outside_the_supported_range_or_without_boost_python_is_one_lin
     no_boost = run_setup_with_python(tmp_path, other)
     assert no_boost.returncode != 0 and f"no Boost.Python for Python {other}" in no_boost.stderr, no_boost.stderr
     assert "PYTHON=/usr/bin/python3" in no_boost.stderr
+
+
+def test_every_module_has_its_tests_named():
+    """docs/design.md's rule: a module's tests are tests/test_<module>.py, or its row in "Where the other modules are
+    tested" names test modules that exist and use it (import it, run it, or name its file), or says none and why."""
+    design = (REPO / "docs" / "design.md").read_text()
+    table = design[design.index("### Where the other modules are tested"):].split("\n## ", 1)[0]
+    rows = {}
+    for cells, tested in re.findall(r"^\| (`[^|]*`) \| ([^|]*) \|$", table, re.M):
+        for module in re.findall(r"`([\w/]+\.py)`", cells):
+            rows[module] = tested
+    modules = sorted(str(p.relative_to(REPO)) for pkg in ("data_prep", "layers", "prototxt", "bench", "tools")
+                     for p in (REPO / pkg).glob("*.py") if p.name != "__init__.py")
+    wrong = {}
+    for m in modules:
+        stem = Path(m).stem
+        if (REPO / "tests" / f"test_{stem}.py").is_file():
+            if m in rows:
+                wrong[m] = "has tests/test_<module>.py and a row"
+            continue
+        tested = rows.get(m)
+        if tested is None:
+            wrong[m] = "no tests/test_<module>.py and no row"
+            continue
+        if tested.startswith("none: "):
+            continue
+        named = re.findall(r"`(tests/test_\w+\.py)`", tested)
+        if not named:
+            wrong[m] = "its row names no test module and does not say none and why"
+            continue
+        package = Path(m).parent.name
+        uses = [f"{package}.{stem}", m, f"from {package} import {stem}", f"{stem}.py"]
+        for tool in (REPO / "tools").glob("*.py"):  # or run a tool that imports it
+            if f"from {package}.{stem} import" in tool.read_text():
+                uses += [f"tools/{tool.name}", f"from tools import {tool.stem}"]
+        for t in named:
+            text = (REPO / t).read_text() if (REPO / t).is_file() else None
+            if text is None or not any(u in text for u in uses):
+                wrong[m] = f"{t} does not exist or does not use it"
+    assert not wrong, wrong
+    assert set(rows) <= set(modules), sorted(set(rows) - set(modules))

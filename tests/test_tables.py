@@ -20,7 +20,10 @@ def test_paired_seed_verdicts_by_hand():
     assert paired_verdict([101, 99, 97], [100, 100, 100])["verdict"] == "undecided at this size"
     assert paired_verdict([110, 112, 111], [100, 100, 100])["verdict"] == "does not hold"
     assert paired_verdict([90], [100])["verdict"].startswith("undecided")
-    text = format_table2_seeds({"baseline": {"Walking": [100.0, 110.0, 105.0]}, "multireg": {"Walking": [97.0, 108.0, 101.0]}},
-                               ["Walking"], {"Mean pose (training, P1)": {"Walking": 160.0}})
+    text = format_table2_seeds(
+        {"baseline": {"Walking": [100.0, 110.0, 105.0]}, "multireg": {"Walking": [97.0, 108.0, 101.0]}},
+        ["Walking"],
+        {"Mean pose (training, P1)": {"Walking": 160.0}},
+    )
     assert "105.0 ± 5.0 (3)" in text and "160.00" in text and "72.55" in text
     assert "Multi-reg < Baseline" in text and "holds" in text  # differences -3, -2, -4

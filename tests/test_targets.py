@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from data_prep.skeleton import NUM_JOINTS, ROOTS
-from layers.targets import (average_roots, drop_root, grid_centres, insert_root, root_average_matrix,
-                            root_relative_targets, soft_label_cross_entropy, soft_label_targets)
+from layers.targets import (
+    average_roots,
+    drop_root,
+    grid_centres,
+    insert_root,
+    root_average_matrix,
+    root_relative_targets,
+    soft_label_cross_entropy,
+    soft_label_targets,
+)
 
 W = 225 / 16
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SOFTMAX, assert_agree, pycaffe_outputs, lmdb_test_images
+from conftest import SOFTMAX, assert_agree, lmdb_test_images, pycaffe_outputs
 
 torch = pytest.importorskip("torch", reason="torch is optional: `PARK3D_TORCH=1 bash tools/setup.sh` installs it")
 
@@ -21,15 +21,32 @@ def test_state_dict_gives_pycaffes_outputs(variant, trained_variants, lmdb_root,
 
     deploy, weights = trained_variants[variant]
     train = lmdb_root / "walking_train.lmdb"
-    assert export.main(["--weights", str(weights), "--deploy", str(deploy), "--train-lmdb", str(train), "--bn-batches", "0",
-                        "--torch", str(tmp_path / "net.pt")]) == 0
+    assert (
+        export.main(
+            [
+                "--weights",
+                str(weights),
+                "--deploy",
+                str(deploy),
+                "--train-lmdb",
+                str(train),
+                "--bn-batches",
+                "0",
+                "--torch",
+                str(tmp_path / "net.pt"),
+            ]
+        )
+        == 0
+    )
     net = PoseNet(variant, EXPORT_WIDTH)
     net.load_state_dict(torch.load(tmp_path / "net.pt"))
     net.eval()
     images, gt_mm = lmdb_test_images(lmdb_root)
     want = pycaffe_outputs(deploy, weights, images, read_meta(train)["mean_torso_lengths_mm"])
     with torch.no_grad():
-        got = dict(zip(("softmax_2d", "pose3d", "pose3d_mm"), (t.double().numpy() for t in net(torch.from_numpy(images)))))
+        got = dict(
+            zip(("softmax_2d", "pose3d", "pose3d_mm"), (t.double().numpy() for t in net(torch.from_numpy(images))))
+        )
         logits, heads = net.train_outputs(torch.from_numpy(images[:4]))
     assert_agree(got, want, gt_mm)
     caffe_net, layout = load_deploy_net(deploy, weights, batch_size=4)

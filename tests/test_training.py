@@ -129,6 +129,8 @@ def test_snapshot_disk_is_checked_before_training(lmdb_root, tmp_path, monkeypat
     del net
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage(10**9, 9 * 10**8, 10**8))
-    with pytest.raises(DiskFullError, match=r"snapshots \(the rest of them\) needs about 1.1 GB and the disk has 100.0 MB free"):
+    with pytest.raises(
+        DiskFullError, match=r"snapshots \(the rest of them\) needs about 1.1 GB and the disk has 100.0 MB free"
+    ):
         train_to_completion(solver, tmp_path / "train.log", progress=False)
     assert not (tmp_path / "train.log").exists()  # nothing ran

@@ -23,6 +23,8 @@ from data_prep.synthetic_lmdbs import prepare_synthetic
 from data_prep.tables import VARIANT_LABELS, format_table2_seeds, write_results
 from layers.bn_stats import BN_BATCHES
 from layers.caffe_log import fig4_curves
+from layers.device import use_device
+from layers.inference import evaluate_action
 from layers.training import train_to_completion
 from prototxt.generate import VARIANTS, Schedule, committed_solver, write_action_experiment
 
@@ -31,7 +33,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--actions", nargs="+", choices=ABLATION_ACTIONS, metavar="ACTION")
     parser.add_argument("--lmdb-root", default=str(REPO / "data" / "lmdb"))
-    parser.add_argument("--synthetic", metavar="OUT", help="generate synthetic data and short-schedule solvers under OUT")
+    parser.add_argument(
+        "--synthetic", metavar="OUT", help="generate synthetic data and short-schedule solvers under OUT"
+    )
     parser.add_argument("--frames", type=int, default=200, help="synthetic: frames per sequence")
     parser.add_argument("--frame-step", type=int, default=4, help="synthetic: LMDB frame step")
     parser.add_argument("--batch-size", type=int, default=32, help="synthetic: batch (lr scales as batch/128)")
@@ -97,15 +101,18 @@ def train_variants(args, actions, seeds, lmdb_root: Path, out: Path, progress) -
 def evaluate_variants(args, weights: dict, seeds, lmdb_root: Path, progress):
     """Each trained net on its action's test LMDB: P1 per seed, the reference rows, every summary, and the first
     seed's predictions (for Fig. 5)."""
-    from layers.device import use_device
-    from layers.inference import evaluate_action
-
     use_device(args.gpu)
     per_seed, references, detail, kept = {}, {}, {}, {}
     for (seed, action, variant), w in weights.items():
         lmdb = lmdb_root / f"{action_slug(action)}_test.lmdb"
-        pred, summary = evaluate_action(REPO / "prototxt" / f"evaluate_{variant}.prototxt", w, lmdb, bn_batches=args.bn_batches,
-                                        progress=progress, keep_images=64 if seed == seeds[0] else 0)
+        pred, summary = evaluate_action(
+            REPO / "prototxt" / f"evaluate_{variant}.prototxt",
+            w,
+            lmdb,
+            bn_batches=args.bn_batches,
+            progress=progress,
+            keep_images=64 if seed == seeds[0] else 0,
+        )
         per_seed.setdefault(variant, {}).setdefault(action, []).append(summary["mpjpe"]["p1"])
         references.setdefault("Mean pose (training, P1)", {})[action] = summary["mean_pose"]["p1"]
         references.setdefault("Scale floor (GT, P1)", {})[action] = summary["scale_floor"]["p1"]

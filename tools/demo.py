@@ -2,7 +2,8 @@
 
   generate a Human3.6M-layout dataset (7 subjects, Walking, 4 cameras) -> build the LMDBs ->
   `caffe train` the full model (six roots + 2D-cls) on a short schedule -> evaluate (Table 1 layout, MPJPE
-  under P1 / zero-mean / PA beside the training mean pose and the scale floor) -> Figure 4 (loss curves) and Figure 5 (qualitative) as PNG.
+  under P1 / zero-mean / PA beside the training mean pose and the scale floor) -> Figure 4 (loss curves) and Figure 5
+  (qualitative) as PNG.
 
   python tools/demo.py                # about 11 minutes on 2 CPU cores; results in out/demo/
 Data and training are skipped when their outputs exist, and an interrupted training resumes from its
@@ -19,13 +20,14 @@ from pathlib import Path
 from data_prep.cli import REPO, run_tool
 from data_prep.drawing import plot_fig4, plot_fig5
 from data_prep.files import write_text_atomic
-from data_prep.records import read_meta
 from data_prep.progress import progress_mode
-from data_prep.records import DEFAULT_ENCODING, ENCODINGS
+from data_prep.records import DEFAULT_ENCODING, ENCODINGS, read_meta
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from data_prep.tables import report, write_results
 from layers.bn_stats import BN_BATCHES
 from layers.caffe_log import fig4_curves
+from layers.device import use_device
+from layers.inference import evaluate_action
 from layers.training import train_to_completion
 from prototxt.generate import Schedule, write_action_experiment
 
@@ -38,7 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="lr is 0.01 * batch / 128 (prototxt.generate)")
     parser.add_argument("--epochs", type=int, default=6,
                         help="short schedule: lr halved every epochs/3, lambda_2D step at 16/28")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (the solver's own seed stays 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic data (the solver's own seed stays 0)"
+    )
     parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING, help="LMDB record images")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (Caffe built with CUDA); default CPU")
     parser.add_argument("--quiet", action="store_true")
@@ -80,17 +84,18 @@ def main(argv=None) -> int:
                                                                   desc="caffe train (demo)"))
 
     def evaluate_and_plot():
-        from layers.device import use_device
-        from layers.inference import evaluate_action
-
         use_device(args.gpu)
         deploy = REPO / "prototxt" / "evaluate_both.prototxt"  # the deploy net + scale and errors in the net
-        pred, summary = evaluate_action(deploy, final, lmdb / "walking_test.lmdb", bn_batches=BN_BATCHES, keep_images=64)
+        pred, summary = evaluate_action(
+            deploy, final, lmdb / "walking_test.lmdb", bn_batches=BN_BATCHES, keep_images=64
+        )
         results = {"Walking": summary}
         write_results(results, out)
         # the same weights on the training images (train/test gap) and without re-estimated BatchNorm statistics
-        checks = {"train_set": evaluate_action(deploy, final, lmdb / "walking_train.lmdb", bn_batches=BN_BATCHES)[1],
-                  "test_set_moving_average_bn": evaluate_action(deploy, final, lmdb / "walking_test.lmdb", bn_batches=0)[1]}
+        checks = {
+            "train_set": evaluate_action(deploy, final, lmdb / "walking_train.lmdb", bn_batches=BN_BATCHES)[1],
+            "test_set_moving_average_bn": evaluate_action(deploy, final, lmdb / "walking_test.lmdb", bn_batches=0)[1],
+        }
         plot_fig4(fig4_curves({"Multi-reg+2D-cls (demo)": log}), out / "fig4_losses.png")
         k = len(pred.images)
         plot_fig5(pred.images, pred.gt_mm[:k], {"Multi-reg+2D-cls": pred.pred_mm[:k]}, out / "fig5_qualitative.png")

@@ -22,14 +22,18 @@ from data_prep.errors import UserError
 from data_prep.progress import progress_mode
 from data_prep.skeleton import ACTIONS
 from layers.bn_stats import BN_BATCHES
-from layers.inference import BACKENDS
+from layers.inference import evaluate_and_report
+from layers.models import BACKENDS
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--deploy", default=str(REPO / "prototxt" / "evaluate_both.prototxt"),
-                        help="--backend caffe: an evaluation net (scale recovery and P1 / zero-mean errors inside the net, so on the "
-                             "GPU with --gpu) or a deploy net (errors in NumPy); the variant must match the weights")
+    parser.add_argument(
+        "--deploy",
+        default=str(REPO / "prototxt" / "evaluate_both.prototxt"),
+        help="--backend caffe: an evaluation net (scale recovery and P1 / zero-mean errors inside the net, so on the "
+        "GPU with --gpu) or a deploy net (errors in NumPy); the variant must match the weights",
+    )
     parser.add_argument("--lmdb-root", required=True, help="folder with <action>_test.lmdb")
     parser.add_argument("--weights", nargs="+", required=True, metavar="ACTION=CAFFEMODEL",
                         help="ACTION=path: .caffemodel files, or with --backend onnx exported .onnx models")
@@ -53,7 +57,9 @@ def parse_weights(items) -> dict:
     for item in items:
         action, sep, path = item.partition("=")
         if not sep or action not in ACTIONS:
-            raise UserError(f"--weights {item!r}: expected ACTION=path.caffemodel with ACTION one of {', '.join(ACTIONS)}")
+            raise UserError(
+                f"--weights {item!r}: expected ACTION=path.caffemodel with ACTION one of {', '.join(ACTIONS)}"
+            )
         if not Path(path).is_file():
             raise UserError(f"--weights {item!r}: {path} does not exist")
         weights[action] = path
@@ -61,8 +67,6 @@ def parse_weights(items) -> dict:
 
 
 def main(argv=None) -> int:
-    from layers.inference import evaluate_and_report
-
     args = parse_args(argv)
     weights = parse_weights(args.weights)
     require_lmdbs(args.lmdb_root, weights, splits=("test",))

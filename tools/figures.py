@@ -4,7 +4,8 @@ Figure 4: train and test 3D losses (sum over the roots' EuclideanLoss outputs) f
 without the 2D classification input. Figure 5: input crop, ground truth, and each model's 3D estimate,
 left side red, right side blue.
 
-  python tools/figures.py fig4 --log "2D-cls=logs/walking_2dcls.log" --log "Baseline=logs/walking_baseline.log" --out fig4.png
+  python tools/figures.py fig4 --log "2D-cls=logs/walking_2dcls.log" --log "Baseline=logs/walking_baseline.log" \\
+      --out fig4.png
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import sys
 from pathlib import Path
 
 from data_prep.cli import run_tool
-from data_prep.errors import UserError
 from data_prep.drawing import plot_fig4
+from data_prep.errors import UserError
 from layers.caffe_log import fig4_curves
 
 

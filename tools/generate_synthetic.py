@@ -9,10 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+from data_prep.cli import run_tool
+from data_prep.progress import progress_mode
 from data_prep.skeleton import ACTIONS, CAMERAS, SUBJECTS
 from data_prep.synthetic import GeneratorConfig, generate
-from data_prep.progress import progress_mode
-from data_prep.cli import run_tool
 
 
 def parse_args(argv=None):

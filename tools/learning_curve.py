@@ -16,10 +16,12 @@ from pathlib import Path
 from data_prep.cli import REPO, run_tool
 from data_prep.drawing import plot_learning_curve
 from data_prep.files import write_text_atomic
-from data_prep.records import read_meta
 from data_prep.progress import progress_mode
+from data_prep.records import read_meta
 from data_prep.synthetic_lmdbs import prepare_synthetic
 from layers.bn_stats import BN_BATCHES
+from layers.device import use_device
+from layers.inference import evaluate_action
 from layers.training import train_to_completion
 from prototxt.generate import Schedule, write_action_experiment
 
@@ -39,9 +41,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from layers.device import use_device
-    from layers.inference import evaluate_action
-
     args = parse_args(argv)
     out = Path(args.out).resolve()
     deploy = REPO / "prototxt" / "evaluate_both.prototxt"  # the deploy net + scale and errors in the net
@@ -49,10 +48,21 @@ def main(argv=None) -> int:
     for frames in args.frames:
         run = out / f"frames{frames}"
         lmdb = prepare_synthetic(run, ("Walking",), frames, args.frame_step, progress=progress_mode(args.quiet))
-        solver, _ = write_action_experiment(run / "prototxt", "Walking", "both", lmdb,
-                                            Schedule.short(args.epochs, args.batch_size, seed=args.seed), run / "snapshots")
-        final = train_to_completion(solver, run / "logs" / "walking_both.log", gpu=args.gpu, progress=progress_mode(args.quiet),
-                                    desc=f"caffe train ({frames} frames)")
+        solver, _ = write_action_experiment(
+            run / "prototxt",
+            "Walking",
+            "both",
+            lmdb,
+            Schedule.short(args.epochs, args.batch_size, seed=args.seed),
+            run / "snapshots",
+        )
+        final = train_to_completion(
+            solver,
+            run / "logs" / "walking_both.log",
+            gpu=args.gpu,
+            progress=progress_mode(args.quiet),
+            desc=f"caffe train ({frames} frames)",
+        )
         use_device(args.gpu)
         test, train = lmdb / "walking_test.lmdb", lmdb / "walking_train.lmdb"
         point = {"frames_per_sequence": frames, "train_images": read_meta(train)["count"],

@@ -11,12 +11,12 @@ import re
 import sys
 from pathlib import Path
 
-from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
-from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
-from data_prep.progress import progress_mode
-from data_prep.records import DEFAULT_ENCODING, ENCODINGS, JPEG_QUALITY
 from data_prep.cli import run_tool
 from data_prep.errors import UserError
+from data_prep.lmdb_build import DEFAULT_FRAME_STEP, build_lmdbs
+from data_prep.progress import progress_mode
+from data_prep.records import DEFAULT_ENCODING, ENCODINGS, JPEG_QUALITY
+from data_prep.skeleton import ACTIONS, TEST_SUBJECTS, TRAIN_SUBJECTS
 
 
 def parse_args(argv=None):
@@ -39,7 +39,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     root = Path(args.h36m)
     if re.fullmatch(r"S\d+", root.name) and (root / "MyPoseFeatures").is_dir():
-        raise UserError(f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}")
+        raise UserError(
+            f"--h36m {root}: this is one subject's folder; pass the folder that holds it: --h36m {root.parent}"
+        )
     summary = build_lmdbs(args.h36m, args.out, actions=args.actions, step=args.frame_step, workers=args.workers,
                           train_subjects=args.train_subjects, test_subjects=args.test_subjects,
                           encoding=args.encoding, progress=progress_mode(args.quiet))

@@ -1,4 +1,5 @@
-"""The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU (or --device cuda:N): the peer a user would pick
+"""The paper's full model (six roots + 2D-cls) in PyTorch, timed on the CPU (or --device cuda:N): the peer a user
+would pick
 instead of Caffe, for tools/benchmark.py's ratios. Runs where torch is (the project's venv after
 `PARK3D_TORCH=1 bash tools/setup.sh`, or a venv of its own: torch is not a project dependency); the net is
 layers/torch_model.PoseNet, built from layers/config.py, the numbers prototxt/generate.py builds the Caffe nets from.
@@ -33,21 +34,28 @@ def main(argv=None) -> int:
     parser.add_argument("--tf32", choices=("off", "on"), default="off",
                         help="TF32 tensor cores in cuBLAS and cuDNN (a GPU from Ampere on; default off: FP32 math)")
     args = parser.parse_args(argv)
-    import torch
+    import torch  # lazy: torch is optional (PARK3D_TORCH=1)
 
-    from layers.torch_model import PoseNet
+    from layers.torch_model import PoseNet  # imports torch (optional)
 
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"peer_pytorch.py: --device {args.device}: torch {torch.__version__} has no usable CUDA (a CPU build, or no "
-              "GPU visible); install a CUDA build of torch in this venv, or drop --device", file=sys.stderr)
+        print(
+            f"peer_pytorch.py: --device {args.device}: torch {torch.__version__} has no usable CUDA (a CPU build, "
+            "or no GPU visible); install a CUDA build of torch in this venv, or drop --device",
+            file=sys.stderr,
+        )
         return 2
     net = PoseNet("both", mean_torso_lengths=[1.0] * 6).to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=config.BASE_LR * args.batch / config.BATCH_SIZE, momentum=config.MOMENTUM,
-                          weight_decay=config.WEIGHT_DECAY)
+    opt = torch.optim.SGD(
+        net.parameters(),
+        lr=config.BASE_LR * args.batch / config.BATCH_SIZE,
+        momentum=config.MOMENTUM,
+        weight_decay=config.WEIGHT_DECAY,
+    )
     x = torch.randn(args.batch, 3, config.INPUT_SIZE, config.INPUT_SIZE, device=device)
     t2 = torch.softmax(torch.randn(args.batch, NUM_JOINTS, config.NUM_CLASSES_2D, device=device), 2)
     t3 = torch.randn(args.batch, config.OUTPUT_3D, device=device)
@@ -81,10 +89,17 @@ def main(argv=None) -> int:
         net.zero_grad()
         forward_backward()
 
-    result = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(), "batch": args.batch,
-              "tf32": args.tf32, "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-              "cudnn_benchmark": torch.backends.cudnn.benchmark,
-              "forward_backward_ms": timed(fwd_bwd, args.iters), "train_step_ms": timed(train_step, args.iters)}
+    result = {
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "tf32": args.tf32,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "forward_backward_ms": timed(fwd_bwd, args.iters),
+        "train_step_ms": timed(train_step, args.iters),
+    }
     net.eval()
     with torch.no_grad():
         result["deploy_forward_ms"] = timed(lambda: net(x), args.iters)

@@ -207,7 +207,8 @@ step_venv() {
   esac
   [ -n "$(boost_python_for "$py_ver")" ] || die "step 'venv': no Boost.Python for Python $py_ver on this system (libboost_python${py_ver/./}.so), which pycaffe needs: use the python3 that the system's libboost-python-dev was built for (PYTHON=/usr/bin/python3), or install Boost.Python for $py_ver"
   PY_BASE=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys._base_executable))')
-  REQ_HASH=$( { cat "$ROOT/requirements.txt"; echo "$PY_BASE"; } | sha256sum | cut -c1-16)
+  # setup.py too: its package list is what the editable install maps
+  REQ_HASH=$( { cat "$ROOT/requirements.txt" "$ROOT/setup.py"; echo "$PY_BASE"; } | sha256sum | cut -c1-16)
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" = "$REQ_HASH" ] &&
      "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
     say "venv: up to date (skipped)"

@@ -22,7 +22,9 @@ from layers.training import train_to_completion
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION")
-    parser.add_argument("--lmdb-root", default=str(REPO / "data" / "lmdb"), help="the LMDBs the solvers' nets name (for evaluation)")
+    parser.add_argument(
+        "--lmdb-root", default=str(REPO / "data" / "lmdb"), help="the LMDBs the solvers' nets name (for evaluation)"
+    )
     parser.add_argument("--solver-dir", default=str(REPO / "prototxt"), help="folder with solver_<action>.prototxt")
     parser.add_argument("--deploy", default=str(REPO / "prototxt" / "evaluate_both.prototxt"))
     parser.add_argument("--logs", default=str(REPO / "logs"))

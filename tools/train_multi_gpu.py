@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data_prep.cli import run_tool
 from data_prep.errors import UserError
+from layers.multi_gpu import train_data_parallel
 
 
 def parse_args(argv=None):
@@ -27,14 +28,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from layers.multi_gpu import train_data_parallel
-
     args = parse_args(argv)
     for path, what in ((args.solver, "--solver"), (args.snapshot, "--snapshot")):
         if path and not Path(path).is_file():
             raise UserError(f"{what} {path}: no such file")
-    final = train_data_parallel(Path(args.solver).resolve(), args.gpus, Path(args.snapshot).resolve() if args.snapshot else None,
-                                cwd=Path.cwd())
+    final = train_data_parallel(
+        Path(args.solver).resolve(), args.gpus, Path(args.snapshot).resolve() if args.snapshot else None, cwd=Path.cwd()
+    )
     print(f"trained: {final}")
     return 0
 
