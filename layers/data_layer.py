@@ -20,6 +20,8 @@ Records may be raw or JPEG (data_prep.records); decoding happens in the worker p
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import caffe
@@ -27,6 +29,7 @@ import caffe
 from data_prep.batches import BatchSource, lmdb_list
 
 from .config import INPUT_SIZE, PCA_SIGMA
+from .device import caffe_has_cuda
 from .pose_layers import ReportingLayer, check_counts, parse_params
 from .prefetch import Prefetcher
 
@@ -41,6 +44,46 @@ def data_rank(params: dict, train: bool) -> tuple[int, int]:
 
 
 MAX_POSITION = 2 ** 24  # batches a float32 blob counts exactly
+MAX_AUTO_WORKERS = 8  # "workers": "auto" on a CUDA build: every core but one, at most this many
+WAIT_WINDOW, WAIT_SKIP, WAIT_LIMIT = 50, 5, 0.2  # the data-wait check: batches, warm-up batches, share of time
+
+
+def default_workers(has_cuda: bool, cores: int) -> int:
+    """The data layer's "workers": "auto": one worker beside a CPU-only Caffe (the solver's OpenBLAS threads want the
+    other cores), every core but one (at most MAX_AUTO_WORKERS) beside a CUDA build, where the card waits for the
+    data. What one worker delivers, and what a card takes: docs/benchmarks.md, "Data layer workers"."""
+    return min(max(cores - 1, 1), MAX_AUTO_WORKERS) if has_cuda else 1
+
+
+class DataWait:
+    """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch and
+    copying it) against the time from one forward to the next, over WAIT_WINDOW batches after WAIT_SKIP warm-up
+    ones. check() returns one line, once, when the share is above WAIT_LIMIT; times come from `clock`."""
+
+    def __init__(self, workers: int, batch_size: int, clock=time.perf_counter):
+        self.workers, self.batch_size, self.clock = workers, batch_size, clock
+        self.calls, self.waited, self.first, self.said = 0, 0.0, None, False
+
+    def start(self) -> float:
+        return self.clock()
+
+    def done(self, started: float) -> str | None:
+        now = self.clock()
+        self.calls += 1
+        if self.calls == WAIT_SKIP:
+            self.first, self.waited = now, 0.0
+        elif self.calls > WAIT_SKIP:
+            self.waited += now - started
+        if self.said or self.calls != WAIT_SKIP + WAIT_WINDOW:
+            return None
+        share = self.waited / max(now - self.first, 1e-9)
+        if share <= WAIT_LIMIT:
+            return None
+        self.said = True
+        rate = WAIT_WINDOW * self.batch_size / max(now - self.first, 1e-9)
+        return (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
+                f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores): more workers would "
+                "help (\"workers\" in the data layer's param_str)")
 
 
 def position_of(value) -> int:
@@ -55,7 +98,8 @@ def position_of(value) -> int:
 class PoseDataLayer(ReportingLayer):
     """See the module docstring. param_str (JSON): lmdb (required: a path, or a list of paths drawn from as
     one set, e.g. every action's training LMDB for pooled training), batch_size (128), crop_size (225),
-    seed (0), pca_sigma (0.1; train only), workers (1), prefetch (slots per worker, 2), shuffle
+    seed (0), pca_sigma (0.1; train only), workers ("auto": default_workers; or a number, 0: read in the layer's
+    own process), prefetch (slots per worker, 2), shuffle
     (default: true in TRAIN), rank / ranks (multi-GPU training: this process's share of the batches; default
     from PARK3D_RANK / PARK3D_RANKS, which tools/train_multi_gpu.py sets, else 0 of 1).
 
@@ -68,7 +112,7 @@ class PoseDataLayer(ReportingLayer):
     def setup(self, bottom, top):
         check_counts(self, bottom, top, 0, 3)
         p = parse_params(self, {"lmdb": None, "batch_size": 128, "crop_size": INPUT_SIZE, "seed": 0,
-                                "pca_sigma": PCA_SIGMA, "workers": 1, "prefetch": 2, "shuffle": None,
+                                "pca_sigma": PCA_SIGMA, "workers": "auto", "prefetch": 2, "shuffle": None,
                                 "rank": None, "ranks": None})
         if not p["lmdb"]:
             raise ValueError("PoseDataLayer: param_str needs \"lmdb\": the path of an LMDB made by tools/make_lmdb.py "
@@ -88,7 +132,8 @@ class PoseDataLayer(ReportingLayer):
         self.source = BatchSource(*self.source_args)  # validates the LMDB here, with a clear error
         j = len(self.source.meta["joints"])
         self.shapes = [(self.batch_size, 3, crop, crop), (self.batch_size, j, 2), (self.batch_size, j, 3)]
-        self.workers = max(0, int(p["workers"]))
+        auto = p["workers"] == "auto"
+        self.workers = default_workers(caffe_has_cuda(), os.cpu_count() or 1) if auto else max(0, int(p["workers"]))
         self.prefetch = max(1, int(p["prefetch"]))
         self.train = train
         if len(self.blobs) == 0:  # the next TRAIN batch, in a blob that snapshots save (docstring)
@@ -96,12 +141,20 @@ class PoseDataLayer(ReportingLayer):
             self.blobs[0].data[...] = 0
         self.batch = 0  # the next batch
         self.prefetcher = None
+        self.wait = DataWait(self.workers, self.batch_size) if train else None
 
     def reshape(self, bottom, top):
         for i, shape in enumerate(self.shapes):  # index: pycaffe's blob vectors cannot be iterated
             top[i].reshape(*shape)
 
     def forward(self, bottom, top):
+        started = self.wait.start() if self.wait else 0.0
+        self.fill(top)
+        said = self.wait.done(started) if self.wait else None
+        if said:
+            print(said, file=sys.stderr, flush=True)
+
+    def fill(self, top):
         if self.train:
             self.batch = position_of(self.blobs[0].data[0])
         tops = [top[i].data for i in range(3)]

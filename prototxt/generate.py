@@ -100,7 +100,7 @@ def build_net(
     batch_size: int = config.BATCH_SIZE,
     lambda_step_iter: int | None = None,
     seed: int = 0,
-    workers: int = 1,
+    workers: int | str = "auto",
     roots=None,
     width: float = 1.0,
 ) -> tuple:
@@ -135,7 +135,7 @@ def build_net(
     return net, layout_of(net, split, multi_root, use_2d_cls, roots)
 
 
-def inputs(n, split: str, lmdb, batch_size: int, seed: int, workers: int) -> None:
+def inputs(n, split: str, lmdb, batch_size: int, seed: int, workers: int | str) -> None:
     """The image input: an Input blob (deploy, evaluate: one image; time: a batch) or the data layer over `lmdb`
     with the 2D joints and 3D poses (train, test)."""
     if split in ("deploy", "evaluate", "time"):
@@ -299,7 +299,7 @@ class Schedule:
     test_every_epochs: int = 4
     display: int = 50
     test_batch_size: int = 64
-    workers: int = 1  # data-layer worker processes
+    workers: int | str = "auto"  # data-layer worker processes ("auto": layers.data_layer.default_workers)
     seed: int = 0  # weight initialisation, the data layer's shuffling and augmentation
     max_iter: int | None = None
     snapshot: int | None = None

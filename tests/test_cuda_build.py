@@ -73,6 +73,16 @@ def test_a_pypi_route_build_read_cuda_headers_from_its_own_toolkit_only(cuda_hom
     assert checked and int(checked.group(1)) > 100 and checked.group(2) == "0", report[:3000]
 
 
+def test_the_fused_gpu_kernels_are_compiled_into_every_cuda_build(cuda_home):
+    """third_party/caffe/patches-cuda/ 0009 applies to every CUDA build: its kernels' names are in the library's GPU
+    code (float and double instances), and the CPU build, which it must leave alone, has none of them."""
+    library = (cuda_home / "lib" / "libcaffe.so").read_bytes()
+    for kernel in (b"BiasBackwardReduce", b"BatchNormChannelStats", b"BatchNormNormalize", b"BatchNormGradientSums",
+                   b"BatchNormBackwardApply", b"BatchNormBackwardGlobal"):
+        assert kernel + b"IfE" in library and kernel + b"IdE" in library, kernel
+    assert b"BatchNormChannelStats" not in (caffe_home(REPO / ".venv") / "lib" / "libcaffe.so").read_bytes()
+
+
 def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home, route):
     code = ("import caffe; from layers.device import caffe_has_cuda, use_device; "
             "print(caffe_has_cuda(), hasattr(caffe.NCCL, 'new_uid')); use_device(0)")
@@ -131,9 +141,9 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
     CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
     runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
-    with CAFFE_TF32=1 and with CAFFE_CUDNN_REQUERY=1. Batch 2, one iteration: a check, not a figure. Run with route
-    13+cudnn9, the last of
-    .ci/run's routes, when both builds are in the cache."""
+    with CAFFE_TF32=1, with CAFFE_CUDNN_REQUERY=1 and with CAFFE_GPU_FUSED=1 (whose layers' gtests run too).
+    Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of .ci/run's routes, when both
+    builds are in the cache."""
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
@@ -157,12 +167,13 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert out.returncode == 0, summary + out.stderr[-2000:]
     print(summary)
-    gtests = re.findall(r"^(plain|cudnn9) build, Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*:CuDNN\*\): (\d+) passed, "
-                        r"0 failed", summary, re.M)
+    gtests = re.findall(r"^(plain|cudnn9) build, Caffe's gtests \(-\*GPU\*:\*/2\.\*:\*/3\.\*:CuDNN\*; \d+ shards\): "
+                        r"(\d+) passed, failed: none, cut off by GTEST_TIMEOUT: none", summary, re.M)
     assert [g[0] for g in gtests] == ["plain", "cudnn9"] and all(int(g[1]) >= 500 for g in gtests), summary
     assert re.search(r"^cuDNN at run time: 9\.\d+\.\d+ \(/", summary, re.M), summary
     rows = re.findall(
-        r"^\| (plain|cudnn9|cudnn9-requery) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) \| ([0-9.]+) "
+        r"^\| (plain|cudnn9|cudnn9-requery|plain-fused|cudnn9-fused) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) "
+        r"\| ([0-9.]+) "
         r"\| (\d+) \| (\d+) \| (\d+) \|$",
         summary,
         re.M,
@@ -171,6 +182,10 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     assert [r[:3] for r in rows] == (
         [("plain", "FP32", v) for v in variants]
         + [("cudnn9", "FP32", v) for v in variants]
-        + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both")]
+        + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both"), ("plain-fused", "FP32", "both")]
+        + [("cudnn9-fused", "FP32", "both"), ("cudnn9-fused", "TF32", "both")]
     ), summary
+    fused = re.search(r"^plain build with CAFFE_GPU_FUSED=1, Caffe's gtests \(BatchNormLayerTest/0\.\*:[^;]*; \d+ "
+                      r"shards\): (\d+) passed, failed: none, cut off by GTEST_TIMEOUT: none", summary, re.M)
+    assert fused and int(fused.group(1)) >= 20, summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows

@@ -12,6 +12,7 @@ from test_pose_layers import net_from_string
 
 from data_prep.batches import BatchSource, batch_indices
 from data_prep.records import read_meta
+from layers.data_layer import MAX_AUTO_WORKERS, WAIT_SKIP, WAIT_WINDOW, DataWait, default_workers
 
 
 def data_net(tmp_path, lmdb, phase, **params):
@@ -117,3 +118,47 @@ def test_a_restored_position_blob_serves_the_batch_it_names(tmp_path, lmdb_root)
     again.layers[0].blobs[0].data[0] = 2.5  # a solver that updated it (no lr_mult 0 / decay_mult 0)
     with pytest.raises(Exception):
         again.forward()
+
+
+def test_auto_workers_follow_the_machine_only_beside_a_cuda_build():
+    assert [default_workers(False, cores) for cores in (1, 2, 16)] == [1, 1, 1]  # the CPU solver wants the cores
+    assert [default_workers(True, cores) for cores in (1, 2, 4, 64)] == [1, 1, 3, MAX_AUTO_WORKERS]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_wait(share: float, batches: int):
+    """DataWait over `batches` solver steps of 1 s each, of which forward takes `share` (by a fake clock)."""
+    clock = FakeClock()
+    wait, said = DataWait(2, 128, clock), []
+    for _ in range(batches):
+        started = wait.start()
+        clock.now += share
+        said.append(wait.done(started))
+        clock.now += 1.0 - share
+    return [s for s in said if s]
+
+
+def test_a_solver_kept_waiting_for_data_is_told_once():
+    """By hand: forward taking 0.5 of every 1 s step is 50 % waiting, above the 20 % limit: one line after the
+    warm-up and window (55 batches), naming the share, the rate (128 images a second) and the workers; 0.1 is not."""
+    assert run_wait(0.5, WAIT_SKIP + WAIT_WINDOW - 1) == []
+    said = run_wait(0.5, 3 * (WAIT_SKIP + WAIT_WINDOW))
+    assert len(said) == 1 and "waited for data 50 % of the time" in said[0]
+    assert "128 images/s with 2 worker(s)" in said[0]
+    assert run_wait(0.1, 3 * (WAIT_SKIP + WAIT_WINDOW)) == []
+
+
+def test_the_wait_line_in_a_real_net_that_does_nothing_but_read(tmp_path, lmdb_root, capfd):
+    """A TRAIN net of the data layer alone, read in-process (workers 0): all of its time is data, so it says so."""
+    net = data_net(tmp_path, lmdb_root / "walking_train.lmdb", caffe.TRAIN, workers=0, batch_size=2)
+    for _ in range(WAIT_SKIP + WAIT_WINDOW):
+        net.forward()
+    err = capfd.readouterr().err
+    assert err.count("PoseDataLayer: the solver waited for data") == 1 and "0 worker(s)" in err

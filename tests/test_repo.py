@@ -102,7 +102,7 @@ def test_each_cuda_route_is_pinned():
         assert lock["CUDNN_WHEEL"].startswith(f"nvidia_cudnn_{major}-{version}-py3-none-")
 
 
-def run_setup_with_driver(tmp_path, route: str, driver: str):
+def run_setup_with_driver(tmp_path, route: str, driver: str, **extra):
     """tools/setup.sh as on a machine whose nvidia-smi reports one GPU and `driver`; a Python that does not
     exist stops it at the venv step, so nothing is installed or built whichever way the driver check goes."""
     bin_dir = tmp_path / "bin"
@@ -112,8 +112,21 @@ def run_setup_with_driver(tmp_path, route: str, driver: str):
     smi.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PARK3D_CUDA": route,
            "PARK3D_CACHE": str(tmp_path / "cache"), "PARK3D_VENV": str(tmp_path / "venv"),
-           "PYTHON": str(tmp_path / "no-python3.11")}
+           "PYTHON": str(tmp_path / "no-python3.11"), **extra}
+    if "PARK3D_CUDNN" not in extra:
+        env.pop("PARK3D_CUDNN", None)  # the set-up's default, whatever the caller's shell holds
     return subprocess.run(["bash", str(REPO / "tools/setup.sh")], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_cudnn_is_the_default_where_a_gpu_is_seen_and_off_opts_out(tmp_path):
+    """PARK3D_CUDNN unset: cuDNN 9 with the CUDA route where nvidia-smi sees a GPU (said in one line), none where
+    PARK3D_CUDNN=off."""
+    seen = run_setup_with_driver(tmp_path, "13", "580.65.06")
+    assert "cuDNN 9 with CUDA route 13: a GPU is seen" in seen.stdout and "step 'venv'" in seen.stderr, seen.stderr
+    off = run_setup_with_driver(tmp_path, "13", "580.65.06", PARK3D_CUDNN="off")
+    assert "cuDNN" not in off.stdout and "step 'venv'" in off.stderr, off.stderr
+    wrong = run_setup_with_driver(tmp_path, "13", "580.65.06", PARK3D_CUDNN="8")
+    assert wrong.returncode != 0 and "expected auto, off or 9" in wrong.stderr
 
 
 def debian_bookworm() -> bool:

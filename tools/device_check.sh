@@ -5,7 +5,8 @@
 # CuDNN* layers too); `caffe time -gpu 0` of the four variants (the time nets: training's forward and backward
 # without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in FP32, and
 # the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option) and with the cuDNN algorithms
-# queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per shape); the PyTorch peer
+# queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per shape) and with the
+# fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009, beside those layers' gtests); the PyTorch peer
 # (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each. Rows and the log
 # files go to $OUT (else out/device-check); summary.md holds the table.
 #   bash tools/device_check.sh          # on the GPU machine (the device tool: carry [".device"])
@@ -13,7 +14,8 @@
 # CUDA 13's libraries and cuDNN 9: CUDA13_LIBS (folders, colon-separated) if set, else the NVIDIA Python packages
 # beside python3's torch, else the set-up's cache (route 13). PEER_PYTHON: the Python holding torch (default
 # python3, which holds it on the lent GPU machines). ITERS: iterations per timing (GPU 20, CPU 1). GTESTS=0 skips
-# the gtests; GTEST_TIMEOUT: seconds per build's gtests (default 240). PARK3D_DEVICE_DIR: where the bundle is.
+# the gtests; GTEST_SHARDS: processes per build's gtests (GPU 8, CPU the cores); GTEST_TIMEOUT: seconds per shard
+# (default 240). PARK3D_DEVICE_DIR: where the bundle is.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../third_party/caffe/gtest_filters.env
@@ -71,26 +73,47 @@ if [ $MODE = gpu ]; then
   LD_LIBRARY_PATH=$(libs plain) "$B/builds/plain/bin/caffe" device_query "${DEV[@]}" > "$OUT/device_query.log" 2>&1 ||
     echo "caffe device_query failed (see device_query.log)" | tee -a "$OUT/summary.md"
   FILTER=$GTEST_FILTER_GPU_CASES
+  FUSED_FILTER=$GTEST_FILTER_FUSED_GPU_CASES
 else
   FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
+  FUSED_FILTER=$GTEST_FILTER_FUSED_CPU_CASES
 fi
-if [ "${GTESTS:-1}" != 0 ]; then
-  for build in plain cudnn9; do
-    t0=$SECONDS
-    (cd "$B/share/caffe_gtest_root" && LD_LIBRARY_PATH=$(libs $build) timeout "${GTEST_TIMEOUT:-240}" \
-      "$B/builds/$build/bin/caffe_layer_tests" --gtest_filter="$FILTER") > "$OUT/gtests_$build.log" 2>&1
-    rc=$?
-    passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$OUT/gtests_$build.log")
-    failed=$(grep -c '^\[  FAILED  \] [A-Za-z]' "$OUT/gtests_$build.log")
-    echo "$build build, Caffe's gtests ($FILTER): ${passed:-0} passed, $failed failed, $((SECONDS - t0)) s$([ $rc = 124 ] && echo ", stopped at GTEST_TIMEOUT")" | tee -a "$OUT/summary.md"
+# gtests LABEL BUILD FILTER [VAR=VALUE...]: Caffe's gtests of the nets' layer types in GTEST_SHARDS processes at
+# once (gtest's own sharding: each test in one shard), each stopped at GTEST_TIMEOUT; one summary line names the
+# failed tests and those a timeout cut off. The shards' logs are joined into gtests_LABEL.log.
+gtests() {
+  local label=$1 build=$2 filter=$3 t0=$SECONDS i pids=()
+  shift 3
+  for ((i = 0; i < SHARDS; i++)); do
+    (cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" GTEST_TOTAL_SHARDS=$SHARDS \
+      GTEST_SHARD_INDEX=$i timeout "${GTEST_TIMEOUT:-240}" "$B/builds/$build/bin/caffe_layer_tests" \
+      --gtest_filter="$filter") > "$WORK/gtests_${label}_$i.log" 2>&1 &
+    pids+=($!)
   done
+  wait "${pids[@]}"
+  local passed failed unfinished
+  passed=$(cat "$WORK"/gtests_"${label}"_*.log | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')
+  failed=$(cat "$WORK"/gtests_"${label}"_*.log | sed -n 's/^\[  FAILED  \] \([A-Za-z][^ ,]*\).*/\1/p' | sort -u | tr '\n' ' ')
+  unfinished=$(for f in "$WORK"/gtests_"${label}"_*.log; do
+    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""} END {if (run != "") print run}' "$f"
+  done | sort -u | tr '\n' ' ')
+  cat "$WORK"/gtests_"${label}"_*.log > "$OUT/gtests_$label.log"
+  echo "$label, Caffe's gtests ($filter; $SHARDS shards): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${unfinished:-none}, $((SECONDS - t0)) s" |
+    tee -a "$OUT/summary.md"
+}
+SHARDS=${GTEST_SHARDS:-$([ $MODE = gpu ] && echo 8 || nproc)}
+if [ "${GTESTS:-1}" != 0 ]; then
+  gtests "plain build" plain "$FILTER"
+  gtests "cudnn9 build" cudnn9 "$FILTER"
+  # the fused kernels of patches-cuda/ (CAFFE_GPU_FUSED=1): the gtests of the layers they change
+  gtests "plain build with CAFFE_GPU_FUSED=1" plain "$FUSED_FILTER" CAFFE_GPU_FUSED=1
 fi
 
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
-timing() {  # BUILD TF32 REQUERY NET PHASE -> "forward_ms backward_ms"
-  local log="$OUT/time_$1_tf32-$2_requery-$3_$(basename "$4" .prototxt).log"
-  LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 GLOG_minloglevel=0 timeout 120 \
-    "$B/builds/$1/bin/caffe" time -model "$4" -phase "$5" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
+timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms"
+  local log="$OUT/time_$1_tf32-$2_requery-$3_fused-$4_$(basename "$5" .prototxt).log"
+  LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 CAFFE_GPU_FUSED=$4 GLOG_minloglevel=0 timeout 120 \
+    "$B/builds/$1/bin/caffe" time -model "$5" -phase "$6" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
   awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' "$log"
 }
 {
@@ -99,16 +122,18 @@ timing() {  # BUILD TF32 REQUERY NET PHASE -> "forward_ms backward_ms"
   echo "|---|---|---|---:|---:|---:|---:|"
 } | tee -a "$OUT/summary.md"
 : > "$WORK/caffe_both.txt"
-# LABEL BUILD CAFFE_TF32 CAFFE_CUDNN_REQUERY VARIANTS...; cudnn9-requery: the cuDNN build querying its convolution
-# algorithms before every pass, as upstream Caffe did (patch 0008 keeps them per input shape)
-for run in "plain plain 0 0 baseline multireg 2dcls both" "cudnn9 cudnn9 0 0 baseline multireg 2dcls both" \
-           "cudnn9 cudnn9 1 0 both" "cudnn9-requery cudnn9 0 1 both"; do
-  read -r label build tf32 requery variants <<< "$run"
+# LABEL BUILD CAFFE_TF32 CAFFE_CUDNN_REQUERY CAFFE_GPU_FUSED VARIANTS...; cudnn9-requery: the cuDNN build querying
+# its convolution algorithms before every pass, as upstream Caffe did (patch 0008 keeps them per input shape);
+# -fused: the BatchNorm and bias kernels of patches-cuda/ 0009
+for run in "plain plain 0 0 0 baseline multireg 2dcls both" "cudnn9 cudnn9 0 0 0 baseline multireg 2dcls both" \
+           "cudnn9 cudnn9 1 0 0 both" "cudnn9-requery cudnn9 0 1 0 both" "plain-fused plain 0 0 1 both" \
+           "cudnn9-fused cudnn9 0 0 1 both" "cudnn9-fused cudnn9 1 0 1 both"; do
+  read -r label build tf32 requery fused variants <<< "$run"
   math=$([ "$tf32" = 1 ] && echo TF32 || echo FP32)
   for variant in $variants; do
-    read -r tf tb < <(timing "$build" "$tf32" "$requery" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
-    read -r df _ < <(timing "$build" "$tf32" "$requery" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
-    read -r ef _ < <(timing "$build" "$tf32" "$requery" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    read -r tf tb < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
+    read -r df _ < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
+    read -r ef _ < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
     awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
       tee -a "$OUT/summary.md"
@@ -152,5 +177,10 @@ if ("cudnn9", "FP32") in rows and ("cudnn9-requery", "FP32") in rows:
     (kept_t, kept_d), (again_t, again_d) = rows["cudnn9", "FP32"], rows["cudnn9-requery", "FP32"]
     print(f"\ncuDNN algorithms kept per input shape (patch 0008) against queried before every pass, full model, FP32 "
           f"(> 1: keeping is faster): training {again_t / kept_t:.2f}, deploy inference {again_d / kept_d:.2f}")
+for build in ("plain", "cudnn9"):
+    if (build, "FP32") in rows and (build + "-fused", "FP32") in rows:
+        (stock_t, stock_d), (fused_t, fused_d) = rows[build, "FP32"], rows[build + "-fused", "FP32"]
+        print(f"\nCAFFE_GPU_FUSED=1 (patches-cuda/ 0009) against the stock layers, {build} build, full model, FP32 "
+              f"(> 1: fused is faster): training {stock_t / fused_t:.2f}, deploy inference {stock_d / fused_d:.2f}")
 PY
 echo "device_check: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"

@@ -15,8 +15,9 @@
 # default route), or a route, built on any machine, GPU or not:
 #   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
-# PARK3D_CUDNN=9 (with a CUDA route; opt-in until a card shows it wins): cuDNN 9 from NVIDIA's PyPI wheel, pinned
-#   by hash in the route's lock, and patches-cudnn/ (the algorithm selection cuDNN 8 removed); its own cache key.
+# PARK3D_CUDNN=auto (default: 9 where a CUDA route is built and nvidia-smi sees a GPU, else off), 9 or off: cuDNN 9
+#   from NVIDIA's PyPI wheel, pinned by hash in the route's lock, and patches-cudnn/ (the algorithm selection
+#   cuDNN 8 removed); its own cache key. On an H200 it was 1.41x (training) and 2.0x (deploy) the build without.
 # PARK3D_VENV: another venv folder (e.g. one per route).
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
 # Layout: the options (read_options, then caffe_options: every derived value and the cache key, in one place),
@@ -89,10 +90,16 @@ read_options() {
     esac
     APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
   fi
-  case "${PARK3D_CUDNN:-off}" in
+  case "${PARK3D_CUDNN:-auto}" in
+    auto)
+      CUDNN=off
+      if [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1; then
+        CUDNN=9
+        say "cuDNN 9 with CUDA route $CUDA_ROUTE: a GPU is seen (the default; PARK3D_CUDNN=off builds without it)"
+      fi ;;
     off|OFF|0) CUDNN=off ;;
     9) CUDNN=9; [ "$CUDA_ROUTE" != off ] || die "PARK3D_CUDNN=9 needs a CUDA route: add PARK3D_CUDA=11.8 (or 13, or on)" ;;
-    *) die "PARK3D_CUDNN=$PARK3D_CUDNN: expected off or 9 (cuDNN 9 from PyPI, with a CUDA route)" ;;
+    *) die "PARK3D_CUDNN=$PARK3D_CUDNN: expected auto, off or 9 (cuDNN 9 from PyPI, with a CUDA route)" ;;
   esac
 }
 
@@ -114,6 +121,8 @@ caffe_options() {
     # An explicit toolkit root: else FindCUDA may pair an nvcc found on PATH with another toolkit's libraries.
     CMAKE_OPTIONS="$CMAKE_OPTIONS -DCUDA_TOOLKIT_ROOT_DIR=$CUDA_TOOLKIT_ROOT -DCUDA_HOST_COMPILER=$CUDA_HOST_COMPILER -DCUDA_ARCH_NAME=Manual"
     CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
+    # the GPU-only patches of patches-cuda/ join the key of CUDA builds alone (apply_patches)
+    CUDA_KEY="$CUDA_KEY $(cat "$ROOT"/third_party/caffe/patches-cuda/*.patch | sha256sum | cut -c1-16)"
     GTEST_CPU_FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
   fi
   CUDNN_HOME=""
@@ -272,6 +281,10 @@ apply_patches() {
   done < "$WORK/debian/patches/series"
   for p in "$ROOT"/third_party/caffe/patches/*.patch; do
     echo "project: $p"; patch -d "$SRC" -p1 --forward < "$p" || return 1
+  done
+  [ "$CPU_ONLY" = ON ] && return 0
+  for p in "$ROOT"/third_party/caffe/patches-cuda/*.patch; do
+    echo "project (CUDA): $p"; patch -d "$SRC" -p1 --forward < "$p" || return 1
   done
   [ "$CUDNN" = off ] && return 0
   for p in "$ROOT"/third_party/caffe/patches-cudnn/*.patch; do
@@ -455,7 +468,7 @@ main() {
   step_caffe
   step_openblas
   step_link
-  say "ready in $((SECONDS - t_start)) s: source .venv/bin/activate (caffe at $CAFFE_HOME)"
+  say "ready in $((SECONDS - t_start)) s: source ${VENV#"$ROOT"/}/bin/activate (caffe at $CAFFE_HOME)"
 }
 
 main "$@"
