@@ -58,7 +58,7 @@ def default_workers(has_cuda: bool, cores: int) -> int:
 class DataWait:
     """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch and
     copying it) against the time from one forward to the next, over WAIT_WINDOW batches after WAIT_SKIP warm-up
-    ones. check() returns one line, once, when the share is above WAIT_LIMIT; times come from `clock`."""
+    ones. done() returns one line, once, when the share is above WAIT_LIMIT; times come from `clock`."""
 
     def __init__(self, workers: int, batch_size: int, clock=time.perf_counter):
         self.workers, self.batch_size, self.clock = workers, batch_size, clock
@@ -76,11 +76,12 @@ class DataWait:
             self.waited += now - started
         if self.said or self.calls != WAIT_SKIP + WAIT_WINDOW:
             return None
-        share = self.waited / max(now - self.first, 1e-9)
+        elapsed = max(now - self.first, 1e-9)
+        share = self.waited / elapsed
         if share <= WAIT_LIMIT:
             return None
         self.said = True
-        rate = WAIT_WINDOW * self.batch_size / max(now - self.first, 1e-9)
+        rate = WAIT_WINDOW * self.batch_size / elapsed
         return (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
                 f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores): more workers would "
                 "help (\"workers\" in the data layer's param_str)")
