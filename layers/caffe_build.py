@@ -21,6 +21,10 @@ def gtest_filters() -> dict:
 
 
 def caffe_binary() -> str:
+    """The caffe tool the drivers run: PARK3D_CAFFE when set (a caffe built by tools/build_pycaffe.sh for another
+    Python), else the set-up's wrapper in .venv, else `caffe` on PATH."""
+    if os.environ.get("PARK3D_CAFFE"):
+        return os.environ["PARK3D_CAFFE"]
     local = REPO / ".venv" / "bin" / "caffe"
     return str(local) if local.is_file() else "caffe"
 

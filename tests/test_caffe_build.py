@@ -24,6 +24,24 @@ def test_pycaffe_imports_with_layer_types():
     assert not missing
 
 
+def needed(path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+
+
+def test_libcaffe_holds_no_python_and_the_two_programs_that_embed_it_do():
+    """Patch 0010: the Python layer's creator lives in the caffe tool and in _caffe.so, so libcaffe links no
+    libpython and no Boost.Python (tools/build_pycaffe.sh compiles those two for another Python against it)."""
+    home = caffe_home()
+    lib = needed(home / "lib" / "libcaffe.so")
+    assert lib and not [n for n in lib if n.startswith(("libpython", "libboost_python"))], lib
+    pycaffe = next(home.glob("lib/python3*/dist-packages/caffe/_caffe.so"))
+    for program in (home / "bin" / "caffe", pycaffe):
+        names = needed(program)
+        assert any(n.startswith("libboost_python3") for n in names), (program, names)
+    assert any(n.startswith("libpython3") for n in needed(home / "bin" / "caffe"))
+
+
 def test_caffe_tool_runs_from_the_venv():
     out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "--version"], capture_output=True, text=True,
                          env=caffe_env(), check=True)

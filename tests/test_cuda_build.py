@@ -189,3 +189,47 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
                       r"shards\): (\d+) passed, failed: none, cut off by GTEST_TIMEOUT: none", summary, re.M)
     assert fused and int(fused.group(1)) >= 20, summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows
+
+
+def gpu_machine_python() -> Path:
+    """A venv imitating the GPU machines' Python (tests/data/gpu_machine_python.txt: NumPy 2, no lmdb, no Caffe),
+    made once in the set-up's cache from the set-up's interpreter."""
+    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
+    pins = REPO / "tests" / "data" / "gpu_machine_python.txt"
+    home = cache / "venv-gpu-machine-standin"
+    stamp = home / ".pins"
+    if not (stamp.is_file() and stamp.read_text() == pins.read_text()):
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(home)], check=True)
+        subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        str(pins)], check=True)
+        stamp.write_text(pins.read_text())
+    return home / "bin" / "python"
+
+
+def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(cuda_home, route, tmp_path):
+    """tools/device_e2e.sh --cpu: from the bundle alone, the caffe tool, pycaffe and Boost.Python compiled for another
+    Python with NumPy 2 (tools/build_pycaffe.sh) against the route-13 cuDNN build's libcaffe; the demo (synthetic
+    data, LMDBs, `caffe train` with the Python layers, evaluation), tools/evaluate.py, the batch-128 training with
+    two worker settings and `caffe time`; and the final weights' per-frame poses from that pycaffe equal to this
+    machine's CPU build's (the set-up's pycaffe) to float rounding. Small sizes: a check, not a figure."""
+    if route != "13+cudnn9":
+        pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9")
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device"),
+           "PYTHON": str(gpu_machine_python())}
+    bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True,
+                            text=True, env=env, timeout=1200)
+    assert bundle.returncode == 0, bundle.stdout[-2000:] + bundle.stderr[-2000:]
+    out = subprocess.run(["bash", str(REPO / "tools/device_e2e.sh"), "--cpu"], cwd=REPO, capture_output=True,
+                         text=True, env=env, timeout=1800)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    print(summary)
+    assert out.returncode == 0, summary + out.stderr[-2000:]
+    assert re.search(r"^Python: 3\.\d+\.\d+ with NumPy 2\.", summary, re.M), summary
+    for step in ("build-pycaffe", "wheels", "import-pycaffe", "demo", "evaluate", "train-b128-auto", "train-b128-all",
+                 "caffe-time"):
+        assert re.search(rf"^- {step}: \d+ s$", summary, re.M), (step, summary)
+    assert re.search(r"kit-cpu against cpu-build: \d+ frames: .* mm: float rounding$", summary, re.M), summary
+    rates = re.findall(r"data-layer workers (\S+): (\d+) images/s", summary)
+    assert [r[0] for r in rates] == ["auto", str(os.cpu_count() - 1)] and all(int(r[1]) > 0 for r in rates), summary
+    assert re.search(r"caffe time, the same net .*: \d+ images/s", summary), summary
+    assert (tmp_path / "out" / "final.caffemodel").stat().st_size > 1e6

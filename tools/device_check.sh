@@ -27,31 +27,8 @@ DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
 START=$SECONDS
 mkdir -p "$OUT"
 fail() { echo "device_check: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
-[ -f "$DEVICE_DIR/caffe-cuda13.tar.xz" ] || fail "no $DEVICE_DIR/caffe-cuda13.tar.xz: run bash tools/device_bundle.sh first (and carry .device)"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-tar xJf "$DEVICE_DIR/caffe-cuda13.tar.xz" -C "$WORK" || fail "cannot unpack $DEVICE_DIR/caffe-cuda13.tar.xz"
-B=$WORK/caffe-cuda13
-[ -d "$B/builds/plain" ] && [ -d "$B/builds/cudnn9" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no builds/plain and builds/cudnn9 (an older bundle): run bash tools/device_bundle.sh again"
-CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
-CUDA_DIRS=${CUDA13_LIBS:-$(python3 - "$CACHE_ROOT" <<'PY'
-import glob, os, site, sys
-names = ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10", "libnccl.so.2", "libcudnn.so.9")
-cache = [glob.glob(os.path.join(sys.argv[1], pattern)) for pattern in ("cuda-13*", "nccl-*cu13*", "cudnn-*cu13*")]
-roots = [os.path.join(p, "nvidia") for p in site.getsitepackages() + sys.path] + sum(cache, [])
-found = {}
-for root in roots:
-    for name in names:
-        for path in glob.glob(os.path.join(root, "**", name), recursive=True):
-            found.setdefault(name, os.path.dirname(path))
-print(":".join(sorted(set(found.values()))))
-PY
-)}
-libs() { echo "$B/builds/$1/lib:$B/deps:$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; }
-for build in plain cudnn9; do
-  missing=$(LD_LIBRARY_PATH=$(libs $build) ldd "$B/builds/$build/lib/libcaffe.so" "$B/builds/$build/bin/caffe" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
-  [ -z "$missing" ] || fail "$build build: libraries not found: $missing(CUDA 13 and cuDNN folders used: ${CUDA_DIRS:-none}; set CUDA13_LIBS)"
-done
+# shellcheck source=device_env.sh
+source "$ROOT/tools/device_env.sh"
 CUDNN_SO=$(LD_LIBRARY_PATH=$(libs cudnn9) ldd "$B/builds/cudnn9/lib/libcaffe.so" | awk '/libcudnn\.so/ {print $3; exit}')
 CUDNN_RUNTIME=$(python3 -c "import ctypes, sys; v = ctypes.CDLL(sys.argv[1]).cudnnGetVersion(); print(f'{v // 10000}.{v // 100 % 100}.{v % 100}')" "$CUDNN_SO" 2>&1 | tail -n1)
 DEV=(); [ $MODE = gpu ] && DEV=(-gpu 0)

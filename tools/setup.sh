@@ -53,7 +53,7 @@ read_options() {
   fi
   JOBS=${PARK3D_JOBS:-$(nproc)}
   QUIET=${PARK3D_QUIET:-0}
-  MARCH=${PARK3D_MARCH:-native}
+  MARCH=${PARK3D_MARCH:-}  # default: caffe_options
   mkdir -p "$LOG_DIR"
   # shellcheck source=../third_party/caffe/source.lock
   source "$ROOT/third_party/caffe/source.lock"
@@ -109,8 +109,12 @@ caffe_options() {
   GTEST_CPU_FILTER=$GTEST_FILTER_CPU_BUILD
   CUDA_KEY=""
   CMAKE_OPTIONS=$CAFFE_CMAKE_OPTIONS
+  # The CPU build for this machine's CPU; a CUDA build's host code for any x86-64 of the last decade (AVX2):
+  # a GPU does its work, and it travels (tools/device_bundle.sh, a cluster's compute nodes).
+  MARCH=${MARCH:-native}
   if [ "$CUDA_ROUTE" != off ]; then
     CPU_ONLY=OFF
+    [ -n "${PARK3D_MARCH:-}" ] || MARCH=x86-64-v3
     CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
     CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
     if [ -n "$CUDA_WHEELS" ]; then
@@ -340,7 +344,13 @@ install_tests() {
   cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/" &&
   cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests" &&  # Caffe's own pycaffe tests
   echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt" &&
-  echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt"  # the gtests that run without a GPU
+  echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt" &&  # the gtests that run without a GPU
+  # what tools/build_pycaffe.sh needs to compile the caffe tool and pycaffe for another Python (patch 0010)
+  mkdir -p "$d/share/pycaffe_src" &&
+  cp "$SRC/tools/caffe.cpp" "$SRC/python/caffe/_caffe.cpp" "$d/share/pycaffe_src/" &&
+  for target in tools/CMakeFiles/caffe.bin.dir python/CMakeFiles/pycaffe.dir; do
+    sed -n 's/^CXX_DEFINES = //p; s/^CXX_FLAGS = //p' "$WORK/build/$target/flags.make" > "$d/share/pycaffe_src/$(basename "$target" .dir).flags" || return 1
+  done
 }
 
 # The PyPI route's build must read CUDA headers from its own toolkit, cuDNN and NCCL alone (layers/caffe_build.py);

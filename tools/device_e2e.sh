@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The README's path on a GPU machine that has no network, in one run, from the bundle tools/device_bundle.sh made
+# (.device/caffe-cuda13.tar.xz: route 13 + cuDNN 9 and the pycaffe kit): the caffe tool, pycaffe and Boost.Python
+# compiled for that machine's own Python and NumPy (tools/build_pycaffe.sh; libcaffe holds no Python, patch 0010);
+# the demo (synthetic data -> LMDBs -> `caffe train -gpu 0` with the Python data and loss layers -> evaluation on
+# the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
+# the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
+# the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone).
+# summary.md, the per-frame poses, the final weights and the logs (logs.tgz) go to $OUT (else out/device-e2e).
+#   bash tools/device_e2e.sh          # on the GPU machine (the device tool: carry [".device"]), about 5 minutes
+#   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_device_kit.py)
+# PYTHON: the machine's interpreter with NumPy, OpenCV and h5py (default python3); the kit's wheels add lmdb, cdflib
+# and protobuf. Where the set-up's .venv exists (here), the GPU's poses are also compared with this CPU build's.
+# E2E_FRAMES, E2E_EPOCHS: the demo's size; E2E_ITERS: the batch-128 iterations (GPU 300, CPU 4).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODE=gpu; [ "${1:-}" = --cpu ] && MODE=cpu
+OUT=${OUT:-$ROOT/out/device-e2e}
+DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
+PY=${PYTHON:-python3}
+START=$SECONDS
+mkdir -p "$OUT"
+fail() { echo "device_e2e: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
+# shellcheck source=device_env.sh
+source "$ROOT/tools/device_env.sh"
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+pack() { tar czf "$OUT/logs.tgz" -C "$WORK" logs 2>/dev/null; }
+# step NAME COMMAND...: its output in logs/NAME.log, one line in summary.md; a failed step ends the run
+step() {
+  local name=$1 t0=$SECONDS
+  shift
+  if "$@" > "$LOGS/$name.log" 2>&1; then
+    echo "- $name: $((SECONDS - t0)) s" | tee -a "$OUT/summary.md"
+  else
+    echo "- $name: FAILED after $((SECONDS - t0)) s: $(tail -n 4 "$LOGS/$name.log" | tr '\n' ' ')" | tee -a "$OUT/summary.md"
+    pack
+    exit 1
+  fi
+}
+if [ $MODE = gpu ]; then
+  DEV=(--gpu 0) CAFFE_DEV=(-gpu 0)
+  FRAMES=${E2E_FRAMES:-400} EPOCHS=${E2E_EPOCHS:-6} ITERS=${E2E_ITERS:-300}
+else
+  DEV=() CAFFE_DEV=()
+  FRAMES=${E2E_FRAMES:-60} EPOCHS=${E2E_EPOCHS:-1} ITERS=${E2E_ITERS:-4}
+fi
+{
+  echo "# device_e2e ($MODE), $(date -u +%FT%TZ)"
+  echo; sed 's/^/    /' "$B/share/bundle.txt"
+  if [ $MODE = gpu ]; then echo "card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -n1)"; fi
+  echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) ($(nproc) cores)"
+  echo "Python: $("$PY" -c 'import sys, numpy; print(sys.version.split()[0], "with NumPy", numpy.__version__)' 2>&1 | tail -n1) ($(command -v "$PY"))"
+  echo
+} > "$OUT/summary.md"
+cat "$OUT/summary.md"
+
+step build-pycaffe bash "$ROOT/tools/build_pycaffe.sh" "$B/pycaffe" "$B/builds/cudnn9/lib:$B/deps:$CUDA_DIRS" "$PY" "$WORK/pycaffe"
+step wheels "$PY" -m pip install --disable-pip-version-check -q --no-index --no-deps --no-compile --find-links "$B/wheels" \
+  --target "$WORK/site" -r "$B/wheels/requirements.txt"
+# The kit's caffe tool and pycaffe, the machine's Python first on PATH (the embedded Python of the caffe tool finds
+# its prefix, so its site-packages, through the python3 on PATH).
+export PYTHONPATH=$WORK/pycaffe/python:$WORK/site:$ROOT
+export PARK3D_CAFFE=$WORK/pycaffe/bin/caffe
+export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$(libs cudnn9)
+PATH=$(dirname "$(command -v "$PY")"):$PATH
+export PATH
+step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'
+
+D=$WORK/demo
+step demo "$PY" "$ROOT/tools/demo.py" --out "$D" --frames "$FRAMES" --epochs "$EPOCHS" "${DEV[@]}"
+grep -E '^Walking, MPJPE|^stage times' "$LOGS/demo.log" | sed 's/^/    /' | tee -a "$OUT/summary.md"
+FINAL=$(ls -t "$D"/snapshots/*.caffemodel 2>/dev/null | head -n1)
+[ -n "$FINAL" ] || fail "the demo left no .caffemodel in $D/snapshots"
+cp "$FINAL" "$OUT/final.caffemodel"
+step evaluate "$PY" "$ROOT/tools/evaluate.py" --lmdb-root "$D/lmdb" --weights "Walking=$FINAL" --out "$WORK/evaluate" --quiet "${DEV[@]}"
+grep -E 'Walking' "$LOGS/evaluate.log" | head -n 3 | sed 's/^/    /' | tee -a "$OUT/summary.md"
+parity() {  # NAME PYTHON [--gpu 0]: the final weights' per-frame poses on the demo's test set
+  local name=$1 py=$2
+  shift 2
+  step "poses-$name" "$py" -m layers.device_parity evaluate --deploy "$ROOT/prototxt/evaluate_both.prototxt" \
+    --weights "$FINAL" --lmdb "$D/lmdb/walking_test.lmdb" --out "$OUT/poses_$name.npz" "$@"
+  sed 's/^/    /' "$LOGS/poses-$name.log" | tail -n 1 | tee -a "$OUT/summary.md"
+}
+compare() {  # A B: one line, and whether it is float rounding
+  echo "    $1 against $2: $("$PY" -m layers.device_parity compare "$OUT/poses_$1.npz" "$OUT/poses_$2.npz" 2>&1 | tail -n 1)" |
+    tee -a "$OUT/summary.md"
+}
+if [ $MODE = gpu ]; then
+  parity gpu "$PY" --gpu 0
+  parity kit-cpu "$PY"
+  compare gpu kit-cpu
+else
+  parity kit-cpu "$PY"
+fi
+if [ -x "$ROOT/.venv/bin/python" ]; then  # here: this machine's CPU build (the set-up's pycaffe) on the same weights
+  (unset PYTHONPATH PARK3D_CAFFE LD_LIBRARY_PATH; cd "$ROOT" && parity cpu-build "$ROOT/.venv/bin/python")
+  compare "$([ $MODE = gpu ] && echo gpu || echo kit-cpu)" cpu-build
+fi
+
+# The paper's batch: caffe train (data layer included) against caffe time (forward + backward alone)
+rate() {  # LOG -> images/s of the training iterations after the first display (Caffe's "N iter/s" lines)
+  sed -n 's/.*Iteration [0-9]* (\([0-9.e+-]*\) iter\/s.*/\1/p' "$1" | tail -n +2 | sort -g |
+    awk -v b=128 '{v[NR] = $1} END {if (NR) printf "%.0f", b * v[int((NR + 1) / 2)]; else printf "nan"}'
+}
+train128() {  # NAME WORKERS
+  local dir=$WORK/b128-$1
+  "$PY" - "$dir" "$D/lmdb" "$ITERS" "$2" > "$LOGS/solver-$1.log" 2>&1 <<'PYEOF' || fail "cannot write the batch-128 solver (logs/solver-$1.log)"
+import sys
+from pathlib import Path
+from prototxt.generate import Schedule, write_action_experiment
+out, lmdb, iters, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+schedule = Schedule(batch_size=128, max_iter=iters, snapshot=iters, test_interval=iters, display=max(1, iters // 6),
+                    workers=workers if workers == "auto" else int(workers))
+print(write_action_experiment(out / "prototxt", "Walking", "both", lmdb, schedule, out / "snapshots")[0])
+PYEOF
+  step "train-b128-$1" "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
+  local waits
+  waits=$(grep -c 'waited for data' "$LOGS/train-b128-$1.log")
+  echo "    caffe train, batch 128, data-layer workers $2: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included); data-wait warnings: $waits" |
+    tee -a "$OUT/summary.md"
+}
+train128 auto auto
+train128 all $(($(nproc) - 1))
+step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b128.prototxt" -phase TRAIN -iterations "$([ $MODE = gpu ] && echo 20 || echo 1)" "${CAFFE_DEV[@]}"
+awk '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
+  if (f != "" && b != "") printf "    caffe time, the same net without the data layer and the update: %.0f images/s (forward %.2f + backward %.2f ms)\n", 128000 / (f + b), f, b }' \
+  "$LOGS/caffe-time.log" | tee -a "$OUT/summary.md"
+pack
+echo "device_e2e: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
