@@ -74,7 +74,9 @@ FINAL=$(ls -t "$D"/snapshots/*.caffemodel 2>/dev/null | head -n1)
 [ -n "$FINAL" ] || fail "the demo left no .caffemodel in $D/snapshots"
 cp "$FINAL" "$OUT/final.caffemodel"
 step evaluate "$PY" "$ROOT/tools/evaluate.py" --lmdb-root "$D/lmdb" --weights "Walking=$FINAL" --out "$WORK/evaluate" --quiet "${DEV[@]}"
-grep -E 'Walking' "$LOGS/evaluate.log" | head -n 3 | sed 's/^/    /' | tee -a "$OUT/summary.md"
+# its three tables' own rows: P1, zero-mean, PA (with BatchNorm statistics re-estimated, as evaluate.py does)
+grep -E '^Ours \(this run\)' "$LOGS/evaluate.log" | paste -sd ' ' | awk '{print "    tools/evaluate.py, Walking: P1 " $4 ", zero-mean " $9 ", PA " $14 " mm"}' |
+  tee -a "$OUT/summary.md"
 parity() {  # NAME PYTHON [--gpu 0]: the final weights' per-frame poses on the demo's test set
   local name=$1 py=$2
   shift 2
@@ -112,6 +114,7 @@ from prototxt.generate import Schedule, write_action_experiment
 out, lmdb, iters, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 schedule = Schedule(batch_size=128, max_iter=iters, snapshot=iters, test_interval=iters, display=max(1, iters // 6),
                     workers=workers if workers == "auto" else int(workers))
+(out / "snapshots").mkdir(parents=True, exist_ok=True)
 print(write_action_experiment(out / "prototxt", "Walking", "both", lmdb, schedule, out / "snapshots")[0])
 PYEOF
   step "train-b128-$1" "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
