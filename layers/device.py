@@ -1,40 +1,130 @@
 """CPU or one GPU for pycaffe and `caffe train`: the one place the tools' --gpu goes through, with one clear
-line when it cannot be (a CPU-only Caffe, no such GPU)."""
+line when it cannot be (a CPU-only Caffe, no NVIDIA driver or one too old for this Caffe's CUDA, no such GPU),
+and the same advice for the CUDA errors that stop the caffe tool (the card out of memory, among them)."""
 from __future__ import annotations
 
-import glob
-import os
+import ctypes
+import dataclasses
+import re
 
 from data_prep.errors import UserError
+
+# cudaError_t values a user can act on (CUDA's driver_types.h; the same numbers in CUDA 11.8 and 13)
+CUDA_OUT_OF_MEMORY, CUDA_INSUFFICIENT_DRIVER, CUDA_NO_DEVICE, CUDA_INVALID_DEVICE, CUDA_NO_KERNEL_IMAGE = \
+    2, 35, 100, 101, 209
+
+# Caffe's CUDA_CHECK, CUBLAS_CHECK and CUDNN_CHECK lines, as glog writes them:
+#   "Check failed: error == cudaSuccess (2 vs. 0)  out of memory"
+#   "Check failed: status == CUBLAS_STATUS_SUCCESS (3 vs. 0)  CUBLAS_STATUS_ALLOC_FAILED"
+_CUDA_CHECK = re.compile(r"Check failed: error == cudaSuccess \((\d+) vs\. 0\)")
+_LIBRARY_ALLOC_FAILED = re.compile(r"Check failed: status == (?:CUBLAS|CUDNN)_STATUS_SUCCESS \(\d+ vs\. 0\)\s+"
+                                   r"(?:CUBLAS|CUDNN)_STATUS_ALLOC_FAILED")
 
 
 def caffe_has_cuda() -> bool:
     """Whether the loaded Caffe was built with CUDA (its library pulled in libcudart)."""
+    return cudart_path() is not None
+
+
+def cudart_path() -> str | None:
+    """The CUDA runtime library the loaded Caffe uses (None for a CPU-only Caffe)."""
     import caffe  # noqa: F401  (loads libcaffe)
 
     with open("/proc/self/maps") as f:
-        return "libcudart" in f.read()
+        for line in f:
+            if "libcudart" in line:
+                return line.split()[-1]
+    return None
 
 
-def visible_gpus() -> int:
-    """How many NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES, else the /dev/nvidiaN devices)."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return len([d for d in listed.split(",") if d.strip() and d.strip() != "-1"])
-    return len(glob.glob("/dev/nvidia[0-9]*"))
+@dataclasses.dataclass(frozen=True)
+class CudaState:
+    """What this process's CUDA runtime reports: versions as CUDA writes them (13000 = 13.0; driver 0 = no
+    driver library found), and cudaGetDeviceCount's error code and count."""
+    driver: int
+    runtime: int
+    error: int
+    count: int
+
+
+def cuda_state() -> CudaState:
+    """Ask the CUDA runtime the loaded Caffe uses (it reports errors as codes; Caffe's own calls abort)."""
+    rt = ctypes.CDLL(cudart_path())
+    driver, runtime, count = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
+    rt.cudaDriverGetVersion(ctypes.byref(driver))
+    rt.cudaRuntimeGetVersion(ctypes.byref(runtime))
+    error = rt.cudaGetDeviceCount(ctypes.byref(count))
+    return CudaState(driver.value, runtime.value, error, count.value if error == 0 else 0)
+
+
+def cuda_version(v: int) -> str:
+    """CUDA's version integer as people write it: 12020 -> "12.2"."""
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def cuda_error_advice(error: int, gpu: int, state: CudaState | None = None) -> str | None:
+    """What to do about a CUDA runtime error a user can act on; None for the others. `state` (cuda_state())
+    names the versions when the driver is the cause."""
+    if error == CUDA_OUT_OF_MEMORY:
+        return ("the GPU is out of memory: lower batch_size in the nets (prototxt/generate.py's Schedule, or the "
+                "train net's data layer) or stop what else holds the card (nvidia-smi lists it)")
+    if error == CUDA_INSUFFICIENT_DRIVER:
+        if state is None:
+            return ("the NVIDIA driver is missing or older than this Caffe's CUDA needs: update the driver, or set "
+                    "up the other CUDA route (docs/gpu.md, the driver each route needs)")
+        if state.driver == 0:
+            return ("no NVIDIA driver here (libcuda.so.1 not found): install the card's driver, or drop --gpu for "
+                    "the CPU")
+        return (f"the NVIDIA driver here runs CUDA {cuda_version(state.driver)} at most and this Caffe is built with "
+                f"CUDA {cuda_version(state.runtime)}: update the driver, or set up the route it runs "
+                f"(docs/gpu.md, the driver each route needs)")
+    if error == CUDA_NO_DEVICE:
+        return ("the CUDA runtime sees no GPU (nvidia-smi lists none, or CUDA_VISIBLE_DEVICES hides them); drop "
+                "--gpu for the CPU")
+    if error == CUDA_INVALID_DEVICE:
+        return f"there is no GPU {gpu} here (nvidia-smi lists the ids); pass one of those"
+    if error == CUDA_NO_KERNEL_IMAGE:
+        return ("this Caffe holds no GPU code for this card: set it up again with PARK3D_CUDA_ARCH set to the card's "
+                "compute capability (docs/gpu.md)")
+    return None
+
+
+def caffe_gpu_fault(lines) -> int | None:
+    """The CUDA error code of the first CUDA, cuBLAS or cuDNN check that failed in a caffe log's lines (a cuBLAS
+    or cuDNN allocation failure counts as out of memory); None when there is none."""
+    for line in lines:
+        m = _CUDA_CHECK.search(line)
+        if m:
+            return int(m.group(1))
+        if _LIBRARY_ALLOC_FAILED.search(line):
+            return CUDA_OUT_OF_MEMORY
+    return None
+
+
+def caffe_fault_advice(lines, gpu: int | None) -> str | None:
+    """What to do about the CUDA fault that stopped a caffe tool run, from its log's lines; None for none."""
+    fault = caffe_gpu_fault(lines)
+    if fault is None:
+        return None
+    state = cuda_state() if fault == CUDA_INSUFFICIENT_DRIVER and caffe_has_cuda() else None
+    return cuda_error_advice(fault, gpu, state)
 
 
 def require_gpu(gpu: int) -> None:
-    """UserError unless GPU `gpu` can be used by this Caffe."""
+    """UserError unless GPU `gpu` can be used by this Caffe: asked of its CUDA runtime, whose error codes
+    become one line (cuda_error_advice)."""
     if gpu < 0:
         raise UserError(f"--gpu {gpu}: a GPU id is 0 or more")
     if not caffe_has_cuda():
         raise UserError(f"--gpu {gpu}: this Caffe was built CPU-only (no GPU was seen at set-up); drop --gpu, or "
                         "rebuild with CUDA (docs/gpu.md)")
-    found = visible_gpus()
-    if gpu >= found:
-        raise UserError(f"--gpu {gpu}: {found} GPU(s) visible to this process; pass a GPU id below {found} "
-                        "or drop --gpu")
+    state = cuda_state()
+    if state.error:
+        advice = cuda_error_advice(state.error, gpu, state) or f"the CUDA runtime reports error {state.error}"
+        raise UserError(f"--gpu {gpu}: {advice}")
+    if gpu >= state.count:
+        raise UserError(f"--gpu {gpu}: {state.count} GPU(s) visible to this process; pass a GPU id below "
+                        f"{state.count} or drop --gpu")
 
 
 def use_device(gpu: int | None) -> str:

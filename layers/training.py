@@ -30,7 +30,7 @@ from data_prep.records import check_lmdb
 
 from . import snapshots as S
 from .caffe_build import caffe_binary, caffe_env
-from .device import require_gpu
+from .device import caffe_fault_advice, require_gpu
 from .snapshots import KEEP_PAIRS, iteration_of
 
 # Lines of a `caffe train` log the driver acts on (Caffe with patch 0005).
@@ -299,7 +299,7 @@ def train_to_completion(solver: Path, log: Path, cwd: Path = REPO, gpu: int | No
                                  on_snapshot=lambda f: f.suffix == ".solverstate" and S.prune(prefix),
                                  pass_fds=(claimed.lock.fd,))
         latest = (S.snapshot_pairs(prefix) or [None])[-1]
-        raise_for_result(result, solver, Path(log), latest)
+        raise_for_result(result, solver, Path(log), latest, gpu)
         return finish_run(claimed, solver, cwd, latest, log)
 
 
@@ -318,8 +318,9 @@ def finish_run(claimed: ClaimedRun, solver: Path, cwd: Path, latest, log) -> Pat
     return latest.weights
 
 
-def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
-    """The one line for a run that did not end well (nothing when it did)."""
+def raise_for_result(result: dict, solver: Path, log: Path, latest, gpu: int | None = None) -> None:
+    """The one line for a run that did not end well (nothing when it did), a CUDA fault's included (the card out
+    of memory, no such GPU, a driver too old: layers.device.cuda_error_advice)."""
     last = f"the last complete snapshot is {latest.state}" if latest else "there is no complete snapshot yet"
     where = f"log: {log}"
     if result["signal"]:
@@ -342,6 +343,9 @@ def raise_for_result(result: dict, solver: Path, log: Path, latest) -> None:
         raise UserError(f"{path}: cannot be written ({why}); {last}; {where}")
     if result["layer_error"]:
         raise UserError(f"{result['layer_error']} ({where})")
+    advice = caffe_fault_advice(result["tail"], gpu)
+    if advice:
+        raise UserError(f"caffe train stopped on GPU {gpu}: {advice}; {last} ({where})")
     if result["code"] < 0:
         raise UserError(f"caffe train was killed (signal {-result['code']}, not by this driver); {last}; run the same "
                         f"command again to resume ({where})")

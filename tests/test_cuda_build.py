@@ -83,13 +83,44 @@ def test_the_fused_gpu_kernels_are_compiled_into_every_cuda_build(cuda_home):
     assert b"BatchNormChannelStats" not in (caffe_home(REPO / ".venv") / "lib" / "libcaffe.so").read_bytes()
 
 
+# What this machine's CUDA runtime answers without a card: no driver library, a driver library older than the
+# route's CUDA (Debian's libcuda1 of CUDA 12.2 beside route 13), or a driver with no GPU behind it.
+NO_CARD = ("no NVIDIA driver here", "at most and this Caffe is built with CUDA", "the CUDA runtime sees no GPU")
+
+
 def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home, route):
     code = ("import caffe; from layers.device import caffe_has_cuda, use_device; "
             "print(caffe_has_cuda(), hasattr(caffe.NCCL, 'new_uid')); use_device(0)")
     out = subprocess.run([str(venv(route) / "bin" / "python"), "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert out.stdout.split()[:2] == ["True", "True"], out.stdout + out.stderr
-    assert "UserError" in out.stderr and "0 GPU(s) visible" in out.stderr, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("data_prep.errors.UserError: --gpu 0: ") and any(s in last for s in NO_CARD), out.stderr
+    assert "Check failed" not in out.stderr, out.stderr  # asked of the runtime before Caffe could abort on it
+
+
+def test_caffe_train_stopped_by_the_gpu_is_one_line(cuda_home, route, tmp_path):
+    """The real caffe tool of the route, `caffe train -gpu 0` with no card: its CUDA_CHECK aborts it, and the
+    drivers' reading of the log (layers.training.raise_for_result) is one line saying what to do."""
+    code = """
+import sys
+from pathlib import Path
+from data_prep.errors import UserError
+from layers.training import raise_for_result, run_caffe_train
+solver, log = Path("tests/data/tiny_solver.prototxt"), Path(sys.argv[1])
+result = run_caffe_train(solver, log, 20, progress=False, extra_args=["-gpu", "0"])
+try:
+    raise_for_result(result, solver, log, None, 0)
+except UserError as e:
+    print(e)
+"""
+    env = {**os.environ, "PARK3D_CAFFE": str(venv(route) / "bin" / "caffe")}
+    out = subprocess.run([str(venv(route) / "bin" / "python"), "-c", code, str(tmp_path / "train.log")], cwd=REPO,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert "Check failed: error == cudaSuccess" in (tmp_path / "train.log").read_text()
+    line = out.stdout.strip()
+    assert line.startswith("caffe train stopped on GPU 0: ") and "\n" not in line, out.stdout + out.stderr
+    assert any(s in line for s in NO_CARD), line
 
 
 def test_caffe_cpu_gtests_pass(cuda_home):
@@ -228,6 +259,7 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(cuda_home, route
     for step in ("build-pycaffe", "wheels", "import-pycaffe", "demo", "evaluate", "train-b128-auto", "train-b128-all",
                  "caffe-time"):
         assert re.search(rf"^- {step}: \d+ s$", summary, re.M), (step, summary)
+    assert re.search(r"tools/evaluate\.py, Walking: P1 \d+\.\d+, zero-mean \d+\.\d+, PA \d+\.\d+ mm", summary), summary
     assert re.search(r"kit-cpu against cpu-build: \d+ frames: .* mm: float rounding$", summary, re.M), summary
     rates = re.findall(r"data-layer workers (\S+): (\d+) images/s", summary)
     assert [r[0] for r in rates] == ["auto", str(os.cpu_count() - 1)] and all(int(r[1]) > 0 for r in rates), summary

@@ -32,7 +32,6 @@ source "$ROOT/tools/device_env.sh"
 CUDNN_SO=$(LD_LIBRARY_PATH=$(libs cudnn9) ldd "$B/builds/cudnn9/lib/libcaffe.so" | awk '/libcudnn\.so/ {print $3; exit}')
 CUDNN_RUNTIME=$(python3 -c "import ctypes, sys; v = ctypes.CDLL(sys.argv[1]).cudnnGetVersion(); print(f'{v // 10000}.{v // 100 % 100}.{v % 100}')" "$CUDNN_SO" 2>&1 | tail -n1)
 DEV=(); [ $MODE = gpu ] && DEV=(-gpu 0)
-BATCH=$(ls "$B/nets" | sed -n 's/^time_both_b\([0-9]*\)\.prototxt$/\1/p')
 {
   echo "# device_check ($MODE), $(date -u +%FT%TZ), batch $BATCH, $ITERS iterations per timing"
   echo; sed 's/^/    /' "$B/share/bundle.txt"

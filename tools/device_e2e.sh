@@ -125,9 +125,9 @@ PYEOF
 }
 train128 auto auto
 train128 all $(($(nproc) - 1))
-step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b128.prototxt" -phase TRAIN -iterations "$([ $MODE = gpu ] && echo 20 || echo 1)" "${CAFFE_DEV[@]}"
-awk '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
-  if (f != "" && b != "") printf "    caffe time, the same net without the data layer and the update: %.0f images/s (forward %.2f + backward %.2f ms)\n", 128000 / (f + b), f, b }' \
+step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b$BATCH.prototxt" -phase TRAIN -iterations "$([ $MODE = gpu ] && echo 20 || echo 1)" "${CAFFE_DEV[@]}"
+awk -v batch="$BATCH" '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
+  if (f != "" && b != "") printf "    caffe time, the same net at batch %d without the data layer and the update: %.0f images/s (forward %.2f + backward %.2f ms)\n", batch, 1000 * batch / (f + b), f, b }' \
   "$LOGS/caffe-time.log" | tee -a "$OUT/summary.md"
 pack
 echo "device_e2e: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"

@@ -1,7 +1,8 @@
 # Sourced by tools/device_check.sh and tools/device_e2e.sh (after ROOT, OUT, DEVICE_DIR and fail are set): unpacks
 # the bundle tools/device_bundle.sh made into WORK (removed on exit) as B, finds CUDA 13's libraries and cuDNN 9
 # (CUDA13_LIBS, else the NVIDIA Python packages beside python3's torch, else the set-up's cache), defines
-# `libs BUILD` (that build's LD_LIBRARY_PATH) and checks that every library the builds load is found.
+# `libs BUILD` (that build's LD_LIBRARY_PATH) and BATCH (the batch of the bundle's timing nets), and checks that
+# every library the builds load is found.
 [ -f "$DEVICE_DIR/caffe-cuda13.tar.xz" ] || fail "no $DEVICE_DIR/caffe-cuda13.tar.xz: run bash tools/device_bundle.sh first (and carry .device)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -22,6 +23,8 @@ for root in roots:
 print(":".join(sorted(set(found.values()))))
 PY
 )}
+BATCH=$(ls "$B/nets" | sed -n 's/^time_both_b\([0-9]*\)\.prototxt$/\1/p')
+[ -n "$BATCH" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no nets/time_both_b<batch>.prototxt: run bash tools/device_bundle.sh again"
 libs() { echo "$B/builds/$1/lib:$B/deps:$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; }
 for build in plain cudnn9; do
   missing=$(LD_LIBRARY_PATH=$(libs $build) ldd "$B/builds/$build/lib/libcaffe.so" "$B/builds/$build/bin/caffe" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
