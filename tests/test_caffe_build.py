@@ -3,6 +3,7 @@ those layers, and a net with this repo's Python layers trained by the caffe tool
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,22 @@ def test_the_header_guard_reads_nvcc_depend_files_and_ignores_caffes_own_headers
                    ' "/usr/include/boost/predef/language/cuda.h"\n)\n')
     found = foreign_cuda_headers([dep], ["/opt/toolkit", "/work"])
     assert found == {"/usr/include/cub/cub.cuh": str(dep)}
+
+
+def test_the_boost_patch_takes_out_every_python_call_that_python_313_removed(tmp_path):
+    """third_party/boost/patches/ (applied by tools/pycaffe_kit.sh to the kit's headers) applies to the system's
+    Boost.Python 1.74 headers, which call PyEval_CallFunction / PyEval_CallMethod (gone in Python 3.13), and leaves
+    none of those calls; the headers' other lines are untouched (counted independently of the patch)."""
+    shutil.copytree("/usr/include/boost/python", tmp_path / "boost" / "python")
+    removed = re.compile(r"\bPyEval_Call(Function|Method)\s*\(")
+    def calls(pattern):
+        return sum(len(pattern.findall(p.read_text())) for p in (tmp_path / "boost" / "python").rglob("*.hpp"))
+    before = calls(removed)
+    assert before == 4, before  # call.hpp 1, call_method.hpp 1, override.hpp 2 in Boost 1.74
+    lines_before = sum(len(p.read_text().splitlines()) for p in (tmp_path / "boost").rglob("*.hpp"))
+    for patch in sorted((REPO / "third_party" / "boost" / "patches").glob("*.patch")):
+        with patch.open() as f:
+            subprocess.run(["patch", "-d", str(tmp_path), "-p1", "--forward", "--quiet"], stdin=f, check=True)
+    assert calls(removed) == 0
+    assert calls(re.compile(r"\bPyObject_Call(Function|Method)\s*\(")) == before
+    assert sum(len(p.read_text().splitlines()) for p in (tmp_path / "boost").rglob("*.hpp")) == lines_before

@@ -6,7 +6,8 @@
 #   bash tools/build_pycaffe.sh KIT LIBDIRS PYTHON OUT
 # KIT: the unpacked kit; LIBDIRS: colon-separated folders holding libcaffe.so and the libraries it links (the
 # bundle's deps, CUDA's); PYTHON: the interpreter (its NumPy's headers are used); OUT (must not exist): bin/caffe,
-# lib/libboost_python3XY.so.1.74.0, python/caffe (the package, _caffe.so in it). Prints OUT's PYTHONPATH line.
+# lib/libboost_python3XY.so.1.74.0, python/caffe (the package, _caffe.so in it), deps/ (links into LIBDIRS, the
+# programs' run path). Prints OUT's PYTHONPATH line.
 set -euo pipefail
 die() { echo "build_pycaffe: $*" >&2; exit 2; }
 [ $# -eq 4 ] || die "usage: bash tools/build_pycaffe.sh KIT LIBDIRS PYTHON OUT"
@@ -49,7 +50,23 @@ libs() {
     esac
   done < "$KIT/src/$1.needed"
 }
-LDIRS=(); IFS=: read -r -a dirs <<< "$LIBDIRS"; for d in "${dirs[@]}"; do [ -z "$d" ] || LDIRS+=(-L"$d" -Wl,-rpath-link,"$d"); done
+# LIBDIRS seen through OUT/deps: a link to each library there, first folder first, except the ones this Python's
+# libpython loads, which come from this system (a bundle's copies are another distribution's: Debian 13's
+# libpython3.13 needs a newer libexpat than Debian 12's), and except another Python's libpython and Boost.Python
+mkdir -p "$TMP/deps"
+ldd "$LIBPY" | awk '/=>/ {print $1}' > "$TMP/own.txt"
+IFS=: read -r -a dirs <<< "$LIBDIRS"
+for d in "${dirs[@]}"; do
+  [ -n "$d" ] || continue
+  d=$(cd "$d" && pwd) || die "no folder $d (LIBDIRS)"
+  for f in "$d"/*.so*; do
+    name=${f##*/}
+    case $name in libpython3*|libboost_python*) continue ;; esac
+    [ -e "$f" ] && [ ! -e "$TMP/deps/$name" ] && ! grep -qxF "$name" "$TMP/own.txt" || continue
+    ln -s "$f" "$TMP/deps/$name"
+  done
+done
+LDIRS=(-L"$TMP/deps" -Wl,-rpath-link,"$TMP/deps")
 
 # Boost.Python, every source in parallel
 find "$KIT/boost_python_src" -name '*.cpp' | sort | awk -v t="$TMP/obj" '{o = $0; gsub(/.*boost_python_src\//, "", o); gsub(/\//, "_", o); print $0 "\t" t "/bp_" o ".o"}' > "$TMP/bp.txt"
@@ -71,7 +88,7 @@ g++ -shared -o "$TMP/lib/libboost_python$PYVER.so.1.74.0" -Wl,-soname,"libboost_
 "${CXX[@]}" -I"$NP_INC" $(defines pycaffe) $(cflags pycaffe) -c "$KIT/src/_caffe.cpp" -o "$TMP/obj/_caffe.o" 2> "$TMP/obj/_caffe.log" ||
   { cat "$TMP/obj/_caffe.log" >&2; die "_caffe.cpp did not compile for Python $PYVER and NumPy $("$PY" -c 'import numpy; print(numpy.__version__)')"; }
 wait $t || { cat "$TMP/obj/caffe.log" >&2; die "caffe.cpp did not compile for Python $PYVER"; }
-RPATH=-Wl,-rpath,$TMP/lib:$LIBDIRS
+RPATH=-Wl,-rpath,$TMP/lib:$TMP/deps
 RPATH=${RPATH//$TMP/$OUT}
 # shellcheck disable=SC2046
 g++ -fopenmp -o "$TMP/bin/caffe" "$TMP/obj/caffe.o" "${LDIRS[@]}" $(libs caffe.bin) "$RPATH" || die "the caffe tool did not link"
@@ -79,7 +96,7 @@ cp -r "$KIT/python/caffe" "$TMP/python/caffe"
 # shellcheck disable=SC2046
 g++ -shared -fopenmp -o "$TMP/python/caffe/_caffe.so" "$TMP/obj/_caffe.o" "${LDIRS[@]}" $(libs pycaffe) "$RPATH" ||
   die "_caffe.so did not link"
-rm -rf "$TMP/obj" "$TMP/bp.txt"
+rm -rf "$TMP/obj" "$TMP/bp.txt" "$TMP/own.txt"
 mv "$TMP" "$OUT"
 trap - EXIT
 echo "PYTHONPATH=$OUT/python"

@@ -36,15 +36,15 @@ for build in "plain off" "cudnn9 9"; do
     while read -r lib; do cp -L "$lib" "$B/deps/"; done
 done
 # tools/device_e2e.sh: the pycaffe kit of the cuDNN build (tools/pycaffe_kit.sh: the caffe tool and pycaffe compiled
-# there for the machine's Python) and the wheels of what that Python lacks, for 3.12 (the GPU machines' Python)
-# and for this machine's (the --cpu rehearsal)
+# there for the machine's Python) and the wheels of what that Python lacks, for 3.12 (the GPU machines' Python),
+# 3.13 (Debian 13's) and this machine's (the --cpu rehearsal)
 venv=$CACHE_ROOT/venv-cuda-13-cudnn9
 PARK3D_VENV=$venv bash "$ROOT/tools/pycaffe_kit.sh" "$(cat "$venv/.caffe-home")" "$B/pycaffe" \
   "$CACHE_ROOT"/cuda-13*/nvidia/cu13/include/cccl "$CACHE_ROOT"/cuda-13*/nvidia/cu13/include \
   "$CACHE_ROOT"/cudnn-*cu13*/nvidia/cudnn/include "$CACHE_ROOT"/nccl-*cu13*/nvidia/nccl/include
 mkdir -p "$B/wheels" "$CACHE_ROOT/downloads/device-wheels"
 printf '%s\n' lmdb==1.6.2 cdflib==1.3.1 protobuf==6.31.1 > "$B/wheels/requirements.txt"  # requirements.txt's pins (3.13 line)
-for version in 3.12 "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; do
+for version in 3.12 3.13 "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; do
   "$venv/bin/python" -m pip download --disable-pip-version-check -q --no-deps --only-binary=:all: --python-version "$version" \
     --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$CACHE_ROOT/downloads/device-wheels" -r "$B/wheels/requirements.txt"

@@ -8,7 +8,7 @@
 # the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone).
 # summary.md, the per-frame poses, the final weights and the logs (logs.tgz) go to $OUT (else out/device-e2e).
 #   bash tools/device_e2e.sh          # on the GPU machine (the device tool: carry [".device"]), about 5 minutes
-#   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_device_kit.py)
+#   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_cuda_build.py)
 # PYTHON: the machine's interpreter with NumPy, OpenCV and h5py (default python3); the kit's wheels add lmdb, cdflib
 # and protobuf. Where the set-up's .venv exists (here), the GPU's poses are also compared with this CPU build's.
 # E2E_FRAMES, E2E_EPOCHS: the demo's size; E2E_ITERS: the batch-128 iterations (GPU 300, CPU 4).
@@ -62,7 +62,8 @@ step wheels "$PY" -m pip install --disable-pip-version-check -q --no-index --no-
 # its prefix, so its site-packages, through the python3 on PATH).
 export PYTHONPATH=$WORK/pycaffe/python:$WORK/site:$ROOT
 export PARK3D_CAFFE=$WORK/pycaffe/bin/caffe
-export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$(libs cudnn9)
+# (its deps/: the bundle's libraries less those this Python's libpython takes from the system, tools/build_pycaffe.sh)
+export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$WORK/pycaffe/deps
 PATH=$(dirname "$(command -v "$PY")"):$PATH
 export PATH
 step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'

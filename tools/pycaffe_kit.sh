@@ -3,8 +3,10 @@
 # built (patch 0010 keeps Python out of libcaffe, so only these two and Boost.Python depend on the Python): the
 # sources as that build compiled them (share/pycaffe_src: caffe.cpp, _caffe.cpp, their defines and flags), the
 # libraries each linked (their NEEDED entries), pycaffe's Python files, Boost.Python's sources (Debian 12's Boost
-# 1.74 with Debian's Python patches, third_party/boost/source.lock, checked by SHA-256), and every header these
-# include apart from the C and C++ libraries', Python's and NumPy's (found by the compiler: g++ -M). tools/build_pycaffe.sh
+# 1.74 with Debian's Python patches, third_party/boost/source.lock, checked by SHA-256; the headers then get
+# third_party/boost/patches/, for Python 3.13), and every header these
+# include apart from the C and C++ libraries', Python's and NumPy's (found by the compiler: g++ -M; the Boost
+# libraries among them whole, as another compiler takes other files of them). tools/build_pycaffe.sh
 # compiles it, here (the rehearsal) or on a machine without network (tools/device_bundle.sh carries it).
 #   bash tools/pycaffe_kit.sh CAFFE_HOME DEST [INCLUDE_DIR...]
 # CAFFE_HOME: a build from the cache; INCLUDE_DIR: the include folders that build compiled with beyond Caffe's own
@@ -92,7 +94,19 @@ while read -r h; do
   mkdir -p "$TMP/include/$(dirname "$rel")" && cp -L "$h" "$TMP/include/$rel"
   n=$((n + 1))
 done < "$TMP/candidates.txt"
+# Boost's headers choose among their own files by compiler (its atomics, say: GCC 14 includes files GCC 12 does
+# not), so each Boost library these sources touch comes whole, with Boost's top-level headers: 3.3 MB compressed
+# where g++ -M's list alone is 0.9 MB.
+for lib in $(sed -n 's|^/usr/include/boost/\([^/]*\)/.*|\1|p' "$TMP/candidates.txt" | sort -u); do
+  cp -rL "/usr/include/boost/$lib" "$TMP/include/boost/"
+done
+cp -L /usr/include/boost/*.hpp "$TMP/include/boost/"
+n=$(find "$TMP/include" -type f | wc -l)
 rm -f "$TMP/headers.txt" "$TMP/candidates.txt" "$TMP/system.txt"
+# the project's patches to those headers (third_party/boost/patches/: what later Pythons removed)
+for p in "$ROOT"/third_party/boost/patches/*.patch; do
+  patch -d "$TMP/include" -p1 --forward --quiet < "$p" >/dev/null || die "$p does not apply to the kit's Boost.Python headers"
+done
 echo "Boost.Python 1.74 sources ($(find "$TMP/boost_python_src" -name '*.cpp' | wc -l) files), $n headers, the caffe tool's and pycaffe's sources from $HOME_DIR" > "$TMP/kit.txt"
 mv "$TMP" "$DEST"
 trap - EXIT
