@@ -63,7 +63,7 @@ step wheels "$PY" -m pip install --disable-pip-version-check -q --no-index --no-
 export PYTHONPATH=$WORK/pycaffe/python:$WORK/site:$ROOT
 export PARK3D_CAFFE=$WORK/pycaffe/bin/caffe
 # (its deps/: the bundle's libraries less those this Python's libpython takes from the system, tools/build_pycaffe.sh)
-export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$WORK/pycaffe/deps
+export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$WORK/pycaffe/deps${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PATH=$(dirname "$(command -v "$PY")"):$PATH
 export PATH
 step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'
