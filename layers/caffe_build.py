@@ -30,10 +30,11 @@ def caffe_binary() -> str:
 
 
 def caffe_env(**overrides) -> dict:
-    """The environment for the caffe tool: the venv first on PATH (its embedded Python then finds the
-    venv, see tools/setup.sh), plus `overrides`."""
+    """The environment for the caffe tool: the folder of the Python running this first on PATH (the set-up's
+    venv; on a GPU machine, the interpreter the kit built pycaffe for), so the tool's embedded Python, which
+    finds its prefix by looking up `python3` on PATH (tools/setup.sh), has the same packages; plus `overrides`."""
     env = {**os.environ, **overrides}
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 

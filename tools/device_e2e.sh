@@ -6,7 +6,8 @@
 # the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
 # the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
 # the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone).
-# summary.md, the per-frame poses, the final weights and the logs (logs.tgz) go to $OUT (else out/device-e2e).
+# summary.md, the per-frame poses, the final weights, their test set (walking_test_lmdb.tgz) and the logs (logs.tgz)
+# go to $OUT (else out/device-e2e).
 #   bash tools/device_e2e.sh          # on the GPU machine (the device tool: carry [".device"]), about 5 minutes
 #   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_cuda_build.py)
 # PYTHON: the machine's interpreter with NumPy, OpenCV and h5py (default python3); the kit's wheels add lmdb, cdflib
@@ -74,6 +75,8 @@ grep -E '^Walking, MPJPE|^stage times' "$LOGS/demo.log" | sed 's/^/    /' | tee 
 FINAL=$(ls -t "$D"/snapshots/*.caffemodel 2>/dev/null | head -n1)
 [ -n "$FINAL" ] || fail "the demo left no .caffemodel in $D/snapshots"
 cp "$FINAL" "$OUT/final.caffemodel"
+# the test set those weights are evaluated on, so that another machine's Caffe can evaluate the same frames
+tar czf "$OUT/walking_test_lmdb.tgz" -C "$D/lmdb" walking_test.lmdb || fail "cannot pack $D/lmdb/walking_test.lmdb"
 step evaluate "$PY" "$ROOT/tools/evaluate.py" --lmdb-root "$D/lmdb" --weights "Walking=$FINAL" --out "$WORK/evaluate" --quiet "${DEV[@]}"
 # its three tables' own rows: P1, zero-mean, PA (with BatchNorm statistics re-estimated, as evaluate.py does)
 grep -E '^Ours \(this run\)' "$LOGS/evaluate.log" | paste -sd ' ' | awk '{print "    tools/evaluate.py, Walking: P1 " $4 ", zero-mean " $9 ", PA " $14 " mm"}' |
@@ -96,7 +99,8 @@ if [ $MODE = gpu ]; then
 else
   parity kit-cpu "$PY"
 fi
-if [ -x "$ROOT/.venv/bin/python" ]; then  # here: this machine's CPU build (the set-up's pycaffe) on the same weights
+# here: this machine's CPU build (the set-up's pycaffe) on the same weights, where the set-up's venv runs
+if (unset PYTHONPATH LD_LIBRARY_PATH; "$ROOT/.venv/bin/python" -c 'import caffe' > /dev/null 2>&1); then
   (unset PYTHONPATH PARK3D_CAFFE LD_LIBRARY_PATH; cd "$ROOT" && parity cpu-build "$ROOT/.venv/bin/python")
   compare "$([ $MODE = gpu ] && echo gpu || echo kit-cpu)" cpu-build
 fi
