@@ -105,7 +105,9 @@ if (unset PYTHONPATH LD_LIBRARY_PATH; "$ROOT/.venv/bin/python" -c 'import caffe'
   compare "$([ $MODE = gpu ] && echo gpu || echo kit-cpu)" cpu-build
 fi
 
-# The paper's batch: caffe train (data layer included) against caffe time (forward + backward alone)
+# The paper's batch: caffe train (data layer included) against caffe time (forward + backward alone), read from
+# Caffe's INFO lines, which a GLOG_minloglevel from the caller (the test suite's 1) would hide
+export GLOG_minloglevel=0
 rate() {  # LOG -> images/s of the training iterations after the first display (Caffe's "N iter/s" lines)
   sed -n 's/.*Iteration [0-9]* (\([0-9.e+-]*\) iter\/s.*/\1/p' "$1" | tail -n +2 | sort -g |
     awk -v b=128 '{v[NR] = $1} END {if (NR) printf "%.0f", b * v[int((NR + 1) / 2)]; else printf "nan"}'

@@ -6,6 +6,8 @@
 #   bash tools/distro_check.sh trixie --cuda13   # then also PARK3D_CUDA=13 PARK3D_CUDNN=9 from an empty cache
 #   bash tools/distro_check.sh trixie --cuda13-only  # that CUDA step alone, in the root a previous check left
 #                                                    # (a fresh clone of HEAD, an empty CUDA cache and venv)
+#   bash tools/distro_check.sh trixie --kit      # the GPU machines' kit on that system's Python (tools/device_e2e.sh
+#                                                # --cpu), in the root a previous check left or a new one
 #
 # Steps, each timed, with its full log in $PARK3D_DISTRO_OUT (default /tmp/park3dpose-distro-<suite>):
 #   rootfs   debootstrap --variant=minbase <suite> from Debian's archive into a fresh folder (no CUDA packages)
@@ -13,14 +15,18 @@
 #   demo     bash tools/setup.sh && .venv/bin/python tools/demo.py        (the README's first command)
 #   tests    bash tools/setup.sh && .venv/bin/python -m pytest -q tests   (the README's second command)
 #   cuda13   PARK3D_CUDA=13 PARK3D_CUDNN=9 bash tools/setup.sh, with its own empty cache and venv (--cuda13)
+#   --kit: kit-python  g++, python3-dev and python3-venv from the suite, a venv of tests/data/gpu_machine_python.txt
+#          bundle      bash tools/device_bundle.sh 2 here (the route-13 builds from this machine's cache)
+#          kit         bash tools/device_e2e.sh --cpu in the root with that venv's Python (the cache bound read-only)
+#          parity      the kit's per-frame poses against this machine's CPU build on the same weights and frames
 # The chroot runs in a private mount namespace (its /proc, /dev and /dev/shm vanish when the script ends). The
 # summary (summary.txt) lists each step's time and exit code and the demo's results table.
 set -euo pipefail
 
-SUITE=${1:?usage: tools/distro_check.sh SUITE [--cuda13]   (SUITE: bookworm or trixie)}
-CUDA13=0; ONLY=0
-case "${2:-}" in --cuda13) CUDA13=1 ;; --cuda13-only) CUDA13=1; ONLY=1 ;; '') ;;
-  *) echo "distro_check: the second argument is --cuda13 or --cuda13-only" >&2; exit 2 ;; esac
+SUITE=${1:?usage: tools/distro_check.sh SUITE [--cuda13 | --cuda13-only | --kit]   (SUITE: bookworm or trixie)}
+CUDA13=0; ONLY=0; KIT=0
+case "${2:-}" in --cuda13) CUDA13=1 ;; --cuda13-only) CUDA13=1; ONLY=1 ;; --kit) KIT=1; ONLY=1 ;; '') ;;
+  *) echo "distro_check: the second argument is --cuda13, --cuda13-only or --kit" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${PARK3D_DISTRO_OUT:-/tmp/park3dpose-distro-$SUITE}
 FS=$OUT/rootfs
@@ -31,7 +37,7 @@ command -v debootstrap >/dev/null || { echo "distro_check: needs debootstrap (ap
 case "$SUITE" in bookworm|trixie) ;; *) echo "distro_check: SUITE is bookworm (Debian 12) or trixie (Debian 13)" >&2; exit 2 ;; esac
 
 mkdir -p "$OUT"
-SUMMARY=$OUT/summary.txt; [ $ONLY = 1 ] && SUMMARY=$OUT/summary-cuda13.txt
+SUMMARY=$OUT/summary.txt; [ $ONLY = 1 ] && SUMMARY=$OUT/summary-cuda13.txt; [ $KIT = 1 ] && SUMMARY=$OUT/summary-kit.txt
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
@@ -61,18 +67,24 @@ clone() {
 }
 
 # in_root CMD: CMD by bash in the repository's clean clone inside the chroot, as root, with a minimal environment
+# (BIND_CACHE=1: this machine's set-up cache read-only at the same place, for the kit's CUDA libraries)
 in_root() {
   unshare --mount --propagation private bash -c '
-    fs=$1; shift
+    fs=$1 bind=$3 cache=$4
     mount -t proc proc "$fs/proc"
     mount --rbind /dev "$fs/dev"
     mount -t tmpfs -o size=4g shm "$fs/dev/shm"
+    if [ "$bind" = 1 ]; then
+      mkdir -p "$fs/root/.cache/park3dpose" && mount --bind -o ro "$cache" "$fs/root/.cache/park3dpose"
+    fi
     exec chroot "$fs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      LANG=C.UTF-8 TERM=dumb bash -c "cd /root/park3dpose && $1"' _ "$FS" "$1"
+      LANG=C.UTF-8 TERM=dumb bash -c "cd /root/park3dpose && $2"' _ "$FS" "$1" "${BIND_CACHE:-0}" "${CACHE_ROOT:-}"
 }
 
 note "distro_check $SUITE on $(uname -m), host $(. /etc/os-release; echo "$PRETTY_NAME"), $(nproc) cores, $(date -u +%FT%TZ)"
-if [ $ONLY = 1 ]; then
+if [ $KIT = 1 ] && [ ! -x "$FS/bin/bash" ]; then
+  step rootfs make_rootfs
+elif [ $ONLY = 1 ]; then
   [ -x "$FS/bin/bash" ] || { echo "distro_check: no root in $FS; run without --cuda13-only first" >&2; exit 2; }
   note "reusing the root in $FS: $(in_root 'dpkg-query -W -f="\${Package}\n" | grep -c "^nvidia-\|^cuda-\|^libcud" || true') Debian CUDA packages installed"
 else
@@ -92,5 +104,30 @@ if [ $CUDA13 = 1 ]; then
   in_root 'rm -rf /root/cache-cuda13 /root/venv-cuda13'
   step cuda13 in_root "PARK3D_CUDA=13 PARK3D_CUDNN=9 PARK3D_CACHE=/root/cache-cuda13 PARK3D_VENV=/root/venv-cuda13 bash tools/setup.sh"
   grep -E '^\[setup\] (build|ready)' "$OUT/cuda13.log" | tee -a "$SUMMARY" || true
+fi
+if [ $KIT = 1 ]; then
+  CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
+  kit_python() {
+    in_root "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++ python3-dev python3-venv ca-certificates xz-utils &&
+      update-ca-certificates && rm -rf /root/gpupy && python3 -m venv /root/gpupy &&
+      /root/gpupy/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt -r tests/data/gpu_machine_python.txt"
+  }
+  step kit-python kit_python
+  note "python: $(in_root '/root/gpupy/bin/python -c "import sys, numpy; print(sys.version.split()[0], \"numpy\", numpy.__version__)"'), gcc $(in_root 'gcc -dumpfullversion')"
+  step bundle env PARK3D_DEVICE_DIR="$FS/root/park3dpose/.device" bash "$ROOT/tools/device_bundle.sh" 2
+  rm -rf "$FS/root/e2e-out"
+  BIND_CACHE=1
+  step kit in_root "OUT=/root/e2e-out PYTHON=/root/gpupy/bin/python bash tools/device_e2e.sh --cpu"
+  BIND_CACHE=0
+  sed -n '/^- /,$p' "$FS/root/e2e-out/summary.md" >> "$SUMMARY"
+  parity() {
+    rm -rf "$OUT/parity" && mkdir -p "$OUT/parity" && tar xzf "$FS/root/e2e-out/walking_test_lmdb.tgz" -C "$OUT/parity" &&
+    (cd "$ROOT" && .venv/bin/python -m layers.device_parity evaluate --deploy prototxt/evaluate_both.prototxt \
+      --weights "$FS/root/e2e-out/final.caffemodel" --lmdb "$OUT/parity/walking_test.lmdb" --out "$OUT/parity/cpu-build.npz" &&
+     .venv/bin/python -m layers.device_parity compare "$FS/root/e2e-out/poses_kit-cpu.npz" "$OUT/parity/cpu-build.npz")
+  }
+  step parity parity
+  note "the kit on $SUITE against this machine's CPU build: $(tail -n 1 "$OUT/parity.log")"
+  grep -q 'float rounding' "$OUT/parity.log" || { note "the kit's poses differ from the CPU build's"; exit 1; }
 fi
 note "done: $SUITE passed every step"
