@@ -11,7 +11,7 @@
 #   bash tools/device_e2e.sh          # on the GPU machine (the device tool: carry [".device"]), about 5 minutes
 #   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_cuda_build.py)
 # PYTHON: the machine's interpreter with NumPy, OpenCV and h5py (default python3); the kit's wheels add lmdb, cdflib
-# and protobuf. Where the set-up's .venv exists (here), the GPU's poses are also compared with this CPU build's.
+# and protobuf. Where the set-up's .venv imports caffe (here), the poses are also compared with this CPU build's.
 # E2E_FRAMES, E2E_EPOCHS: the demo's size; E2E_ITERS: the batch-128 iterations (GPU 300, CPU 4).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
