@@ -47,9 +47,10 @@ class CudaState:
     count: int
 
 
-def cuda_state() -> CudaState:
-    """Ask the CUDA runtime the loaded Caffe uses (it reports errors as codes; Caffe's own calls abort)."""
-    rt = ctypes.CDLL(cudart_path())
+def cuda_state(cudart: str) -> CudaState:
+    """Ask the CUDA runtime the loaded Caffe uses (cudart_path(); it reports errors as codes where Caffe's own
+    calls abort)."""
+    rt = ctypes.CDLL(cudart)
     driver, runtime, count = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
     rt.cudaDriverGetVersion(ctypes.byref(driver))
     rt.cudaRuntimeGetVersion(ctypes.byref(runtime))
@@ -106,8 +107,8 @@ def caffe_fault_advice(lines, gpu: int | None) -> str | None:
     fault = caffe_gpu_fault(lines)
     if fault is None:
         return None
-    state = cuda_state() if fault == CUDA_INSUFFICIENT_DRIVER and caffe_has_cuda() else None
-    return cuda_error_advice(fault, gpu, state)
+    cudart = cudart_path() if fault == CUDA_INSUFFICIENT_DRIVER else None
+    return cuda_error_advice(fault, gpu, cuda_state(cudart) if cudart else None)
 
 
 def require_gpu(gpu: int) -> None:
@@ -115,10 +116,11 @@ def require_gpu(gpu: int) -> None:
     become one line (cuda_error_advice)."""
     if gpu < 0:
         raise UserError(f"--gpu {gpu}: a GPU id is 0 or more")
-    if not caffe_has_cuda():
+    cudart = cudart_path()
+    if cudart is None:
         raise UserError(f"--gpu {gpu}: this Caffe was built CPU-only (no GPU was seen at set-up); drop --gpu, or "
                         "rebuild with CUDA (docs/gpu.md)")
-    state = cuda_state()
+    state = cuda_state(cudart)
     if state.error:
         advice = cuda_error_advice(state.error, gpu, state) or f"the CUDA runtime reports error {state.error}"
         raise UserError(f"--gpu {gpu}: {advice}")
