@@ -97,6 +97,7 @@ cp -r "$KIT/python/caffe" "$TMP/python/caffe"
 g++ -shared -fopenmp -o "$TMP/python/caffe/_caffe.so" "$TMP/obj/_caffe.o" "${LDIRS[@]}" $(libs pycaffe) "$RPATH" ||
   die "_caffe.so did not link"
 rm -rf "$TMP/obj" "$TMP/bp.txt" "$TMP/own.txt"
-mv "$TMP" "$OUT"
+# -T: where a second copy finished first, fail rather than move this one inside its OUT
+mv -T "$TMP" "$OUT" 2>/dev/null || die "$OUT appeared while this one built (a second copy?): use that one, or remove it and run again"
 trap - EXIT
 echo "PYTHONPATH=$OUT/python"

@@ -54,6 +54,9 @@ echo "pycaffe kit: $(cat "$B/pycaffe/kit.txt"); wheels: $(ls "$B/wheels" | grep 
 "$ROOT/.venv/bin/python" -m prototxt.generate --timing-nets "$B/nets" --batch "$BATCH" >/dev/null
 echo "nets at batch $BATCH" >> "$B/share/bundle.txt"
 mkdir -p "$DEVICE_DIR"
-tar cJf "$DEVICE_DIR/caffe-cuda13.tar.xz.partial" -C "$STAGE" caffe-cuda13
-mv "$DEVICE_DIR/caffe-cuda13.tar.xz.partial" "$DEVICE_DIR/caffe-cuda13.tar.xz"
+# written beside, then renamed: a run killed here or a second copy at once never leaves a half-written bundle
+PARTIAL=$DEVICE_DIR/caffe-cuda13.tar.xz.partial.$$
+trap 'rm -rf "$STAGE" "$PARTIAL"' EXIT
+tar cJf "$PARTIAL" -C "$STAGE" caffe-cuda13
+mv "$PARTIAL" "$DEVICE_DIR/caffe-cuda13.tar.xz"
 echo "wrote $DEVICE_DIR/caffe-cuda13.tar.xz ($(du -h "$DEVICE_DIR/caffe-cuda13.tar.xz" | cut -f1); builds $(ls "$B/builds" | paste -sd,); $(ls "$B/deps" | wc -l) libraries, $(ls "$B/nets" | wc -l) nets)"
