@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Measures this Caffe on a GPU machine that has no network, in one run (issues 9 and 22), from the bundle
-# tools/device_bundle.sh made (.device/caffe-cuda13.tar.xz: route 13 without and with cuDNN 9): the card, the
-# driver and the cuDNN found; per build, Caffe's GPU gtests of the layer types the nets use (with cuDNN: its
-# CuDNN* layers too); `caffe time -gpu 0` of the four variants (the time nets: training's forward and backward
-# without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in FP32, and
-# the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option) and with the cuDNN algorithms
-# queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per shape) and with the
-# fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009, beside those layers' gtests); the PyTorch peer
-# (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each. Rows and the log
-# files go to $OUT (else out/device-check); summary.md holds the table.
+# Measures this Caffe on a GPU machine that has no network, in one run of at most 8 minutes (issues 9, 22, 28),
+# from the bundle tools/device_bundle.sh made (.device/caffe-cuda13.tar.xz: route 13 without and with cuDNN 9): the
+# card, the driver and the cuDNN found; `caffe time -gpu 0` of the four variants (the time nets: training's forward
+# and backward without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in
+# each build in FP32, and the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option), with the
+# cuDNN algorithms queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per
+# shape) and with the fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009); the PyTorch peer
+# (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; then Caffe's GPU
+# gtests of the layer types the nets use (the cuDNN build's, with its CuDNN* layers; the fused kernels' layers with
+# CAFFE_GPU_FUSED=1; the build without cuDNN's), as the time left allows. $OUT (else out/device-check) gets
+# summary.md (the table, the ratios, one line per gtest set), peer_tf32-{off,on}.json and logs.tgz.
 #   bash tools/device_check.sh          # on the GPU machine (the device tool: carry [".device"])
 #   bash tools/device_check.sh --cpu    # a dry run of the same steps on this machine's CPU, 1 iteration each
 # CUDA 13's libraries and cuDNN 9: CUDA13_LIBS (folders, colon-separated) if set, else the NVIDIA Python packages
 # beside python3's torch, else the set-up's cache (route 13). PEER_PYTHON: the Python holding torch (default
 # python3, which holds it on the lent GPU machines). ITERS: iterations per timing (GPU 20, CPU 1). GTESTS=0 skips
-# the gtests; GTEST_SHARDS: processes per build's gtests (GPU 8, CPU the cores); GTEST_TIMEOUT: seconds per shard
-# (default 240). PARK3D_DEVICE_DIR: where the bundle is.
+# the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS: gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case
+# (GPU 90, CPU 600); KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day).
+# PARK3D_DEVICE_DIR: where the bundle is.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../third_party/caffe/gtest_filters.env
@@ -29,6 +31,16 @@ mkdir -p "$OUT"
 fail() { echo "device_check: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
 # shellcheck source=device_env.sh
 source "$ROOT/tools/device_env.sh"
+# the logs in WORK/logs, packed into OUT/logs.tgz as the kit goes and when it ends (killed by a timeout too), so that
+# OUT holds four files: summary.md, the peer's two rows and logs.tgz
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+pack() { tar czf "$OUT/logs.tgz" -C "$WORK" logs 2>/dev/null || true; }
+# background gtest processes end with the kit (timeout, which runs each, passes the TERM on)
+stop_jobs() { local p; for p in $(jobs -p); do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; }
+trap 'stop_jobs; pack; rm -rf "$WORK"' EXIT
+# no gtest case starts, and none runs on, past END: the whole kit within KIT_SECONDS on a card (one call)
+END=$((START + ${KIT_SECONDS:-$([ $MODE = gpu ] && echo 470 || echo 86400)}))
 CUDNN_SO=$(LD_LIBRARY_PATH=$(libs cudnn9) ldd "$B/builds/cudnn9/lib/libcaffe.so" | awk '/libcudnn\.so/ {print $3; exit}')
 CUDNN_RUNTIME=$(python3 -c "import ctypes, sys; v = ctypes.CDLL(sys.argv[1]).cudnnGetVersion(); print(f'{v // 10000}.{v // 100 % 100}.{v % 100}')" "$CUDNN_SO" 2>&1 | tail -n1)
 DEV=(); [ $MODE = gpu ] && DEV=(-gpu 0)
@@ -46,52 +58,22 @@ DEV=(); [ $MODE = gpu ] && DEV=(-gpu 0)
 cat "$OUT/summary.md"
 
 if [ $MODE = gpu ]; then
-  LD_LIBRARY_PATH=$(libs plain) "$B/builds/plain/bin/caffe" device_query "${DEV[@]}" > "$OUT/device_query.log" 2>&1 ||
-    echo "caffe device_query failed (see device_query.log)" | tee -a "$OUT/summary.md"
+  LD_LIBRARY_PATH=$(libs plain) "$B/builds/plain/bin/caffe" device_query "${DEV[@]}" > "$LOGS/device_query.log" 2>&1 ||
+    echo "caffe device_query failed (see logs/device_query.log)" | tee -a "$OUT/summary.md"
   FILTER=$GTEST_FILTER_GPU_CASES
   FUSED_FILTER=$GTEST_FILTER_FUSED_GPU_CASES
 else
   FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
   FUSED_FILTER=$GTEST_FILTER_FUSED_CPU_CASES
 fi
-# gtests LABEL BUILD FILTER [VAR=VALUE...]: Caffe's gtests of the nets' layer types in GTEST_SHARDS processes at
-# once (gtest's own sharding: each test in one shard), each stopped at GTEST_TIMEOUT; one summary line names the
-# failed tests and those a timeout cut off. The shards' logs are joined into gtests_LABEL.log.
-gtests() {
-  local label=$1 build=$2 filter=$3 t0=$SECONDS i pids=()
-  shift 3
-  for ((i = 0; i < SHARDS; i++)); do
-    (cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" GTEST_TOTAL_SHARDS=$SHARDS \
-      GTEST_SHARD_INDEX=$i timeout "${GTEST_TIMEOUT:-240}" "$B/builds/$build/bin/caffe_layer_tests" \
-      --gtest_filter="$filter") > "$WORK/gtests_${label}_$i.log" 2>&1 &
-    pids+=($!)
-  done
-  wait "${pids[@]}"
-  local passed failed unfinished
-  passed=$(cat "$WORK"/gtests_"${label}"_*.log | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')
-  failed=$(cat "$WORK"/gtests_"${label}"_*.log | sed -n 's/^\[  FAILED  \] \([A-Za-z][^ ,]*\).*/\1/p' | sort -u | tr '\n' ' ')
-  unfinished=$(for f in "$WORK"/gtests_"${label}"_*.log; do
-    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""} END {if (run != "") print run}' "$f"
-  done | sort -u | tr '\n' ' ')
-  cat "$WORK"/gtests_"${label}"_*.log > "$OUT/gtests_$label.log"
-  echo "$label, Caffe's gtests ($filter; $SHARDS shards): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${unfinished:-none}, $((SECONDS - t0)) s" |
-    tee -a "$OUT/summary.md"
-}
-SHARDS=${GTEST_SHARDS:-$([ $MODE = gpu ] && echo 8 || nproc)}
-if [ "${GTESTS:-1}" != 0 ]; then
-  gtests "plain build" plain "$FILTER"
-  gtests "cudnn9 build" cudnn9 "$FILTER"
-  # the fused kernels of patches-cuda/ (CAFFE_GPU_FUSED=1): the gtests of the layers they change
-  gtests "plain build with CAFFE_GPU_FUSED=1" plain "$FUSED_FILTER" CAFFE_GPU_FUSED=1
-fi
-
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
 timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms"
-  local log="$OUT/time_$1_tf32-$2_requery-$3_fused-$4_$(basename "$5" .prototxt).log"
+  local log="$LOGS/time_$1_tf32-$2_requery-$3_fused-$4_$(basename "$5" .prototxt).log"
   LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 CAFFE_GPU_FUSED=$4 GLOG_minloglevel=0 timeout 120 \
     "$B/builds/$1/bin/caffe" time -model "$5" -phase "$6" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
   awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' "$log"
 }
+if [ "${TIMINGS:-1}" != 0 ]; then  # TIMINGS=0: the gtests alone
 {
   [ $MODE = cpu ] && echo && echo "A --cpu rehearsal: every build runs Caffe's CPU engine here (no cuDNN, no TF32), 1 iteration: the rows check the steps, their figures mean nothing."
   echo; echo "| build | math | variant | training forward+backward, ms | training img/s | deploy forward img/s | evaluate forward img/s |"
@@ -121,8 +103,8 @@ PEER_DEVICE=cpu; [ $MODE = gpu ] && PEER_DEVICE=cuda:0
 PEER_PYTHON=${PEER_PYTHON:-python3}  # the interpreter that holds torch (on the GPU machine: python3)
 for tf32 in off on; do
   if ! "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
-      > "$OUT/peer_tf32-$tf32.json" 2> "$OUT/peer_tf32-$tf32.log"; then
-    echo "PyTorch peer (TF32 $tf32) failed: $(tail -n1 "$OUT/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
+      > "$OUT/peer_tf32-$tf32.json" 2> "$LOGS/peer_tf32-$tf32.log"; then
+    echo "PyTorch peer (TF32 $tf32) failed: $(tail -n1 "$LOGS/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
   fi
 done
 "$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" <<'PY' | tee -a "$OUT/summary.md"
@@ -159,4 +141,54 @@ for build in ("plain", "cudnn9"):
         print(f"\nCAFFE_GPU_FUSED=1 (patches-cuda/ 0009) against the stock layers, {build} build, full model, FP32 "
               f"(> 1: fused is faster): training {stock_t / fused_t:.2f}, deploy inference {stock_d / fused_d:.2f}")
 PY
+fi  # TIMINGS
+# gtests LABEL BUILD FILTER [VAR=VALUE...]: Caffe's gtests of the nets' layer types, one test case (a layer type
+# and its Dtype, BatchNormLayerTest/2 say) per process, GTEST_JOBS processes at once, each case stopped at
+# GTEST_TIMEOUT and none started past the kit's END. On a card one at a time: processes sharing a GPU are
+# time-sliced, and on the H200 (16 shards at once) every Neuron gradient test took the same 2.28 s whatever its
+# function: the time went to waiting, and the BatchNorm and Convolution gradient tests never finished. One summary
+# line: tests passed, and by name those failed, cut off, crashed and not started; the logs in logs/gtests_LABEL/.
+gtests() {
+  local label=$1 build=$2 filter=$3 t0=$SECONDS case tests left
+  local dir=$LOGS/gtests_${1// /_} bin=$B/builds/$2/bin/caffe_layer_tests not_started=()
+  shift 3
+  mkdir -p "$dir"
+  (cd "$B/share/caffe_gtest_root" && LD_LIBRARY_PATH=$(libs "$build") "$bin" --gtest_list_tests --gtest_filter="$filter") \
+    > "$dir/list.txt" 2>&1
+  # gtest lists each case as "CASE." and its tests indented below it: CASE.TEST per line
+  awk '/^[A-Za-z][A-Za-z0-9_\/]*\.$/ {c = $1; next} /^  [A-Za-z]/ && c != "" {print c $1}' "$dir/list.txt" > "$dir/tests.txt"
+  for case in $(sed 's/\.[^.]*$//' "$dir/tests.txt" | uniq); do
+    left=$((END - SECONDS))
+    if [ $left -lt 10 ]; then not_started+=("$case"); continue; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
+    (cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" \
+      timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"; echo "exit $?") > "$dir/case-${case//\//_}.log" 2>&1 &
+  done
+  wait
+  local logs=("$dir"/case-*.log) passed failed cut crashed
+  [ -e "${logs[0]}" ] || logs=()
+  passed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')
+  failed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  FAILED  \] \([A-Za-z][^ ,]*\).*/\1/p' | sort -u | paste -sd ' ' -)
+  # the test a process was in when it ended: cut off (timeout's 124) or crashed (an abort, a CUDA check)
+  cut=$(for f in "${logs[@]}"; do
+    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
+         /^exit / {code = $2} END {if (code == 124) print (run != "" ? run : FILENAME)}' "$f"; done | sort -u | paste -sd ' ' -)
+  crashed=$(for f in "${logs[@]}"; do
+    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
+         /^exit / {code = $2} END {if (code != 0 && code != 1 && code != 124) print (run != "" ? run : FILENAME) " (exit " code ")"}' "$f"
+  done | sort -u | paste -sd ' ' -)
+  echo "$label, Caffe's gtests ($filter; $(sed 's/\.[^.]*$//' "$dir/tests.txt" | uniq | wc -l) cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}, $((SECONDS - t0)) s" |
+    tee -a "$OUT/summary.md"
+}
+JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
+TIMEOUT=${GTEST_TIMEOUT:-$([ $MODE = gpu ] && echo 90 || echo 600)}
+if [ "${GTESTS:-1}" != 0 ]; then
+  gtests "cudnn9 build" cudnn9 "$FILTER"
+  # the fused kernels of patches-cuda/ (CAFFE_GPU_FUSED=1): the gtests of the layers they change
+  gtests "cudnn9 build with CAFFE_GPU_FUSED=1" cudnn9 "$FUSED_FILTER" CAFFE_GPU_FUSED=1
+  gtests "plain build" plain "$FILTER"
+fi
+pack
+
 echo "device_check: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
