@@ -31,7 +31,7 @@ mkdir -p "$OUT"
 fail() { echo "device_check: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
 # shellcheck source=device_env.sh
 source "$ROOT/tools/device_env.sh"
-# the logs in WORK/logs, packed into OUT/logs.tgz as the kit goes and when it ends (killed by a timeout too), so that
+# the logs in WORK/logs, packed into OUT/logs.tgz after each step and when the kit ends (a timeout's TERM too), so that
 # OUT holds four files: summary.md, the peer's two rows and logs.tgz
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
@@ -141,6 +141,7 @@ for build in ("plain", "cudnn9"):
         print(f"\nCAFFE_GPU_FUSED=1 (patches-cuda/ 0009) against the stock layers, {build} build, full model, FP32 "
               f"(> 1: fused is faster): training {stock_t / fused_t:.2f}, deploy inference {stock_d / fused_d:.2f}")
 PY
+pack
 fi  # TIMINGS
 # gtests LABEL BUILD FILTER [VAR=VALUE...]: Caffe's gtests of the nets' layer types, one test case (a layer type
 # and its Dtype, BatchNormLayerTest/2 say) per process, GTEST_JOBS processes at once, each case stopped at
@@ -149,7 +150,7 @@ fi  # TIMINGS
 # function: the time went to waiting, and the BatchNorm and Convolution gradient tests never finished. One summary
 # line: tests passed, and by name those failed, cut off, crashed and not started; the logs in logs/gtests_LABEL/.
 gtests() {
-  local label=$1 build=$2 filter=$3 t0=$SECONDS case tests left
+  local label=$1 build=$2 filter=$3 t0=$SECONDS case cases tests left
   local dir=$LOGS/gtests_${1// /_} bin=$B/builds/$2/bin/caffe_layer_tests not_started=()
   shift 3
   mkdir -p "$dir"
@@ -157,29 +158,32 @@ gtests() {
     > "$dir/list.txt" 2>&1
   # gtest lists each case as "CASE." and its tests indented below it: CASE.TEST per line
   awk '/^[A-Za-z][A-Za-z0-9_\/]*\.$/ {c = $1; next} /^  [A-Za-z]/ && c != "" {print c $1}' "$dir/list.txt" > "$dir/tests.txt"
-  for case in $(sed 's/\.[^.]*$//' "$dir/tests.txt" | uniq); do
+  mapfile -t cases < <(sed 's/\.[^.]*$//' "$dir/tests.txt" | uniq)
+  for case in "${cases[@]}"; do
     left=$((END - SECONDS))
     if [ $left -lt 10 ]; then not_started+=("$case"); continue; fi
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
-    (cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" \
+    (echo "case $case"; cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" \
       timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"; echo "exit $?") > "$dir/case-${case//\//_}.log" 2>&1 &
   done
   wait
-  local logs=("$dir"/case-*.log) passed failed cut crashed
+  local logs=("$dir"/case-*.log) passed failed ended cut crashed
   [ -e "${logs[0]}" ] || logs=()
   passed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')
   failed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  FAILED  \] \([A-Za-z][^ ,]*\).*/\1/p' | sort -u | paste -sd ' ' -)
-  # the test a process was in when it ended: cut off (timeout's 124) or crashed (an abort, a CUDA check)
-  cut=$(for f in "${logs[@]}"; do
-    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
-         /^exit / {code = $2} END {if (code == 124) print (run != "" ? run : FILENAME)}' "$f"; done | sort -u | paste -sd ' ' -)
-  crashed=$(for f in "${logs[@]}"; do
-    awk '/^\[ RUN      \] / {run = $4} /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
-         /^exit / {code = $2} END {if (code != 0 && code != 1 && code != 124) print (run != "" ? run : FILENAME) " (exit " code ")"}' "$f"
-  done | sort -u | paste -sd ' ' -)
-  echo "$label, Caffe's gtests ($filter; $(sed 's/\.[^.]*$//' "$dir/tests.txt" | uniq | wc -l) cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}, $((SECONDS - t0)) s" |
+  # "CODE TEST" for each process that ended other than passed (0) or failed (1), TEST the one it was in (or its case,
+  # ended after its tests): cut off (timeout's 124) or crashed (an abort, a CUDA check)
+  ended=$(for f in "${logs[@]}"; do
+    awk '/^case / {name = $2 "(after-its-tests)"} /^\[ RUN      \] / {run = $4}
+         /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
+         /^exit / {code = $2} END {if (code != 0 && code != 1) print code, (run != "" ? run : name)}' "$f"
+  done | sort -u -k2)
+  cut=$(awk '$1 == 124 {print $2}' <<< "$ended" | paste -sd ' ' -)
+  crashed=$(awk 'NF && $1 != 124 {print $2 " (exit " $1 ")"}' <<< "$ended" | paste -sd ' ' -)
+  echo "$label, Caffe's gtests ($filter; ${#cases[@]} cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}, $((SECONDS - t0)) s" |
     tee -a "$OUT/summary.md"
+  pack
 }
 JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
 TIMEOUT=${GTEST_TIMEOUT:-$([ $MODE = gpu ] && echo 90 || echo 600)}
@@ -189,6 +193,4 @@ if [ "${GTESTS:-1}" != 0 ]; then
   gtests "cudnn9 build with CAFFE_GPU_FUSED=1" cudnn9 "$FUSED_FILTER" CAFFE_GPU_FUSED=1
   gtests "plain build" plain "$FILTER"
 fi
-pack
-
 echo "device_check: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
