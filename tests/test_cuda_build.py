@@ -178,6 +178,11 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
+    # the peer runs where the set-up's venv holds torch (.ci/run installs it before this test), else it is skipped
+    venv = str(REPO / ".venv" / "bin" / "python")
+    with_torch = subprocess.run([venv, "-c", "import torch"], capture_output=True).returncode == 0
+    if with_torch:
+        env["PEER_PYTHON"] = venv
     bundle = subprocess.run(
         ["bash", str(REPO / "tools/device_bundle.sh"), "2"],
         cwd=REPO,
@@ -223,9 +228,12 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
                       r"4 cases, \d+ at a time\): (\d+) passed, " + clean, summary, re.M)
     assert fused and int(fused.group(1)) >= 20, summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows
+    peers = re.findall(r"^PyTorch [0-9.]+\S* on cpu \((FP32|TF32);", summary, re.M)
+    assert peers == ["FP32", "TF32"] if with_torch else "PyTorch peer skipped: " in summary, summary
+    assert re.search(r"^device_check: \d+ s in all$", summary.splitlines()[-1]), summary  # nothing without a result
     # what comes back from a GPU machine: few files, the logs packed
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["logs.tgz", "peer_tf32-off.json",
-                                                                     "peer_tf32-on.json", "summary.md"]
+    peer_files = ["peer_tf32-off.json", "peer_tf32-on.json"] if with_torch else []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["logs.tgz", *peer_files, "summary.md"]
 
 
 def gpu_machine_python() -> Path:

@@ -8,26 +8,43 @@
 # bundle's deps, CUDA's); PYTHON: the interpreter (its NumPy's headers are used); OUT (must not exist): bin/caffe,
 # lib/libboost_python3XY.so.1.74.0, python/caffe (the package, _caffe.so in it), deps/ (links into LIBDIRS, the
 # programs' run path). Prints OUT's PYTHONPATH line.
+#   bash tools/build_pycaffe.sh --check PYTHON    # one line: whether this machine can build for PYTHON (exit 0 or 2)
 set -euo pipefail
 die() { echo "build_pycaffe: $*" >&2; exit 2; }
-[ $# -eq 4 ] || die "usage: bash tools/build_pycaffe.sh KIT LIBDIRS PYTHON OUT"
-KIT=$(cd "$1" && pwd) LIBDIRS=$2 PY=$3 OUT=$4
-[ -f "$KIT/src/caffe.cpp" ] && [ -d "$KIT/boost_python_src" ] || die "$KIT is not a kit from tools/pycaffe_kit.sh"
-[ ! -e "$OUT" ] || die "$OUT exists; remove it first"
-command -v g++ >/dev/null || die "no g++ on this machine"
-read -r PYVER PY_INC NP_INC LIBPY < <("$PY" - <<'PYEOF'
+if [ "${1:-}" = --check ] && [ $# -eq 2 ]; then
+  set -- - - "$2" -
+else
+  [ $# -eq 4 ] || die "usage: bash tools/build_pycaffe.sh KIT LIBDIRS PYTHON OUT, or --check PYTHON"
+fi
+KIT=$1 LIBDIRS=$2 PY=$3 OUT=$4
+command -v "$PY" >/dev/null || die "no Python $PY on this machine"
+read -r PYVER PY_INC NP_INC LIBPY PYFULL NPVER < <("$PY" - <<'PYEOF'
 import os, sys, sysconfig
 try:
     import numpy
-    np_inc = numpy.get_include()
+    np_inc, np_ver = numpy.get_include(), numpy.__version__
 except ImportError:
-    np_inc = "-"
+    np_inc = np_ver = "-"
 libdir, ldlib = sysconfig.get_config_var("LIBDIR") or "", sysconfig.get_config_var("LDLIBRARY") or ""
 libpy = next((p for p in (os.path.join(libdir, ldlib), os.path.join(libdir, sysconfig.get_config_var("MULTIARCH") or "", ldlib))
               if ldlib.endswith(".so") and os.path.isfile(p)), "-")
-print("%d%d" % sys.version_info[:2], sysconfig.get_paths()["include"], np_inc, libpy)
+print("%d%d" % sys.version_info[:2], sysconfig.get_paths()["include"], np_inc, libpy, sys.version.split()[0], np_ver)
 PYEOF
 ) || die "$PY does not run"
+if [ "$KIT" = - ]; then  # --check
+  problems=$( [ -f "$PY_INC/Python.h" ] || echo "no headers ($PY_INC/Python.h)"
+              [ "$NP_INC" != - ] || echo "no NumPy"
+              [ "$LIBPY" != - ] || echo "no shared libpython"
+              command -v g++ >/dev/null || echo "no g++" )
+  echo "$PY: Python $PYFULL with NumPy $NPVER, g++ $(g++ -dumpfullversion 2>/dev/null || echo -): $([ -z "$problems" ] &&
+    echo "pycaffe can be built for it" || echo "pycaffe cannot be built for it: $(paste -sd, <<< "$problems" | sed 's/,/, /g')")"
+  [ -z "$problems" ] || exit 2
+  exit 0
+fi
+KIT=$(cd "$KIT" && pwd)
+[ -f "$KIT/src/caffe.cpp" ] && [ -d "$KIT/boost_python_src" ] || die "$KIT is not a kit from tools/pycaffe_kit.sh"
+[ ! -e "$OUT" ] || die "$OUT exists; remove it first"
+command -v g++ >/dev/null || die "no g++ on this machine"
 [ -f "$PY_INC/Python.h" ] || die "$PY has no headers ($PY_INC/Python.h): install its -dev package"
 [ "$NP_INC" != - ] || die "$PY has no NumPy"
 [ "$LIBPY" != - ] || die "$PY has no shared libpython (the caffe tool embeds Python for the Python layers)"

@@ -9,14 +9,17 @@
 # (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; then Caffe's GPU
 # gtests of the layer types the nets use (the cuDNN build's, with its CuDNN* layers; the fused kernels' layers with
 # CAFFE_GPU_FUSED=1; the build without cuDNN's), as the time left allows. $OUT (else out/device-check) gets
-# summary.md (the table, the ratios, one line per gtest set), peer_tf32-{off,on}.json and logs.tgz.
+# summary.md (the table, the ratios, one line per gtest set, and whether pycaffe can be built there for PYTHON,
+# default python3, as tools/device_e2e.sh will), peer_tf32-{off,on}.json and logs.tgz. Exit status 0 only where
+# every timing gave its figure, the peer ran and every gtest case ran and passed; 2 for a missing or damaged bundle.
 #   bash tools/device_check.sh          # on the GPU machine (the device tool: carry [".device"])
 #   bash tools/device_check.sh --cpu    # a dry run of the same steps on this machine's CPU, 1 iteration each
 # CUDA 13's libraries and cuDNN 9: CUDA13_LIBS (folders, colon-separated) if set, else the NVIDIA Python packages
 # beside python3's torch, else the set-up's cache (route 13). PEER_PYTHON: the Python holding torch (default
-# python3, which holds it on the lent GPU machines). ITERS: iterations per timing (GPU 20, CPU 1). GTESTS=0 skips
-# the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS: gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case
-# (GPU 90, CPU 600); KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day).
+# python3, which holds it on the lent GPU machines; --cpu goes on without the peer where it has no torch). ITERS:
+# iterations per timing (GPU 20, CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS:
+# gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case (GPU 90, CPU 600);
+# KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day).
 # PARK3D_DEVICE_DIR: where the bundle is.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +31,7 @@ ITERS=${ITERS:-$([ $MODE = gpu ] && echo 20 || echo 1)}
 DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
 START=$SECONDS
 mkdir -p "$OUT"
-fail() { echo "device_check: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
+fail() { echo "device_check: $1" | tee -a "$OUT/summary.md" >&2; exit "${2:-1}"; }  # MESSAGE [CODE]
 # shellcheck source=device_env.sh
 source "$ROOT/tools/device_env.sh"
 # the logs in WORK/logs, packed into OUT/logs.tgz after each step and when the kit ends (a timeout's TERM too), so that
@@ -54,6 +57,8 @@ DEV=(); [ $MODE = gpu ] && DEV=(-gpu 0)
   fi
   echo "CUDA libraries from: $CUDA_DIRS"
   echo "cuDNN at run time: $CUDNN_RUNTIME ($CUDNN_SO)"
+  # what tools/device_e2e.sh (issue 29) will need of this machine, found out in this call
+  echo "for tools/device_e2e.sh: $(bash "$ROOT/tools/build_pycaffe.sh" --check "${PYTHON:-python3}" 2>&1 | tail -n 1)"
 } > "$OUT/summary.md"
 cat "$OUT/summary.md"
 
@@ -66,12 +71,32 @@ else
   FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
   FUSED_FILTER=$GTEST_FILTER_FUSED_CPU_CASES
 fi
+# room: before each step, at least 2 MB free where the logs are; else the kit stops there (a full disk would leave
+# every later step without a log, so without a figure or a reason)
+room() {
+  [ "$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')" -ge 2048 ] ||
+    fail "the disk holding $WORK is full: the figures above stand, the rest were not measured; free some space there, or set TMPDIR to a folder on another disk, and run again"
+}
+# why LOG: a failed step's reason, the last line of its log
+why() { tail -n 1 "$1" 2>/dev/null; }
+# NOFIG: the timings that gave no figure, each with its reason below the table; FAILED: the other steps without a
+# full result, named in the last line; either makes the exit status 1
+NOFIG=() FAILED=()
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
-timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms"
+timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms exit log"
   local log="$LOGS/time_$1_tf32-$2_requery-$3_fused-$4_$(basename "$5" .prototxt).log"
   LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 CAFFE_GPU_FUSED=$4 GLOG_minloglevel=0 timeout 120 \
     "$B/builds/$1/bin/caffe" time -model "$5" -phase "$6" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
-  awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' "$log"
+  local code=$? fb
+  fb=$(awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' \
+    "$log" 2>/dev/null) || fb="nan nan"
+  echo "$fb $code $log"
+}
+# figure LABEL FORWARD BACKWARD EXIT LOG: records a timing that gave no figure (a training net needs both passes)
+figure() {
+  if [ "$2" = nan ] || { [[ $5 == */time_* ]] && [ "$3" = nan ]; }; then
+    NOFIG+=("$1, $(basename "$5" .log): caffe time exit $4 ($(why "$5"))")
+  fi
 }
 if [ "${TIMINGS:-1}" != 0 ]; then  # TIMINGS=0: the gtests alone
 {
@@ -89,22 +114,38 @@ for run in "plain plain 0 0 0 baseline multireg 2dcls both" "cudnn9 cudnn9 0 0 0
   read -r label build tf32 requery fused variants <<< "$run"
   math=$([ "$tf32" = 1 ] && echo TF32 || echo FP32)
   for variant in $variants; do
-    read -r tf tb < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
-    read -r df _ < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
-    read -r ef _ < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    room
+    read -r tf tb code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
+    figure "$label $math" "$tf" "$tb" "$code" "$log"
+    room
+    read -r df _ code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
+    figure "$label $math" "$df" - "$code" "$log"
+    room
+    read -r ef _ code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    figure "$label $math" "$ef" - "$code" "$log"
     awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
       tee -a "$OUT/summary.md"
     [ "$variant" = both ] && echo "$label $math $tf $tb $df" >> "$WORK/caffe_both.txt"
   done
 done
+[ ${#NOFIG[@]} = 0 ] || printf -- '- no figure: %s\n' "${NOFIG[@]}" | tee -a "$OUT/summary.md"
+[ ${#NOFIG[@]} = 0 ] || FAILED+=("${#NOFIG[@]} timings (below the table)")
 
 PEER_DEVICE=cpu; [ $MODE = gpu ] && PEER_DEVICE=cuda:0
 PEER_PYTHON=${PEER_PYTHON:-python3}  # the interpreter that holds torch (on the GPU machine: python3)
-for tf32 in off on; do
+# the --cpu rehearsal goes on without the peer where that Python has no torch; on a card that is a failure
+PEERS="off on"
+if [ $MODE = cpu ] && ! "$PEER_PYTHON" -c 'import torch' 2>/dev/null; then
+  echo "PyTorch peer skipped: $PEER_PYTHON has no torch (set PEER_PYTHON to one that has)" | tee -a "$OUT/summary.md"
+  PEERS=""
+fi
+for tf32 in $PEERS; do
+  room
   if ! "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
       > "$OUT/peer_tf32-$tf32.json" 2> "$LOGS/peer_tf32-$tf32.log"; then
-    echo "PyTorch peer (TF32 $tf32) failed: $(tail -n1 "$LOGS/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
+    echo "PyTorch peer (TF32 $tf32) failed: $(why "$LOGS/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
+    FAILED+=("the PyTorch peer with TF32 $tf32")
   fi
 done
 "$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" <<'PY' | tee -a "$OUT/summary.md"
@@ -162,13 +203,14 @@ gtests() {
   for case in "${cases[@]}"; do
     left=$((END - SECONDS))
     if [ $left -lt 10 ]; then not_started+=("$case"); continue; fi
+    room
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
     (echo "case $case"; cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" \
       timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"; echo "exit $?") > "$dir/case-${case//\//_}.log" 2>&1 &
   done
   wait
-  local logs=("$dir"/case-*.log) passed failed ended cut crashed
+  local logs=("$dir"/case-*.log) passed failed ended cut crashed unlogged f
   [ -e "${logs[0]}" ] || logs=()
   passed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')
   failed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  FAILED  \] \([A-Za-z][^ ,]*\).*/\1/p' | sort -u | paste -sd ' ' -)
@@ -179,10 +221,18 @@ gtests() {
          /^\[       OK \] / || /^\[  FAILED  \] [A-Za-z]/ {run = ""}
          /^exit / {code = $2} END {if (code != 0 && code != 1) print code, (run != "" ? run : name)}' "$f"
   done | sort -u -k2)
+  # a case whose log does not end with its exit status: the log could not be written (a full disk)
+  unlogged=$(for case in "${cases[@]}"; do
+    f="$dir/case-${case//\//_}.log"
+    [ -e "$f" ] || [[ " ${not_started[*]} " != *" $case "* ]] || continue
+    grep -q '^exit ' "$f" 2>/dev/null || echo "$case"
+  done | paste -sd ' ' -)
   cut=$(awk '$1 == 124 {print $2}' <<< "$ended" | paste -sd ' ' -)
   crashed=$(awk 'NF && $1 != 124 {print $2 " (exit " $1 ")"}' <<< "$ended" | paste -sd ' ' -)
-  echo "$label, Caffe's gtests ($filter; ${#cases[@]} cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}, $((SECONDS - t0)) s" |
+  echo "$label, Caffe's gtests ($filter; ${#cases[@]} cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}$([ -z "$unlogged" ] || echo ", left no log: $unlogged"), $((SECONDS - t0)) s" |
     tee -a "$OUT/summary.md"
+  [ ${#cases[@]} -gt 0 ] || echo "    (no test case listed: $(why "$dir/list.txt"))" | tee -a "$OUT/summary.md"
+  [ -n "${cases[*]}" ] && [ -z "$failed$cut$crashed$unlogged${not_started[*]}" ] || FAILED+=("the $label's gtests")
   pack
 }
 JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
@@ -193,4 +243,9 @@ if [ "${GTESTS:-1}" != 0 ]; then
   gtests "cudnn9 build with CAFFE_GPU_FUSED=1" cudnn9 "$FUSED_FILTER" CAFFE_GPU_FUSED=1
   gtests "plain build" plain "$FILTER"
 fi
-echo "device_check: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
+# the exit status: 0 where every timing gave its figures, the peer ran and every gtest case ran and passed; the last
+# line of summary.md says the same (checked: a full OUT would leave it unsaid)
+LAST="device_check: $((SECONDS - START)) s in all$([ ${#FAILED[@]} = 0 ] || printf '; without a full result: %s' "$(printf '%s, ' "${FAILED[@]}" | sed 's/, $//')")"
+echo "$LAST" | tee -a "$OUT/summary.md"
+[ "$(tail -n 1 "$OUT/summary.md" 2>/dev/null)" = "$LAST" ] || { echo "device_check: could not write $OUT/summary.md (a full disk?)" >&2; exit 1; }
+[ ${#FAILED[@]} = 0 ]

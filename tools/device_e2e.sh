@@ -21,12 +21,13 @@ DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
 PY=${PYTHON:-python3}
 START=$SECONDS
 mkdir -p "$OUT"
-fail() { echo "device_e2e: $*" | tee -a "$OUT/summary.md" >&2; exit 1; }
+fail() { echo "device_e2e: $1" | tee -a "$OUT/summary.md" >&2; exit "${2:-1}"; }  # MESSAGE [CODE]
 # shellcheck source=device_env.sh
 source "$ROOT/tools/device_env.sh"
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 pack() { tar czf "$OUT/logs.tgz" -C "$WORK" logs 2>/dev/null; }
+trap 'pack; rm -rf "$WORK"' EXIT  # the logs come back also from a run cut short (a timeout's TERM)
 # step NAME COMMAND...: its output in logs/NAME.log, one line in summary.md; a failed step ends the run
 step() {
   local name=$1 t0=$SECONDS
@@ -35,7 +36,6 @@ step() {
     echo "- $name: $((SECONDS - t0)) s" | tee -a "$OUT/summary.md"
   else
     echo "- $name: FAILED after $((SECONDS - t0)) s: $(tail -n 4 "$LOGS/$name.log" | tr '\n' ' ')" | tee -a "$OUT/summary.md"
-    pack
     exit 1
   fi
 }
@@ -136,5 +136,4 @@ step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b$BATCH.prototxt"
 awk -v batch="$BATCH" '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
   if (f != "" && b != "") printf "    caffe time, the same net at batch %d without the data layer and the update: %.0f images/s (forward %.2f + backward %.2f ms)\n", batch, 1000 * batch / (f + b), f, b }' \
   "$LOGS/caffe-time.log" | tee -a "$OUT/summary.md"
-pack
 echo "device_e2e: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"

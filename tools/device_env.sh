@@ -3,12 +3,24 @@
 # (CUDA13_LIBS, else the NVIDIA Python packages beside python3's torch, else the set-up's cache), defines
 # `libs BUILD` (that build's LD_LIBRARY_PATH) and BATCH (the batch of the bundle's timing nets), and checks that
 # every library the builds load is found.
-[ -f "$DEVICE_DIR/caffe-cuda13.tar.xz" ] || fail "no $DEVICE_DIR/caffe-cuda13.tar.xz: run bash tools/device_bundle.sh first (and carry .device)"
-WORK=$(mktemp -d)
+# A bundle that is missing, damaged or too old is bad input: one line, exit 2 (fail MESSAGE [CODE], the caller's).
+[ -f "$DEVICE_DIR/caffe-cuda13.tar.xz" ] || fail "no $DEVICE_DIR/caffe-cuda13.tar.xz: run bash tools/device_bundle.sh first (and carry .device)" 2
+# WORK: this run's own folder; those of runs killed outright (SIGKILL: no trap ran, their process is gone) go first
+for stale in "${TMPDIR:-/tmp}"/park3d-device.*; do
+  pid=${stale##*/park3d-device.} pid=${pid%%.*}
+  [ -d "$stale" ] && ! kill -0 "$pid" 2>/dev/null && rm -rf "$stale"
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/park3d-device.$$.XXXXXX") || fail "cannot make a folder in ${TMPDIR:-/tmp}: set TMPDIR" 2
 trap 'rm -rf "$WORK"' EXIT
-tar xJf "$DEVICE_DIR/caffe-cuda13.tar.xz" -C "$WORK" || fail "cannot unpack $DEVICE_DIR/caffe-cuda13.tar.xz"
+if ! err=$(tar xJf "$DEVICE_DIR/caffe-cuda13.tar.xz" -C "$WORK" 2>&1 >/dev/null); then
+  # an archive whose xz stream is whole could not be written out: a full disk (tar's words for it vary)
+  if xz -t "$DEVICE_DIR/caffe-cuda13.tar.xz" 2>/dev/null; then
+    fail "no space left in $WORK to unpack $DEVICE_DIR/caffe-cuda13.tar.xz (about 0.2 GB; ${err%%$'\n'*}): free some, or set TMPDIR to a folder on another disk" 2
+  fi
+  fail "cannot unpack $DEVICE_DIR/caffe-cuda13.tar.xz, damaged or cut short (${err%%$'\n'*}): make it again with bash tools/device_bundle.sh and carry .device" 2
+fi
 B=$WORK/caffe-cuda13
-[ -d "$B/builds/plain" ] && [ -d "$B/builds/cudnn9" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no builds/plain and builds/cudnn9 (an older bundle): run bash tools/device_bundle.sh again"
+[ -d "$B/builds/plain" ] && [ -d "$B/builds/cudnn9" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no builds/plain and builds/cudnn9 (an older bundle): run bash tools/device_bundle.sh again" 2
 CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
 CUDA_DIRS=${CUDA13_LIBS:-$(python3 - "$CACHE_ROOT" <<'PY'
 import glob, os, site, sys
@@ -24,9 +36,9 @@ print(":".join(sorted(set(found.values()))))
 PY
 )}
 BATCH=$(ls "$B/nets" | sed -n 's/^time_both_b\([0-9]*\)\.prototxt$/\1/p')
-[ -n "$BATCH" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no nets/time_both_b<batch>.prototxt: run bash tools/device_bundle.sh again"
+[ -n "$BATCH" ] || fail "$DEVICE_DIR/caffe-cuda13.tar.xz holds no nets/time_both_b<batch>.prototxt: run bash tools/device_bundle.sh again" 2
 libs() { echo "$B/builds/$1/lib:$B/deps:$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; }
 for build in plain cudnn9; do
   missing=$(LD_LIBRARY_PATH=$(libs $build) ldd "$B/builds/$build/lib/libcaffe.so" "$B/builds/$build/bin/caffe" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
-  [ -z "$missing" ] || fail "$build build: libraries not found: $missing(CUDA 13 and cuDNN folders used: ${CUDA_DIRS:-none}; set CUDA13_LIBS)"
+  [ -z "$missing" ] || fail "$build build: libraries not found: $missing(CUDA 13 and cuDNN folders used: ${CUDA_DIRS:-none}; set CUDA13_LIBS)" 2
 done
