@@ -39,9 +39,8 @@ source "$ROOT/tools/device_env.sh"
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 pack() { tar czf "$OUT/logs.tgz" -C "$WORK" logs 2>/dev/null || true; }
-# background gtest processes end with the kit (timeout, which runs each, passes the TERM on)
-stop_jobs() { local p; for p in $(jobs -p); do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; }
-trap 'stop_jobs; pack; rm -rf "$WORK"' EXIT
+# what runs when the kit ends (background gtests, a caffe time) ends with it (tools/device_env.sh's stop_children)
+trap 'stop_children; pack; rm -rf "$WORK"' EXIT
 # no gtest case starts, and none runs on, past END: the whole kit within KIT_SECONDS on a card (one call)
 END=$((START + ${KIT_SECONDS:-$([ $MODE = gpu ] && echo 470 || echo 86400)}))
 CUDNN_SO=$(LD_LIBRARY_PATH=$(libs cudnn9) ldd "$B/builds/cudnn9/lib/libcaffe.so" | awk '/libcudnn\.so/ {print $3; exit}')

@@ -27,7 +27,8 @@ source "$ROOT/tools/device_env.sh"
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 pack() { tar czf "$OUT/logs.tgz" -C "$WORK" logs 2>/dev/null; }
-trap 'pack; rm -rf "$WORK"' EXIT  # the logs come back also from a run cut short (a timeout's TERM)
+# the logs come back also from a run cut short (a timeout's TERM), and the step it was in stops with it
+trap 'stop_children; pack; rm -rf "$WORK"' EXIT
 # step NAME COMMAND...: its output in logs/NAME.log, one line in summary.md; a failed step ends the run
 step() {
   local name=$1 t0=$SECONDS

@@ -11,7 +11,11 @@ for stale in "${TMPDIR:-/tmp}"/park3d-device.*; do
   [ -d "$stale" ] && ! kill -0 "$pid" 2>/dev/null && rm -rf "$stale"
 done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/park3d-device.$$.XXXXXX") || fail "cannot make a folder in ${TMPDIR:-/tmp}: set TMPDIR" 2
-trap 'rm -rf "$WORK"' EXIT
+# stop_children, for the exit traps: TERM to every process this script started and their descendants (a step's
+# compiler, a caffe under timeout), so that a TERM to the script alone leaves nothing running into a removed WORK
+stop_tree() { local p; for p in "$@"; do stop_tree $(pgrep -P "$p"); kill -TERM "$p" 2>/dev/null; done; }
+stop_children() { stop_tree $(pgrep -P $$ | grep -vxF "$BASHPID"); }
+trap 'stop_children; rm -rf "$WORK"' EXIT
 if ! err=$(tar xJf "$DEVICE_DIR/caffe-cuda13.tar.xz" -C "$WORK" 2>&1 >/dev/null); then
   # an archive whose xz stream is whole could not be written out: a full disk (tar's words for it vary)
   if xz -t "$DEVICE_DIR/caffe-cuda13.tar.xz" 2>/dev/null; then
