@@ -344,7 +344,6 @@ install_tests() {
   cp "$SRC"/src/caffe/test/test_data/solver_data* "$d/share/caffe_gtest_root/src/caffe/test/test_data/" &&
   cp -r "$SRC/python/caffe/test" "$d/share/caffe_python_tests" &&  # Caffe's own pycaffe tests
   echo "$CAFFE_VERSION" > "$d/share/caffe_version.txt" &&
-  echo "$GTEST_CPU_FILTER" > "$d/share/caffe_gtest_cpu_filter.txt" &&  # the gtests that run without a GPU
   # what tools/build_pycaffe.sh needs to compile the caffe tool and pycaffe for another Python (patch 0010)
   mkdir -p "$d/share/pycaffe_src" &&
   cp "$SRC/tools/caffe.cpp" "$SRC/python/caffe/_caffe.cpp" "$d/share/pycaffe_src/" &&
