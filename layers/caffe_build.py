@@ -72,19 +72,24 @@ def run_caffe_gtests(home: Path, gtest_filter: str, device: int | None = None, e
     return GtestRun(out.returncode, log, int(ran.group(1)) if ran else 0, int(passed.group(1)) if passed else 0, failed)
 
 
+def links(home: Path, library: str) -> bool:
+    """Whether the build in `home` links `library` (a soname's stem, "libcudnn.so" say): ldd of its libcaffe."""
+    ldd = subprocess.run(["ldd", str(Path(home) / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
+    return library in ldd
+
+
 def has_cudnn(home: Path) -> bool:
     """Whether the build in `home` links cuDNN (a PARK3D_CUDNN=9 build: its GPU convolutions run through cuDNN,
     and CAFFE_TF32=1 lets cuBLAS and cuDNN use TF32 tensor cores, third_party/caffe/patches-cudnn/0007)."""
-    ldd = subprocess.run(["ldd", str(Path(home) / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
-    return "libcudnn.so" in ldd
+    return links(home, "libcudnn.so")
 
 
 def gtest_cpu_filter(home: Path) -> str:
     """The filter of the gtests that run without a GPU in the build in `home`: a CUDA build's (whose libcaffe links
     CUDA's runtime) leaves out its GPU cases too. Read from gtest_filters.env now, so that a change there holds for
     the builds already in the cache."""
-    ldd = subprocess.run(["ldd", str(Path(home) / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
-    return gtest_filters()["GTEST_FILTER_CUDA_BUILD_CPU_CASES" if "libcudart.so" in ldd else "GTEST_FILTER_CPU_BUILD"]
+    cuda = links(home, "libcudart.so")
+    return gtest_filters()["GTEST_FILTER_CUDA_BUILD_CPU_CASES" if cuda else "GTEST_FILTER_CPU_BUILD"]
 
 
 # ---- the header guard of a CUDA build whose toolkit is not the system's (route 13) -------------------------------

@@ -31,23 +31,22 @@ libpy = next((p for p in (os.path.join(libdir, ldlib), os.path.join(libdir, sysc
 print("%d%d" % sys.version_info[:2], sysconfig.get_paths()["include"], np_inc, libpy, sys.version.split()[0], np_ver)
 PYEOF
 ) || die "$PY does not run"
+# what this machine lacks to build for PY, checked once: --check lists it, a build stops on it
+problems=()
+command -v g++ >/dev/null || problems+=("no g++ on this machine")
+[ -f "$PY_INC/Python.h" ] || problems+=("no headers ($PY_INC/Python.h): install its -dev package")
+[ "$NP_INC" != - ] || problems+=("no NumPy")
+[ "$LIBPY" != - ] || problems+=("no shared libpython (the caffe tool embeds Python for the Python layers)")
+lacks=$(printf '%s; ' "${problems[@]}") lacks=${lacks%; }
 if [ "$KIT" = - ]; then  # --check
-  problems=$( [ -f "$PY_INC/Python.h" ] || echo "no headers ($PY_INC/Python.h)"
-              [ "$NP_INC" != - ] || echo "no NumPy"
-              [ "$LIBPY" != - ] || echo "no shared libpython"
-              command -v g++ >/dev/null || echo "no g++" )
-  echo "$PY: Python $PYFULL with NumPy $NPVER, g++ $(g++ -dumpfullversion 2>/dev/null || echo -): $([ -z "$problems" ] &&
-    echo "pycaffe can be built for it" || echo "pycaffe cannot be built for it: $(paste -sd, <<< "$problems" | sed 's/,/, /g')")"
-  [ -z "$problems" ] || exit 2
-  exit 0
+  echo "$PY: Python $PYFULL with NumPy $NPVER, g++ $(g++ -dumpfullversion 2>/dev/null || echo -): $([ -z "$lacks" ] &&
+    echo "pycaffe can be built for it" || echo "pycaffe cannot be built for it: $lacks")"
+  exit $(( ${#problems[@]} ? 2 : 0 ))
 fi
 KIT=$(cd "$KIT" && pwd)
 [ -f "$KIT/src/caffe.cpp" ] && [ -d "$KIT/boost_python_src" ] || die "$KIT is not a kit from tools/pycaffe_kit.sh"
 [ ! -e "$OUT" ] || die "$OUT exists; remove it first"
-command -v g++ >/dev/null || die "no g++ on this machine"
-[ -f "$PY_INC/Python.h" ] || die "$PY has no headers ($PY_INC/Python.h): install its -dev package"
-[ "$NP_INC" != - ] || die "$PY has no NumPy"
-[ "$LIBPY" != - ] || die "$PY has no shared libpython (the caffe tool embeds Python for the Python layers)"
+[ -z "$lacks" ] || die "cannot build for $PY: $lacks"
 TMP=$OUT.partial.$$
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/obj" "$TMP/bin" "$TMP/lib" "$TMP/python"

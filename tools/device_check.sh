@@ -91,9 +91,9 @@ timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms exit
     "$log" 2>/dev/null) || fb="nan nan"
   echo "$fb $code $log"
 }
-# figure LABEL FORWARD BACKWARD EXIT LOG: records a timing that gave no figure (a training net needs both passes)
+# figure LABEL FORWARD BACKWARD EXIT LOG: records a timing that gave no figure (BACKWARD "-" for a forward-only net)
 figure() {
-  if [ "$2" = nan ] || { [[ $5 == */time_* ]] && [ "$3" = nan ]; }; then
+  if [ "$2" = nan ] || [ "$3" = nan ]; then
     NOFIG+=("$1, $(basename "$5" .log): caffe time exit $4 ($(why "$5"))")
   fi
 }
@@ -231,7 +231,7 @@ gtests() {
   echo "$label, Caffe's gtests ($filter; ${#cases[@]} cases, $JOBS at a time): $passed passed, failed: ${failed:-none}, cut off by GTEST_TIMEOUT: ${cut:-none}, crashed: ${crashed:-none}, not started in the kit's time: ${not_started[*]:-none}$([ -z "$unlogged" ] || echo ", left no log: $unlogged"), $((SECONDS - t0)) s" |
     tee -a "$OUT/summary.md"
   [ ${#cases[@]} -gt 0 ] || echo "    (no test case listed: $(why "$dir/list.txt"))" | tee -a "$OUT/summary.md"
-  [ -n "${cases[*]}" ] && [ -z "$failed$cut$crashed$unlogged${not_started[*]}" ] || FAILED+=("the $label's gtests")
+  [ ${#cases[@]} -gt 0 ] && [ -z "$failed$cut$crashed$unlogged${not_started[*]}" ] || FAILED+=("the $label's gtests")
   pack
 }
 JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
