@@ -205,8 +205,9 @@ gtests() {
     room
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
-    (echo "case $case"; cd "$B/share/caffe_gtest_root" && env "$@" LD_LIBRARY_PATH="$(libs "$build")" \
-      timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"; echo "exit $?") > "$dir/case-${case//\//_}.log" 2>&1 &
+    (echo "case $case"; t=$SECONDS; cd "$B/share/caffe_gtest_root" && env OMP_NUM_THREADS="$THREADS" "$@" \
+      LD_LIBRARY_PATH="$(libs "$build")" timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"
+      echo "exit $? after $((SECONDS - t)) s") > "$dir/case-${case//\//_}.log" 2>&1 &
   done
   wait
   local logs=("$dir"/case-*.log) passed failed ended cut crashed unlogged f
@@ -236,6 +237,11 @@ gtests() {
 }
 JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
 TIMEOUT=${GTEST_TIMEOUT:-$([ $MODE = gpu ] && echo 90 || echo 600)}
+# OpenMP threads per gtest process (the bundle's OpenBLAS is its OpenMP build): the cores shared among the JOBS
+# processes. Unset, each process starts one thread per core, and JOBS of them spin-wait for cores the others hold: on
+# 2 cores two Pooling cases took 28 s so and 1 s with one thread each, and the CUDA-build CPU gtests ran past 29 min
+# where they take 7 (docs/benchmarks.md). OMP_NUM_THREADS set by the caller stands.
+THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
 if [ "${GTESTS:-1}" != 0 ]; then
   gtests "cudnn9 build" cudnn9 "$FILTER"
   # the fused kernels of patches-cuda/ (CAFFE_GPU_FUSED=1): the gtests of the layers they change
