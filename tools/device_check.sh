@@ -19,7 +19,8 @@
 # python3, which holds it on the lent GPU machines; --cpu goes on without the peer where it has no torch). ITERS:
 # iterations per timing (GPU 20, CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS:
 # gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case (GPU 90, CPU 600);
-# KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day).
+# KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day). OMP_NUM_THREADS: threads
+# per gtest process (default: the cores shared among GTEST_JOBS).
 # PARK3D_DEVICE_DIR: where the bundle is.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -239,8 +240,8 @@ JOBS=${GTEST_JOBS:-$([ $MODE = gpu ] && echo 1 || nproc)}
 TIMEOUT=${GTEST_TIMEOUT:-$([ $MODE = gpu ] && echo 90 || echo 600)}
 # OpenMP threads per gtest process (the bundle's OpenBLAS is its OpenMP build): the cores shared among the JOBS
 # processes. Unset, each process starts one thread per core, and JOBS of them spin-wait for cores the others hold: on
-# 2 cores two Pooling cases took 28 s so and 1 s with one thread each, and the CUDA-build CPU gtests ran past 29 min
-# where they take 7 (docs/benchmarks.md). OMP_NUM_THREADS set by the caller stands.
+# 2 cores the CPU gtests took 181 s against 16 s with one thread each, and in CI past 29 min (docs/benchmarks.md).
+# OMP_NUM_THREADS set by the caller stands.
 THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
 if [ "${GTESTS:-1}" != 0 ]; then
   gtests "cudnn9 build" cudnn9 "$FILTER"
