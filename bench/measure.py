@@ -20,6 +20,7 @@ from caffe import layers as L
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from bench.layer_profile import by_type, layer_times
 from data_prep.cli import REPO
 from layers.caffe_build import caffe_binary, caffe_env, caffe_home, has_cudnn
 from layers.deploy import net_from_text
@@ -62,8 +63,7 @@ def caffe_time_layers(
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     log = out.stdout + out.stderr
-    layers = {(m.group(1), m.group(2)): float(m.group(3))
-              for m in re.finditer(r"\]\s+(\S+)\s+(forward|backward): ([0-9.]+) ms", log)}
+    layers = layer_times(log)
     core = re.search(r"^Core: (\S+)", log, re.M)
     return {"forward": float(re.search(r"Average Forward pass: ([0-9.]+) ms", log).group(1)),
             "backward": float(re.search(r"Average Backward pass: ([0-9.]+) ms", log).group(1)),
@@ -73,12 +73,8 @@ def caffe_time_layers(
 def by_layer_type(model: Path, layers: dict) -> dict:
     """Per-layer times summed by Caffe layer type (Python layers by their class)."""
     net = text_format.Merge(model.read_text(), caffe_pb2.NetParameter())
-    kind = {l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer}
-    totals: dict = {}
-    for (name, direction), ms in layers.items():
-        key = kind.get(name, name)
-        totals[key] = totals.get(key, 0.0) + ms
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    return by_type({l.name: (f"Python:{l.python_param.layer}" if l.type == "Python" else l.type) for l in net.layer},
+                   layers)
 
 
 def checked_device(gpu: int | None) -> str:

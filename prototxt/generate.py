@@ -437,8 +437,10 @@ def write_deploy_nets(out_dir: Path) -> None:
 
 def write_timing_nets(out_dir: Path, batch_size: int) -> list:
     """For `caffe time` where no Python runs (tools/device_bundle.sh): per variant, the time split (training's
-    forward and backward) and the deploy and evaluate nets with every Input at `batch_size` (the test pass)."""
-    written = []
+    forward and backward) and the deploy and evaluate nets with every Input at `batch_size` (the test pass). Beside
+    them, layer_types.json ({net file: {layer name: type}}): what `caffe time`'s per-layer lines are summed by where
+    no protobuf reads the nets (bench/layer_profile.py in the GPU machine's kit)."""
+    written, types = [], {}
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         for split in ("time", "deploy", "evaluate"):
             net, layout = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
@@ -447,6 +449,8 @@ def write_timing_nets(out_dir: Path, batch_size: int) -> list:
                     layer.input_param.shape[0].dim[0] = batch_size
             written.append(Path(out_dir) / f"{split}_{variant}_b{batch_size}.prototxt")
             write_net(written[-1], (net, layout))
+            types[written[-1].name] = {layer.name: layer.type for layer in net.layer}
+    written.append(write_text_atomic(Path(out_dir) / "layer_types.json", json.dumps(types, indent=1) + "\n"))
     return written
 
 
@@ -505,7 +509,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.timing_nets:
         written = write_timing_nets(Path(args.timing_nets), args.batch)
-        print(f"wrote {len(written)} timing nets (batch {args.batch}) into {args.timing_nets}")
+        print(f"wrote {len(written) - 1} timing nets (batch {args.batch}) and layer_types.json into {args.timing_nets}")
         return 0
     counts_file = HERE / "train_counts.json"
     doc = json.loads(counts_file.read_text())

@@ -168,6 +168,24 @@ def test_the_tf32_option_is_read_at_start_up(cuda_home, route):
     assert losses(caffe, CAFFE_TF32="1") == pytest.approx(losses(REPO / ".venv" / "bin" / "caffe"), rel=1e-5)
 
 
+def test_the_cudnn_convolution_options_are_read_at_start_up(cuda_home, route):
+    """The cuDNN builds' CAFFE_CUDNN_WORKSPACE_MB and CAFFE_CUDNN_FIND (patch 0011): a value out of range stops Caffe
+    when it starts, naming the variable and what it takes, with or without a GPU; values in range leave CPU-mode
+    training as it was (they choose among cuDNN's GPU algorithms). What they change on a card: tools/device_check.sh."""
+    if not route.endswith("+cudnn9"):
+        pytest.skip("the cuDNN convolution's options (third_party/caffe/patches-cudnn/0011)")
+    caffe = venv(route) / "bin" / "caffe"
+    for value in ("lots", "-1", "65537", "", "8MB"):
+        bad = train_tiny(caffe, CAFFE_CUDNN_WORKSPACE_MB=value)
+        assert bad.returncode != 0, value
+        assert f"CAFFE_CUDNN_WORKSPACE_MB={value}: expected a whole number of MiB from 0 to 65536" in bad.stderr, \
+            bad.stderr[-2000:]
+    bad = train_tiny(caffe, CAFFE_CUDNN_FIND="yes")
+    assert bad.returncode != 0 and "CAFFE_CUDNN_FIND=yes: expected 0" in bad.stderr, bad.stderr[-2000:]
+    options = dict(CAFFE_CUDNN_WORKSPACE_MB="65536", CAFFE_CUDNN_FIND="1")
+    assert losses(caffe, **options) == pytest.approx(losses(REPO / ".venv" / "bin" / "caffe"), rel=1e-5)
+
+
 def run_kit(script: str, env: dict, timeout: int) -> subprocess.CompletedProcess:
     """bash tools/SCRIPT --cpu in a session of its own. Past `timeout`, a TERM to the whole session (the kit's exit trap
     packs its logs and stops its children; a KILL would leave its gtests running on) and a failure that shows the
@@ -192,7 +210,8 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
     CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
     runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
-    with CAFFE_TF32=1, with CAFFE_CUDNN_REQUERY=1 and with CAFFE_GPU_FUSED=1 (whose layers' gtests run too).
+    with CAFFE_TF32=1, with CAFFE_CUDNN_REQUERY=1, with CAFFE_GPU_FUSED=1 and with the cuDNN workspace and timed
+    algorithms (whose layers' gtests run too), and sums each row's per-layer times by layer type.
     Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of .ci/run's routes, when both
     builds are in the cache."""
     if route != "13+cudnn9":
@@ -228,7 +247,8 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     assert all(int(g[1]) >= 45 and int(g[2]) >= 539 for g in gtests), summary
     assert re.search(r"^cuDNN at run time: 9\.\d+\.\d+ \(/", summary, re.M), summary
     rows = re.findall(
-        r"^\| (plain|cudnn9|cudnn9-requery|plain-fused|cudnn9-fused) \| (FP32|TF32) \| (baseline|multireg|2dcls|both) "
+        r"^\| (plain|cudnn9|cudnn9-requery|plain-fused|cudnn9-fused|cudnn9-ws|cudnn9-find|cudnn9-all) \| (FP32|TF32) "
+        r"\| (baseline|multireg|2dcls|both) "
         r"\| ([0-9.]+) "
         r"\| (\d+) \| (\d+) \| (\d+) \|$",
         summary,
@@ -240,10 +260,24 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
         + [("cudnn9", "FP32", v) for v in variants]
         + [("cudnn9", "TF32", "both"), ("cudnn9-requery", "FP32", "both"), ("plain-fused", "FP32", "both")]
         + [("cudnn9-fused", "FP32", "both"), ("cudnn9-fused", "TF32", "both")]
+        + [("cudnn9-ws", "FP32", "both"), ("cudnn9-ws", "TF32", "both"), ("cudnn9-find", "FP32", "both")]
+        + [("cudnn9-all", "FP32", "both"), ("cudnn9-all", "TF32", "both")]
     ), summary
+    # where each row's training step goes: one line per row of the full model, the time net's layer types as columns
+    profile = summary.split("Where the full model's training step goes", 1)[-1].splitlines()
+    header = next(line for line in profile if line.startswith("| run | "))
+    columns = header.strip("| ").split(" | ")[1:]  # layer types (capitalised, as Caffe's), then other and total
+    assert {"Convolution", "InnerProduct"} <= set(columns) and columns[-1] == "total", header
+    assert all(c[0].isupper() for c in columns if c not in ("other", "total")), header
+    labels = [line.split(" | ")[0][2:] for line in profile if re.match(r"^\| \S+ (FP32|TF32) \| [0-9.]+ \|", line)]
+    assert labels == [f"{r[0]} {r[1]}" for r in rows if r[2] == "both"], summary
     fused = re.search(r"^cudnn9 build with CAFFE_GPU_FUSED=1, Caffe's gtests \(BatchNormLayerTest/0\.\*:[^;]*; "
                       r"4 cases, \d+ at a time\): (\d+) passed, " + clean, summary, re.M)
     assert fused and int(fused.group(1)) >= 20, summary
+    find = re.search(r"^cudnn9 build with CAFFE_CUDNN_FIND=1 and CAFFE_CUDNN_WORKSPACE_MB=1024, Caffe's gtests "
+                     r"\(ConvolutionLayerTest/0\.\*:[^;]*; 2 cases, \d+ at a time\): (\d+) passed, " + clean,
+                     summary, re.M)
+    assert find and int(find.group(1)) >= 30, summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows
     peers = re.findall(r"^PyTorch [0-9.]+\S* on cpu \((FP32|TF32);", summary, re.M)
     assert peers == ["FP32", "TF32"] if with_torch else "PyTorch peer skipped: " in summary, summary

@@ -204,3 +204,19 @@ def test_the_time_nets_are_the_train_nets_without_python_layers():
         assert all(l.input_param.shape[0].dim[0] == 128 for l in inputs)
         assert sorted(l.name for l in time.layer if l.name.startswith("loss_")) == \
             sorted(l.name for l in train.layer if l.name.startswith("loss_"))
+
+
+def test_the_time_nets_come_with_their_layer_types(tmp_path):
+    """layer_types.json beside the timing nets (what the GPU kit sums `caffe time`'s per-layer lines by, where no
+    protobuf reads the nets) holds each written net's layers, as protobuf reads them back from the files."""
+    from prototxt.generate import write_timing_nets
+
+    written = write_timing_nets(tmp_path, 4)
+    nets = [p for p in written if p.suffix == ".prototxt"]
+    assert len(nets) == 3 * len(VARIANTS) and written[-1] == tmp_path / "layer_types.json"
+    types = json.loads((tmp_path / "layer_types.json").read_text())
+    assert sorted(types) == sorted(p.name for p in nets)
+    for path in nets:
+        net = text_format.Merge(path.read_text(), caffe_pb2.NetParameter())
+        assert types[path.name] == {layer.name: layer.type for layer in net.layer}, path.name
+    assert set(types["time_both_b4.prototxt"].values()) >= {"Convolution", "BatchNorm", "Scale", "InnerProduct"}

@@ -59,4 +59,4 @@ PARTIAL=$DEVICE_DIR/caffe-cuda13.tar.xz.partial.$$
 trap 'rm -rf "$STAGE" "$PARTIAL"' EXIT
 tar cJf "$PARTIAL" -C "$STAGE" caffe-cuda13
 mv "$PARTIAL" "$DEVICE_DIR/caffe-cuda13.tar.xz"
-echo "wrote $DEVICE_DIR/caffe-cuda13.tar.xz ($(du -h "$DEVICE_DIR/caffe-cuda13.tar.xz" | cut -f1); builds $(ls "$B/builds" | paste -sd,); $(ls "$B/deps" | wc -l) libraries, $(ls "$B/nets" | wc -l) nets)"
+echo "wrote $DEVICE_DIR/caffe-cuda13.tar.xz ($(du -h "$DEVICE_DIR/caffe-cuda13.tar.xz" | cut -f1); builds $(ls "$B/builds" | paste -sd,); $(ls "$B/deps" | wc -l) libraries, $(ls "$B/nets"/*.prototxt | wc -l) nets)"

@@ -5,12 +5,16 @@
 # and backward without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in
 # each build in FP32, and the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option), with the
 # cuDNN algorithms queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per
-# shape) and with the fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009); the PyTorch peer
-# (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; then Caffe's GPU
-# gtests of the layer types the nets use (the cuDNN build's, with its CuDNN* layers; the fused kernels' layers with
-# CAFFE_GPU_FUSED=1; the build without cuDNN's), as the time left allows. $OUT (else out/device-check) gets
-# summary.md (the table, the ratios, one line per gtest set, and whether pycaffe can be built there for PYTHON,
-# default python3, as tools/device_e2e.sh will), peer_tf32-{off,on}.json and logs.tgz. Exit status 0 only where
+# shape), with the fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009), with a cuDNN workspace
+# of WS_MB (default 1024) MiB per algorithm where upstream allows 8, with the algorithms timed instead of guessed
+# (CAFFE_CUDNN_WORKSPACE_MB, CAFFE_CUDNN_FIND=1: patches-cudnn/ 0011) and with all of them; the PyTorch peer
+# (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; where the full model's
+# training step goes, per layer type, in each row; then Caffe's GPU gtests of the layer types the nets use (the cuDNN
+# build's, with its CuDNN* layers; the fused kernels' layers with CAFFE_GPU_FUSED=1; the cuDNN convolution with
+# CAFFE_CUDNN_FIND=1; the build without cuDNN's), as the time left allows. $OUT (else out/device-check) gets
+# summary.md (the table, the ratios, the profile, one line per gtest set, and whether pycaffe can be built there for
+# PYTHON, default python3, as tools/device_e2e.sh will), peer_tf32-{off,on}.json and logs.tgz (each convolution's
+# chosen algorithms, math and workspace are in the cuDNN timings' logs). Exit status 0 only where
 # every timing gave its figure, the peer ran and every gtest case ran and passed; 2 for a missing or damaged bundle.
 #   bash tools/device_check.sh          # on the GPU machine (the device tool: carry [".device"])
 #   bash tools/device_check.sh --cpu    # a dry run of the same steps on this machine's CPU, 1 iteration each
@@ -67,9 +71,11 @@ if [ $MODE = gpu ]; then
     echo "caffe device_query failed (see logs/device_query.log)" | tee -a "$OUT/summary.md"
   FILTER=$GTEST_FILTER_GPU_CASES
   FUSED_FILTER=$GTEST_FILTER_FUSED_GPU_CASES
+  FIND_FILTER=$GTEST_FILTER_CUDNN_CONV_GPU_CASES
 else
   FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
   FUSED_FILTER=$GTEST_FILTER_FUSED_CPU_CASES
+  FIND_FILTER=$GTEST_FILTER_CUDNN_CONV_CPU_CASES
 fi
 # room: before each step, at least 2 MB free where the logs are; else the kit stops there (a full disk would leave
 # every later step without a log, so without a figure or a reason)
@@ -79,14 +85,20 @@ room() {
 }
 # why LOG: a failed step's reason, the last line of its log
 why() { tail -n 1 "$1" 2>/dev/null; }
+# the cuDNN workspace limit of the -ws, -find and -all rows and of the gtests with CAFFE_CUDNN_FIND=1 (MiB; patch 0011)
+WS="CAFFE_CUDNN_WORKSPACE_MB=${WS_MB:-1024}"
 # NOFIG: the timings that gave no figure, each with its reason below the table; FAILED: the other steps without a
 # full result, named in the last line; either makes the exit status 1
 NOFIG=() FAILED=()
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
-timing() {  # BUILD TF32 REQUERY FUSED NET PHASE -> "forward_ms backward_ms exit log"
-  local log="$LOGS/time_$1_tf32-$2_requery-$3_fused-$4_$(basename "$5" .prototxt).log"
-  LD_LIBRARY_PATH=$(libs "$1") CAFFE_TF32=$2 CAFFE_CUDNN_REQUERY=$3 CAFFE_GPU_FUSED=$4 GLOG_minloglevel=0 timeout 120 \
-    "$B/builds/$1/bin/caffe" time -model "$5" -phase "$6" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
+timing() {  # LABEL BUILD SETTINGS NET PHASE -> "forward_ms backward_ms exit log"; SETTINGS: VAR=VALUE,... or -
+  local log settings=()
+  log="$LOGS/time_$1_$(grep -q CAFFE_TF32=1 <<< "$3" && echo tf32 || echo fp32)_$(basename "$4" .prototxt).log"
+  [ "$3" = - ] || IFS=, read -ra settings <<< "$3"
+  # the row's settings alone: none of these from the caller's environment
+  env -u CAFFE_TF32 -u CAFFE_CUDNN_REQUERY -u CAFFE_GPU_FUSED -u CAFFE_CUDNN_WORKSPACE_MB -u CAFFE_CUDNN_FIND \
+    LD_LIBRARY_PATH="$(libs "$2")" GLOG_minloglevel=0 "${settings[@]}" timeout 120 \
+    "$B/builds/$2/bin/caffe" time -model "$4" -phase "$5" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
   local code=$? fb
   fb=$(awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' \
     "$log" 2>/dev/null) || fb="nan nan"
@@ -105,23 +117,30 @@ if [ "${TIMINGS:-1}" != 0 ]; then  # TIMINGS=0: the gtests alone
   echo "|---|---|---|---:|---:|---:|---:|"
 } | tee -a "$OUT/summary.md"
 : > "$WORK/caffe_both.txt"
-# LABEL BUILD CAFFE_TF32 CAFFE_CUDNN_REQUERY CAFFE_GPU_FUSED VARIANTS...; cudnn9-requery: the cuDNN build querying
-# its convolution algorithms before every pass, as upstream Caffe did (patch 0008 keeps them per input shape);
-# -fused: the BatchNorm and bias kernels of patches-cuda/ 0009
-for run in "plain plain 0 0 0 baseline multireg 2dcls both" "cudnn9 cudnn9 0 0 0 baseline multireg 2dcls both" \
-           "cudnn9 cudnn9 1 0 0 both" "cudnn9-requery cudnn9 0 1 0 both" "plain-fused plain 0 0 1 both" \
-           "cudnn9-fused cudnn9 0 0 1 both" "cudnn9-fused cudnn9 1 0 1 both"; do
-  read -r label build tf32 requery fused variants <<< "$run"
-  math=$([ "$tf32" = 1 ] && echo TF32 || echo FP32)
+# LABEL BUILD SETTINGS VARIANTS...; SETTINGS: the environment of the run (VAR=VALUE,..., or - for none), CAFFE_TF32=1
+# for TF32 math. cudnn9-requery: the cuDNN build querying its convolution algorithms before every pass, as upstream
+# Caffe did (patch 0008 keeps them per input shape); -fused: the BatchNorm and bias kernels of patches-cuda/ 0009;
+# cudnn9-ws: a cuDNN workspace of up to WS MiB per algorithm where upstream allows 8 (patch 0011); cudnn9-find: the
+# same, the algorithms chosen by running them (cudnnFind*, PyTorch's cudnn.benchmark); cudnn9-all: -fused and -find
+for run in "plain plain - baseline multireg 2dcls both" "cudnn9 cudnn9 - baseline multireg 2dcls both" \
+           "cudnn9 cudnn9 CAFFE_TF32=1 both" "cudnn9-requery cudnn9 CAFFE_CUDNN_REQUERY=1 both" \
+           "plain-fused plain CAFFE_GPU_FUSED=1 both" \
+           "cudnn9-fused cudnn9 CAFFE_GPU_FUSED=1 both" "cudnn9-fused cudnn9 CAFFE_GPU_FUSED=1,CAFFE_TF32=1 both" \
+           "cudnn9-ws cudnn9 $WS both" "cudnn9-ws cudnn9 $WS,CAFFE_TF32=1 both" \
+           "cudnn9-find cudnn9 $WS,CAFFE_CUDNN_FIND=1 both" \
+           "cudnn9-all cudnn9 $WS,CAFFE_CUDNN_FIND=1,CAFFE_GPU_FUSED=1 both" \
+           "cudnn9-all cudnn9 $WS,CAFFE_CUDNN_FIND=1,CAFFE_GPU_FUSED=1,CAFFE_TF32=1 both"; do
+  read -r label build settings variants <<< "$run"
+  math=$(grep -q CAFFE_TF32=1 <<< "$settings" && echo TF32 || echo FP32)
   for variant in $variants; do
     room
-    read -r tf tb code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
+    read -r tf tb code log < <(timing "$label" "$build" "$settings" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
     figure "$label $math" "$tf" "$tb" "$code" "$log"
     room
-    read -r df _ code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
+    read -r df _ code log < <(timing "$label" "$build" "$settings" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
     figure "$label $math" "$df" - "$code" "$log"
     room
-    read -r ef _ code log < <(timing "$build" "$tf32" "$requery" "$fused" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    read -r ef _ code log < <(timing "$label" "$build" "$settings" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
     figure "$label $math" "$ef" - "$code" "$log"
     awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
@@ -148,9 +167,9 @@ for tf32 in $PEERS; do
     FAILED+=("the PyTorch peer with TF32 $tf32")
   fi
 done
-"$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" <<'PY' | tee -a "$OUT/summary.md"
+"$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" "${WS#*=}" <<'PY' | tee -a "$OUT/summary.md"
 import json, os, sys
-out, batch = sys.argv[1], int(sys.argv[2])
+out, batch, ws = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 peers = {}
 for tf32, math in (("off", "FP32"), ("on", "TF32")):
     path = os.path.join(out, f"peer_tf32-{tf32}.json")
@@ -181,7 +200,26 @@ for build in ("plain", "cudnn9"):
         (stock_t, stock_d), (fused_t, fused_d) = rows[build, "FP32"], rows[build + "-fused", "FP32"]
         print(f"\nCAFFE_GPU_FUSED=1 (patches-cuda/ 0009) against the stock layers, {build} build, full model, FP32 "
               f"(> 1: fused is faster): training {stock_t / fused_t:.2f}, deploy inference {stock_d / fused_d:.2f}")
+for new, old, what in (
+        ("cudnn9-ws", "cudnn9", f"CAFFE_CUDNN_WORKSPACE_MB={ws} (patch 0011) against upstream's 8 MiB"),
+        ("cudnn9-find", "cudnn9-ws", "CAFFE_CUDNN_FIND=1 (algorithms timed) against cuDNN's heuristics, same workspace"),
+        ("cudnn9-all", "cudnn9", "the fused kernels, the workspace and timed algorithms together against none")):
+    for math in ("FP32", "TF32"):
+        if (new, math) in rows and (old, math) in rows:
+            (old_t, old_d), (new_t, new_d) = rows[old, math], rows[new, math]
+            print(f"\n{what}, full model, {math} (> 1: {new} is faster): training {old_t / new_t:.2f}, "
+                  f"deploy inference {old_d / new_d:.2f}")
 PY
+# where a training step's time goes, for each row of the full model above: caffe time's per-layer lines summed by
+# layer type (bench/layer_profile.py, standard library only; the types from the bundle's layer_types.json)
+PROFILE=()
+while read -r label math _; do
+  PROFILE+=("$label $math=$LOGS/time_${label}_${math,,}_time_both_b$BATCH.log")
+done < "$WORK/caffe_both.txt"
+{
+  echo; echo "Where the full model's training step goes (caffe time, per layer type, forward + backward, ms):"; echo
+  python3 "$ROOT/bench/layer_profile.py" "$B/nets/layer_types.json" "time_both_b$BATCH.prototxt" "${PROFILE[@]}" 2>&1
+} | tee -a "$OUT/summary.md"
 pack
 fi  # TIMINGS
 # gtests LABEL BUILD FILTER [VAR=VALUE...]: Caffe's gtests of the nets' layer types, one test case (a layer type
@@ -247,6 +285,8 @@ if [ "${GTESTS:-1}" != 0 ]; then
   gtests "cudnn9 build" cudnn9 "$FILTER"
   # the fused kernels of patches-cuda/ (CAFFE_GPU_FUSED=1): the gtests of the layers they change
   gtests "cudnn9 build with CAFFE_GPU_FUSED=1" cudnn9 "$FUSED_FILTER" CAFFE_GPU_FUSED=1
+  # the convolution with a larger workspace and its algorithms timed (patch 0011): the cuDNN convolution's gtests
+  gtests "cudnn9 build with CAFFE_CUDNN_FIND=1 and $WS" cudnn9 "$FIND_FILTER" CAFFE_CUDNN_FIND=1 "$WS"
   gtests "plain build" plain "$FILTER"
 fi
 # the exit status: 0 where every timing gave its figures, the peer ran and every gtest case ran and passed; the last
