@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.layer_profile import by_type, layer_times, table
+from bench.layer_profile import by_type, choices_line, cudnn_choices, layer_times, table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,3 +97,45 @@ def test_the_h200_profile_in_the_docs_from_its_log(tmp_path):
     assert list(totals)[:6] == ["Scale", "Convolution", "BatchNorm", "InnerProduct", "Pooling", "ReLU"]
     assert [round(totals[k], 1) for k in list(totals)[:6]] == [24.8, 13.3, 9.8, 3.7, 1.8, 1.3]
     assert round(sum(totals.values()), 1) == 56.5
+
+
+# patches-cudnn/ 0011's lines as cudnn_conv_layer.cpp writes them (its LOG(INFO) and cudnn.hpp's chooseAlgorithm)
+PREFIX = "I1206 21:00:00.000001  1234 cudnn_conv_layer.cpp:171] cuDNN convolution "
+CHOICES = (
+    PREFIX + "conv1, input 128 3 225 225 (19440000), workspace limit 1024 MiB, cuDNN's heuristics: "
+    "forward algorithm 1 (tensor-op math, 2048 KiB workspace, deterministic, candidate 1 of 8); "
+    "backward filter algorithm 3 (FMA math, 0 KiB workspace, not deterministic, candidate 2 of 7); "
+    "backward data algorithm 1 (tensor-op math, 412672 KiB workspace, deterministic, candidate 1 of 6)\n"
+    + PREFIX + "conv2, input 128 96 55 55 (37171200), workspace limit 8 MiB, cuDNN's heuristics: "
+    "forward algorithm 0 (none of the 8 candidates fits: the one without workspace); "
+    "backward filter algorithm 1 (FMA math, 512 KiB workspace, deterministic, candidate 1 of 7); "
+    "backward data algorithm 0 (FMA math, 0 KiB workspace, not deterministic, candidate 3 of 6)\n"
+)
+
+
+def test_the_cudnn_choices_by_hand():
+    assert cudnn_choices(CHOICES) == [
+        ("conv1", "forward", 1, "tensor-op", 2048),
+        ("conv1", "backward filter", 3, "FMA", 0),
+        ("conv1", "backward data", 1, "tensor-op", 412672),
+        ("conv2", "forward", 0, None, 0),
+        ("conv2", "backward filter", 1, "FMA", 512),
+        ("conv2", "backward data", 0, "FMA", 0),
+    ]
+    # 412672 KiB = 403.0 MiB; FMA 3, tensor-op 2, none fitted 1
+    assert choices_line("cudnn9-ws TF32", cudnn_choices(CHOICES)) == \
+        "- cudnn9-ws TF32: 6 algorithms (3 FMA, 2 tensor-op, 1 none fitted); the largest workspace 403.0 MiB"
+    assert cudnn_choices(LOG) == []  # a log without them (the build without cuDNN)
+
+
+def test_the_command_line_adds_the_cudnn_choices_of_the_logs_that_have_them(tmp_path):
+    (tmp_path / "layer_types.json").write_text(json.dumps({"time_both_b2.prototxt": TYPES}))
+    (tmp_path / "plain.log").write_text(LOG)
+    (tmp_path / "cudnn.log").write_text(CHOICES + LOG)
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "layer_profile.py"), str(tmp_path / "layer_types.json"),
+                          "time_both_b2.prototxt", f"plain FP32={tmp_path / 'plain.log'}",
+                          f"cudnn9 TF32={tmp_path / 'cudnn.log'}"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| plain FP32", "| cudnn9 TF32"]
+    assert lines[-2].startswith("The cuDNN convolutions' algorithms") and lines[-1].startswith("- cudnn9 TF32: 6 ")

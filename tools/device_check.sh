@@ -211,7 +211,8 @@ for new, old, what in (
                   f"deploy inference {old_d / new_d:.2f}")
 PY
 # where a training step's time goes, for each row of the full model above: caffe time's per-layer lines summed by
-# layer type (bench/layer_profile.py, standard library only; the types from the bundle's layer_types.json)
+# layer type (bench/layer_profile.py, standard library only; the types from the bundle's layer_types.json), and for
+# the cuDNN rows on a card the math of the algorithms their convolutions chose (TF32 engaged or not)
 PROFILE=()
 while read -r label math _; do
   PROFILE+=("$label $math=$LOGS/time_${label}_${math,,}_time_both_b$BATCH.log")
