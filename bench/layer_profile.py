@@ -88,6 +88,9 @@ def main(argv: list) -> int:
     if len(argv) < 3 or any("=" not in a for a in argv[2:]):
         print(f"usage: {USAGE}", file=sys.stderr)
         return 2
+    if not Path(argv[0]).is_file():  # a bundle from before the layer types came with the nets
+        print(f"(no {argv[0]}: make the bundle again with tools/device_bundle.sh for the per-layer-type sums)")
+        return 0
     types = json.loads(Path(argv[0]).read_text())[argv[1]]
     rows, chosen = [], []
     for arg in argv[2:]:

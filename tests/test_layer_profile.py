@@ -82,6 +82,11 @@ def test_the_command_line_as_the_kit_calls_it(tmp_path):
     assert len(out.stdout.splitlines()) == 3
     bad = subprocess.run([*run, "no-label"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("usage: ") and not bad.stdout
+    # an older bundle without the layer types: one line saying what to do, and no table
+    old = subprocess.run([sys.executable, str(REPO / "bench" / "layer_profile.py"), str(tmp_path / "none.json"),
+                          "time_both_b2.prototxt", f"a={tmp_path / 'a.log'}"], capture_output=True, text=True)
+    assert old.returncode == 0 and old.stdout.startswith("(no ") and "tools/device_bundle.sh" in old.stdout
+    assert len(old.stdout.splitlines()) == 1
 
 
 def test_the_h200_profile_in_the_docs_from_its_log(tmp_path):

@@ -203,7 +203,7 @@ for build in ("plain", "cudnn9"):
 for new, old, what in (
         ("cudnn9-ws", "cudnn9", f"CAFFE_CUDNN_WORKSPACE_MB={ws} (patch 0011) against upstream's 8 MiB"),
         ("cudnn9-find", "cudnn9-ws", "CAFFE_CUDNN_FIND=1 (algorithms timed) against cuDNN's heuristics, same workspace"),
-        ("cudnn9-all", "cudnn9", "the fused kernels, the workspace and timed algorithms together against none")):
+        ("cudnn9-all", "cudnn9", "the fused kernels, the workspace and timed algorithms together against the cuDNN build without them")):
     for math in ("FP32", "TF32"):
         if (new, math) in rows and (old, math) in rows:
             (old_t, old_d), (new_t, new_d) = rows[old, math], rows[new, math]
