@@ -21,7 +21,7 @@
 # CUDA 13's libraries and cuDNN 9: CUDA13_LIBS (folders, colon-separated) if set, else the NVIDIA Python packages
 # beside python3's torch, else the set-up's cache (route 13). PEER_PYTHON: the Python holding torch (default
 # python3, which holds it on the lent GPU machines; --cpu goes on without the peer where it has no torch). ITERS:
-# iterations per timing (GPU 20, CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS:
+# iterations per timing (GPU 10, as the H200's figures; CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS:
 # gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case (GPU 90, CPU 600);
 # KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day). OMP_NUM_THREADS: threads
 # per gtest process (default: the cores shared among GTEST_JOBS).
@@ -32,7 +32,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/third_party/caffe/gtest_filters.env"
 MODE=gpu; [ "${1:-}" = --cpu ] && MODE=cpu
 OUT=${OUT:-$ROOT/out/device-check}
-ITERS=${ITERS:-$([ $MODE = gpu ] && echo 20 || echo 1)}
+ITERS=${ITERS:-$([ $MODE = gpu ] && echo 10 || echo 1)}
 DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
 START=$SECONDS
 mkdir -p "$OUT"
