@@ -123,12 +123,19 @@ out, lmdb, iters, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3
 schedule = Schedule(batch_size=128, max_iter=iters, snapshot=iters, test_interval=iters, display=max(1, iters // 6),
                     workers=workers if workers == "auto" else int(workers))
 (out / "snapshots").mkdir(parents=True, exist_ok=True)
-print(write_action_experiment(out / "prototxt", "Walking", "both", lmdb, schedule, out / "snapshots")[0])
+solver = write_action_experiment(out / "prototxt", "Walking", "both", lmdb, schedule, out / "snapshots")[0]
+if workers == "auto":  # what the data layer will make of it beside this Caffe, for the summary
+    import os
+    from layers.data_layer import default_workers
+    from layers.device import caffe_has_cuda
+    workers = default_workers(caffe_has_cuda(), os.cpu_count() or 1)
+print(f"workers: {workers}")
+print(solver)
 PYEOF
   step "train-b128-$1" "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
   local waits
   waits=$(grep -c 'waited for data' "$LOGS/train-b128-$1.log")
-  echo "    caffe train, batch 128, data-layer workers $2: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included); data-wait warnings: $waits" |
+  echo "    caffe train, batch 128, data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")): $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included); data-wait warnings: $waits" |
     tee -a "$OUT/summary.md"
 }
 train128 auto auto
