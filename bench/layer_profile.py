@@ -60,7 +60,8 @@ def choices_line(label: str, choices: list) -> str:
     """One line: how many of a run's convolution algorithms use each math, and the largest workspace."""
     counts: dict = {}
     for _layer, _step, _algo, math, _kib in choices:
-        counts[math or "none fitted"] = counts.get(math or "none fitted", 0) + 1
+        key = math or "none fitted"
+        counts[key] = counts.get(key, 0) + 1
     maths = ", ".join(f"{n} {math}" for math, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     largest = max(kib for *_, kib in choices) / 1024
     return f"- {label}: {len(choices)} algorithms ({maths}); the largest workspace {largest:.1f} MiB"
@@ -99,8 +100,9 @@ def main(argv: list) -> int:
         times = layer_times(text)
         if times:  # a timing that gave no figure has its reason below the kit's table already
             rows.append((label, by_type(types, times)))
-        if cudnn_choices(text):
-            chosen.append(choices_line(label, cudnn_choices(text)))
+        choices = cudnn_choices(text)
+        if choices:
+            chosen.append(choices_line(label, choices))
     print(table(rows) if rows else "(no per-layer times in the logs)")
     if chosen:
         print("\nThe cuDNN convolutions' algorithms (forward, backward filter, backward data of each), by math:")

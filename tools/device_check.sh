@@ -21,7 +21,8 @@
 # CUDA 13's libraries and cuDNN 9: CUDA13_LIBS (folders, colon-separated) if set, else the NVIDIA Python packages
 # beside python3's torch, else the set-up's cache (route 13). PEER_PYTHON: the Python holding torch (default
 # python3, which holds it on the lent GPU machines; --cpu goes on without the peer where it has no torch). ITERS:
-# iterations per timing (GPU 10, as the H200's figures; CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings and the peer; GTEST_JOBS:
+# iterations per timing (GPU 10, as the H200's figures; CPU 1). GTESTS=0 skips the gtests, TIMINGS=0 the timings
+# and the peer; WS_MB: the cuDNN workspace limit of the -ws, -find and -all rows (1024); GTEST_JOBS:
 # gtest processes at once (GPU 1, CPU the cores); GTEST_TIMEOUT: seconds per test case (GPU 90, CPU 600);
 # KIT_SECONDS: no gtest runs past this many seconds from the start (GPU 470, CPU a day). OMP_NUM_THREADS: threads
 # per gtest process (default: the cores shared among GTEST_JOBS).
@@ -91,14 +92,14 @@ WS="CAFFE_CUDNN_WORKSPACE_MB=${WS_MB:-1024}"
 # full result, named in the last line; either makes the exit status 1
 NOFIG=() FAILED=()
 # caffe time: "Average Forward pass: X ms." and "Average Backward pass: Y ms."
-timing() {  # LABEL BUILD SETTINGS NET PHASE -> "forward_ms backward_ms exit log"; SETTINGS: VAR=VALUE,... or -
-  local log settings=()
-  log="$LOGS/time_$1_$(grep -q CAFFE_TF32=1 <<< "$3" && echo tf32 || echo fp32)_$(basename "$4" .prototxt).log"
-  [ "$3" = - ] || IFS=, read -ra settings <<< "$3"
+timing() {  # LABEL MATH BUILD SETTINGS NET PHASE -> "forward_ms backward_ms exit log"; SETTINGS: VAR=VALUE,... or -
+  local log="$LOGS/time_$1_${2,,}_$(basename "$5" .prototxt).log" settings=()
+  shift 2
+  [ "$2" = - ] || IFS=, read -ra settings <<< "$2"
   # the row's settings alone: none of these from the caller's environment
   env -u CAFFE_TF32 -u CAFFE_CUDNN_REQUERY -u CAFFE_GPU_FUSED -u CAFFE_CUDNN_WORKSPACE_MB -u CAFFE_CUDNN_FIND \
-    LD_LIBRARY_PATH="$(libs "$2")" GLOG_minloglevel=0 "${settings[@]}" timeout 120 \
-    "$B/builds/$2/bin/caffe" time -model "$4" -phase "$5" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
+    LD_LIBRARY_PATH="$(libs "$1")" GLOG_minloglevel=0 "${settings[@]}" timeout 120 \
+    "$B/builds/$1/bin/caffe" time -model "$3" -phase "$4" -iterations "$ITERS" "${DEV[@]}" > "$log" 2>&1
   local code=$? fb
   fb=$(awk '/Average Forward pass/ {f=$(NF-1)} /Average Backward pass/ {b=$(NF-1)} END {print (f==""?"nan":f), (b==""?"nan":b)}' \
     "$log" 2>/dev/null) || fb="nan nan"
@@ -134,18 +135,19 @@ for run in "plain plain - baseline multireg 2dcls both" "cudnn9 cudnn9 - baselin
   math=$(grep -q CAFFE_TF32=1 <<< "$settings" && echo TF32 || echo FP32)
   for variant in $variants; do
     room
-    read -r tf tb code log < <(timing "$label" "$build" "$settings" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
-    figure "$label $math" "$tf" "$tb" "$code" "$log"
+    read -r tf tb code tlog < <(timing "$label" "$math" "$build" "$settings" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
+    figure "$label $math" "$tf" "$tb" "$code" "$tlog"
     room
-    read -r df _ code log < <(timing "$label" "$build" "$settings" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
+    read -r df _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
     figure "$label $math" "$df" - "$code" "$log"
     room
-    read -r ef _ code log < <(timing "$label" "$build" "$settings" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
+    read -r ef _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
     figure "$label $math" "$ef" - "$code" "$log"
     awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
       tee -a "$OUT/summary.md"
-    [ "$variant" = both ] && echo "$label $math $tf $tb $df" >> "$WORK/caffe_both.txt"
+    # the full model's rows, with its training timing's log (the per-layer lines the profile below sums)
+    [ "$variant" = both ] && echo "$label $math $tf $tb $df $tlog" >> "$WORK/caffe_both.txt"
   done
 done
 [ ${#NOFIG[@]} = 0 ] || printf -- '- no figure: %s\n' "${NOFIG[@]}" | tee -a "$OUT/summary.md"
@@ -183,7 +185,7 @@ for tf32, math in (("off", "FP32"), ("on", "TF32")):
 print("\nCaffe / PyTorch speed, full model, same math (> 1: Caffe is faster):" + ("" if peers else " no PyTorch figure"))
 rows = {}
 for line in open(sys.argv[3]):
-    build, math, tf, tb, df = line.split()
+    build, math, tf, tb, df = line.split()[:5]
     if "nan" in (tf, tb, df):
         continue
     rows[build, math] = (float(tf) + float(tb), float(df))
@@ -214,8 +216,8 @@ PY
 # layer type (bench/layer_profile.py, standard library only; the types from the bundle's layer_types.json), and for
 # the cuDNN rows on a card the math of the algorithms their convolutions chose (TF32 engaged or not)
 PROFILE=()
-while read -r label math _; do
-  PROFILE+=("$label $math=$LOGS/time_${label}_${math,,}_time_both_b$BATCH.log")
+while read -r label math _ _ _ log; do
+  PROFILE+=("$label $math=$log")
 done < "$WORK/caffe_both.txt"
 {
   echo; echo "Where the full model's training step goes (caffe time, per layer type, forward + backward, ms):"; echo
