@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -205,38 +206,116 @@ def run_kit(script: str, env: dict, timeout: int) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(kit.args, kit.returncode, stdout, stderr)
 
 
-def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_path):
-    """tools/device_bundle.sh packs route 13's builds, without and with cuDNN, for a GPU machine without network,
-    and tools/device_check.sh --cpu runs every step of the GPU measurement on this CPU from that bundle alone (plus
-    CUDA 13's libraries and cuDNN): the libraries resolve, Caffe's CPU gtests pass in both builds, `caffe time`
-    runs the four variants' time, deploy and evaluate nets (no Python layer) in each build, and the full model's
-    with CAFFE_TF32=1, with CAFFE_CUDNN_REQUERY=1, with CAFFE_GPU_FUSED=1 and with the cuDNN workspace and timed
-    algorithms (whose layers' gtests run too), and sums each row's per-layer times by layer type.
-    Batch 2, one iteration: a check, not a figure. Run with route 13+cudnn9, the last of .ci/run's routes, when both
-    builds are in the cache."""
+def gpu_machine_python() -> Path:
+    """A venv imitating the GPU machines' Python (tests/data/gpu_machine_python.txt: NumPy 2, no lmdb, no Caffe),
+    made once in the set-up's cache from the set-up's interpreter."""
+    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
+    pins = REPO / "tests" / "data" / "gpu_machine_python.txt"
+    home = cache / "venv-gpu-machine-standin"
+    stamp = home / ".pins"
+    if not (stamp.is_file() and stamp.read_text() == pins.read_text()):
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(home)], check=True)
+        subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        str(pins)], check=True)
+        stamp.write_text(pins.read_text())
+    return home / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def kit_session(cuda_home, route, tmp_path_factory) -> dict:
+    """tools/device_bundle.sh, then tools/device_session.sh --cpu once for the tests below: the call a lent card
+    gets, rehearsed on this CPU from the bundle alone (plus CUDA 13's libraries and cuDNN), with a venv imitating the
+    GPU machines' Python for its pycaffe. Batch 2, one iteration per timing, a small demo: a check, not a figure.
+    Run with route 13+cudnn9, the last of .ci/run's routes, when both builds are in the cache. Returns OUT, each
+    part's summary (by part), the session's last line and exit status, and whether the peer ran (torch)."""
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device")}
+    tmp = tmp_path_factory.mktemp("kit")
+    env = {**os.environ, "OUT": str(tmp / "out"), "PARK3D_DEVICE_DIR": str(tmp / "device"),
+           "PYTHON": str(gpu_machine_python())}
     # the peer runs where the set-up's venv holds torch (.ci/run installs it before this test), else it is skipped
     venv = str(REPO / ".venv" / "bin" / "python")
     with_torch = subprocess.run([venv, "-c", "import torch"], capture_output=True).returncode == 0
     if with_torch:
         env["PEER_PYTHON"] = venv
-    bundle = subprocess.run(
-        ["bash", str(REPO / "tools/device_bundle.sh"), "2"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1200,
-    )
+    bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True,
+                            text=True, env=env, timeout=1200)
     assert bundle.returncode == 0, bundle.stdout[-2000:] + bundle.stderr[-2000:]
-    # the kit ends itself within KIT_SECONDS (a gtest case at GTEST_TIMEOUT), naming what it cut off or did not start
-    # (73 s in all on a 2-core AMD EPYC with one OpenMP thread per gtest process, docs/benchmarks.md)
-    out = run_kit("device_check.sh", {**env, "KIT_SECONDS": "1500", "GTEST_TIMEOUT": "300"}, timeout=1800)
-    summary = (tmp_path / "out" / "summary.md").read_text()
-    assert out.returncode == 0, summary + out.stderr[-2000:]
+    # each gtest case stops at GTEST_TIMEOUT, and the gtests start none past the session's deadline, naming what they
+    # cut off or did not start (device_check 73 s, device_e2e 282 s on a 2-core AMD EPYC, docs/benchmarks.md)
+    out = run_kit("device_session.sh", {**env, "SESSION_SECONDS": "3000", "GTEST_TIMEOUT": "300"}, timeout=3600)
+    summary = (tmp / "out" / "summary.md").read_text()
     print(summary)
+    body = summary.rstrip("\n").rsplit("\n", 1)[0]  # less the session's last line
+    parts = dict(re.findall(r"^## (\w+) \(.*?\n(.*?)(?=^## |\Z)", body, re.M | re.S))
+    return {"out": tmp / "out", "summary": summary, "parts": parts, "last": summary.splitlines()[-1],
+            "code": out.returncode, "stderr": out.stderr, "with_torch": with_torch, "env": env}
+
+
+def test_one_call_runs_every_part_and_brings_back_few_files(kit_session):
+    """tools/device_session.sh: the timings, the user's path and the gtests in one call, each part's summary in turn
+    and one last line; each part's other files packed, so that a card's call brings back at most eight files."""
+    assert kit_session["code"] == 0, kit_session["summary"] + kit_session["stderr"][-2000:]
+    assert list(kit_session["parts"]) == ["timings", "e2e", "gtests"], kit_session["summary"]
+    assert re.fullmatch(r"device_session: \d+ s in all; timings exit 0, e2e exit 0, gtests exit 0", kit_session["last"])
+    out = kit_session["out"]
+    # --cpu alone: the demo's weights and test set, for this machine's CPU build
+    assert sorted(p.name for p in out.iterdir()) == ["e2e.tgz", "final.caffemodel", "gtests.tgz", "summary.md",
+                                                     "timings.tgz", "walking_test_lmdb.tgz"]
+    assert len(list(out.iterdir())) - 2 <= 8  # on a card, without those two
+    packed = {}
+    for part in ("timings", "e2e", "gtests"):
+        listed = subprocess.run(["tar", "tzf", str(out / f"{part}.tgz")], capture_output=True, text=True).stdout
+        packed[part] = sorted(listed.split())
+    peers = ["./peer_tf32-off.json", "./peer_tf32-on.json"] if kit_session["with_torch"] else []
+    assert packed["timings"] == ["./", "./logs.tgz", *peers], packed
+    assert packed["e2e"] == ["./", "./logs.tgz", "./poses_cpu-build.npz", "./poses_kit-cpu.npz"], packed
+    assert packed["gtests"] == ["./", "./logs.tgz"], packed
+
+
+def test_a_part_stopped_at_the_deadline_or_by_a_signal_still_brings_back_its_logs(kit_session, tmp_path):
+    """A part still running at SESSION_SECONDS is stopped (TERM, exit 124) and the session ends with exit 1; a TERM
+    to the session (the caller's own deadline) reaches the running part and the session waits for it (exit 143).
+    Either way the part's exit trap packs its logs, the session collects them and names what happened in its last
+    line, and nothing of the part is left running or on disk."""
+    def session(out, **env):
+        return subprocess.Popen(["bash", str(REPO / "tools/device_session.sh"), "--cpu"], cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                env={**kit_session["env"], "OUT": str(out), "PARTS": "e2e", **env})
+
+    def leftovers():
+        return sorted(Path(os.environ.get("TMPDIR", "/tmp")).glob("park3d-*"))
+
+    before = leftovers()
+    late = session(tmp_path / "late", SESSION_SECONDS="40")
+    late.communicate(timeout=300)
+    summary = (tmp_path / "late" / "summary.md").read_text()
+    assert late.returncode == 1, summary
+    assert re.search(r"^## e2e \(device_e2e\.sh, exit 124 after \d+ s: stopped at the deadline\)$", summary, re.M)
+    assert re.fullmatch(r"device_session: \d+ s in all; e2e exit 124", summary.splitlines()[-1]), summary
+    stopped = session(tmp_path / "term")
+    time.sleep(15)
+    os.kill(stopped.pid, signal.SIGTERM)
+    stopped.communicate(timeout=120)
+    summary = (tmp_path / "term" / "summary.md").read_text()
+    assert stopped.returncode == 143, summary
+    assert re.fullmatch(r"device_session: \d+ s in all; e2e exit 143, stopped by a signal", summary.splitlines()[-1])
+    for out in ("late", "term"):
+        packed = subprocess.run(["tar", "tzf", str(tmp_path / out / "e2e.tgz")], capture_output=True, text=True)
+        assert packed.stdout.split() == ["./", "./logs.tgz"], packed
+    assert leftovers() == before
+    assert subprocess.run(["pgrep", "-f", "build_pycaffe|device_e2e"], capture_output=True).stdout == b""
+
+
+def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(kit_session):
+    """The timings and gtests parts (tools/device_check.sh --cpu): the libraries resolve, Caffe's CPU gtests pass in
+    both builds, `caffe time` runs the four variants' time, deploy and evaluate nets (no Python layer) in each build,
+    and the full model's with CAFFE_TF32=1, with CAFFE_CUDNN_REQUERY=1, with CAFFE_GPU_FUSED=1 and with the cuDNN
+    workspace and timed algorithms (whose layers' gtests run too), and sums each row's per-layer times by layer
+    type."""
+    parts = kit_session["parts"]
+    summary = parts.get("timings", "") + parts.get("gtests", "")
+    assert kit_session["code"] == 0, kit_session["summary"] + kit_session["stderr"][-2000:]
     clean = r"failed: none, cut off by GTEST_TIMEOUT: none, crashed: none, not started in the kit's time: none"
     cpu_cases = re.escape(gtest_filters()["GTEST_FILTER_CUDA_BUILD_CPU_CASES"])
     gtests = re.findall(r"^(cudnn9|plain) build, Caffe's gtests \(" + cpu_cases + r"; "
@@ -280,45 +359,20 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(cuda_home, route, tmp_pat
     assert find and int(find.group(1)) >= 30, summary
     assert all(float(r[3]) > 0 and int(r[4]) > 0 and int(r[5]) > 0 and int(r[6]) > 0 for r in rows), rows
     peers = re.findall(r"^PyTorch [0-9.]+\S* on cpu \((FP32|TF32);", summary, re.M)
-    assert peers == ["FP32", "TF32"] if with_torch else "PyTorch peer skipped: " in summary, summary
-    assert re.search(r"^device_check: \d+ s in all$", summary.splitlines()[-1]), summary  # nothing without a result
-    # what comes back from a GPU machine: few files, the logs packed
-    peer_files = ["peer_tf32-off.json", "peer_tf32-on.json"] if with_torch else []
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["logs.tgz", *peer_files, "summary.md"]
+    assert peers == ["FP32", "TF32"] if kit_session["with_torch"] else "PyTorch peer skipped: " in summary, summary
+    # each part's last line: nothing without a result
+    for part in ("timings", "gtests"):
+        assert re.search(r"^device_check: \d+ s in all$", parts[part].strip().splitlines()[-1], re.M), parts[part]
 
 
-def gpu_machine_python() -> Path:
-    """A venv imitating the GPU machines' Python (tests/data/gpu_machine_python.txt: NumPy 2, no lmdb, no Caffe),
-    made once in the set-up's cache from the set-up's interpreter."""
-    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
-    pins = REPO / "tests" / "data" / "gpu_machine_python.txt"
-    home = cache / "venv-gpu-machine-standin"
-    stamp = home / ".pins"
-    if not (stamp.is_file() and stamp.read_text() == pins.read_text()):
-        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(home)], check=True)
-        subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-                        str(pins)], check=True)
-        stamp.write_text(pins.read_text())
-    return home / "bin" / "python"
-
-
-def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(cuda_home, route, tmp_path):
+def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(kit_session):
     """tools/device_e2e.sh --cpu: from the bundle alone, the caffe tool, pycaffe and Boost.Python compiled for another
     Python with NumPy 2 (tools/build_pycaffe.sh) against the route-13 cuDNN build's libcaffe; the demo (synthetic
     data, LMDBs, `caffe train` with the Python layers, evaluation), tools/evaluate.py, the batch-128 training with
     two worker settings and `caffe time`; and the final weights' per-frame poses from that pycaffe equal to this
     machine's CPU build's (the set-up's pycaffe) to float rounding. Small sizes: a check, not a figure."""
-    if route != "13+cudnn9":
-        pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9")
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PARK3D_DEVICE_DIR": str(tmp_path / "device"),
-           "PYTHON": str(gpu_machine_python())}
-    bundle = subprocess.run(["bash", str(REPO / "tools/device_bundle.sh"), "2"], cwd=REPO, capture_output=True,
-                            text=True, env=env, timeout=1200)
-    assert bundle.returncode == 0, bundle.stdout[-2000:] + bundle.stderr[-2000:]
-    out = run_kit("device_e2e.sh", env, timeout=1800)
-    summary = (tmp_path / "out" / "summary.md").read_text()
-    print(summary)
-    assert out.returncode == 0, summary + out.stderr[-2000:]
+    summary = kit_session["parts"]["e2e"]
+    assert kit_session["code"] == 0, kit_session["summary"] + kit_session["stderr"][-2000:]
     assert re.search(r"^Python: 3\.\d+\.\d+ with NumPy 2\.", summary, re.M), summary
     for step in ("build-pycaffe", "wheels", "import-pycaffe", "demo", "evaluate", "train-b128-auto", "train-b128-all",
                  "caffe-time"):
@@ -332,4 +386,5 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(cuda_home, route
     assert [r[:2] for r in rates] == expected, summary
     assert all(int(r[2]) > 0 for r in rates), summary
     assert re.search(r"caffe time, the same net .*: \d+ images/s", summary), summary
-    assert (tmp_path / "out" / "final.caffemodel").stat().st_size > 1e6
+    assert re.search(r"final weights: \S+\.caffemodel, \d+ MB, SHA-256 [0-9a-f]{16}$", summary, re.M), summary
+    assert (kit_session["out"] / "final.caffemodel").stat().st_size > 1e6
