@@ -375,7 +375,7 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(kit_session):
     assert kit_session["code"] == 0, kit_session["summary"] + kit_session["stderr"][-2000:]
     assert re.search(r"^Python: 3\.\d+\.\d+ with NumPy 2\.", summary, re.M), summary
     for step in ("build-pycaffe", "wheels", "import-pycaffe", "demo", "evaluate", "train-b128-auto", "train-b128-all",
-                 "caffe-time"):
+                 "caffe-time", "faults"):
         assert re.search(rf"^- {step}: \d+ s$", summary, re.M), (step, summary)
     assert re.search(r"tools/evaluate\.py, Walking: P1 \d+\.\d+, zero-mean \d+\.\d+, PA \d+\.\d+ mm", summary), summary
     assert re.search(r"kit-cpu against cpu-build: \d+ frames: .* mm: float rounding$", summary, re.M), summary
@@ -386,5 +386,8 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(kit_session):
     assert [r[:2] for r in rates] == expected, summary
     assert all(int(r[2]) > 0 for r in rates), summary
     assert re.search(r"caffe time, the same net .*: \d+ images/s", summary), summary
+    # a GPU the machine lacks, as the user meets it: one line and exit 2 (here the kit's CUDA Caffe finds no driver)
+    fault = r"^    tools/evaluate\.py --gpu 0 \(0 GPUs here\): exit 2, 1 line on stderr: .*(driver|GPU)"
+    assert re.search(fault, summary, re.M), summary
     assert re.search(r"final weights: \S+\.caffemodel, \d+ MB, SHA-256 [0-9a-f]{16}$", summary, re.M), summary
     assert (kit_session["out"] / "final.caffemodel").stat().st_size > 1e6
