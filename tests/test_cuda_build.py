@@ -389,5 +389,5 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(kit_session):
     # a GPU the machine lacks, as the user meets it: one line and exit 2 (here the kit's CUDA Caffe finds no driver)
     fault = r"^    tools/evaluate\.py --gpu 0 \(0 GPUs here\): exit 2, 1 line on stderr: .*(driver|GPU)"
     assert re.search(fault, summary, re.M), summary
-    assert re.search(r"final weights: \S+\.caffemodel, \d+ MB, SHA-256 [0-9a-f]{16}$", summary, re.M), summary
+    assert re.search(r"final weights: \S+\.caffemodel, \d+ bytes, SHA-256 [0-9a-f]{16}$", summary, re.M), summary
     assert (kit_session["out"] / "final.caffemodel").stat().st_size > 1e6

@@ -75,7 +75,7 @@ step demo "$PY" "$ROOT/tools/demo.py" --out "$D" --frames "$FRAMES" --epochs "$E
 grep -E '^Walking, MPJPE|^stage times' "$LOGS/demo.log" | sed 's/^/    /' | tee -a "$OUT/summary.md"
 FINAL=$(ls -t "$D"/snapshots/*.caffemodel 2>/dev/null | head -n1)
 [ -n "$FINAL" ] || fail "the demo left no .caffemodel in $D/snapshots"
-echo "    final weights: $(basename "$FINAL"), $(du -m "$FINAL" | cut -f1) MB, SHA-256 $(sha256sum "$FINAL" | cut -c1-16)" | tee -a "$OUT/summary.md"
+echo "    final weights: $(basename "$FINAL"), $(stat -c %s "$FINAL") bytes, SHA-256 $(sha256sum "$FINAL" | cut -c1-16)" | tee -a "$OUT/summary.md"
 if [ $MODE = cpu ]; then
   # the weights and the test set they are evaluated on, so that another Caffe here can evaluate the same frames
   # (tools/distro_check.sh --kit). Not from a card: the device tool brings back 16 MiB a file, the weights are 410 MB,
