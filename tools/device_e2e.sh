@@ -5,10 +5,11 @@
 # the demo (synthetic data -> LMDBs -> `caffe train -gpu 0` with the Python data and loss layers -> evaluation on
 # the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
 # the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
-# the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone).
+# the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone); last,
+# the GPU faults a user meets, one line each (a GPU id the machine lacks; the card held by another process).
 # summary.md, the per-frame poses and the logs (logs.tgz) go to $OUT (else out/device-e2e); with --cpu also the final
 # weights and their test set (walking_test_lmdb.tgz), which are too large to come back from a card.
-#   bash tools/device_e2e.sh          # on the GPU machine (the device tool: carry [".device"]), about 5 minutes
+#   bash tools/device_e2e.sh          # on the GPU machine, about 5 minutes (tools/device_session.sh runs it there)
 #   bash tools/device_e2e.sh --cpu    # the rehearsal on this machine's CPU: the same steps, short (tests/test_cuda_build.py)
 # PYTHON: the machine's interpreter with NumPy, OpenCV and h5py (default python3); the kit's wheels add lmdb, cdflib
 # and protobuf. Where the set-up's .venv imports caffe (here), the poses are also compared with this CPU build's.
