@@ -150,63 +150,10 @@ step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b$BATCH.prototxt"
 awk -v batch="$BATCH" '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
   if (f != "" && b != "") printf "    caffe time, the same net at batch %d without the data layer and the update: %.0f images/s (forward %.2f + backward %.2f ms)\n", batch, 1000 * batch / (f + b), f, b }' \
   "$LOGS/caffe-time.log" | tee -a "$OUT/summary.md"
-# The GPU faults a user meets, as the user meets them (issue 29): a GPU id the machine does not have, and the card
-# out of memory because another process holds it (PyTorch from the machine's Python takes all but 1.5 GiB while
-# `caffe train` starts through the project's driver, layers.training). Each is one line in summary.md: the exit
-# status and what the user reads. They record, and fail nothing: a line that is not the one-line advice is the
-# finding. With --cpu only the first runs (there it meets the missing driver or card).
-faults() {
-  "$PY" - "$MODE" "$D/lmdb" "$FINAL" "$WORK/faults" "$ITERS" "$ROOT" <<'PYEOF'
-import subprocess, sys
-from pathlib import Path
-mode, lmdb, final, work, iters = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), int(sys.argv[5])
-evaluate = str(Path(sys.argv[6]) / "tools" / "evaluate.py")
-work.mkdir(parents=True, exist_ok=True)
-def seen(result):  # what the user reads: the exit status and stderr's last line (all of it when it is not one line)
-    err = result.stderr.strip().splitlines()
-    return f"exit {result.returncode}, {len(err)} line{'s' * (len(err) != 1)} on stderr: {err[-1] if err else '-'}"
-gpus = 0
-if mode == "gpu":
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    gpus = sum(line.startswith("GPU ") for line in listed.splitlines())
-r = subprocess.run([sys.executable, evaluate, "--lmdb-root", str(lmdb), "--weights", f"Walking={final}",
-                    "--out", str(work / "evaluate"), "--quiet", "--gpu", str(gpus)], capture_output=True, text=True,
-                   timeout=300)
-print(f"    tools/evaluate.py --gpu {gpus} ({gpus} GPUs here): {seen(r)}")
-if mode != "gpu":
-    sys.exit(0)
-holder = subprocess.Popen([sys.executable, "-c", """
-import time, torch
-free, total = torch.cuda.mem_get_info()
-held = torch.empty(max(free - 1536 * 2**20, 0), dtype=torch.uint8, device="cuda")
-print(f"holding {held.numel() / 2**30:.1f} GiB of {total / 2**30:.1f}", flush=True)
-time.sleep(300)
-"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-import threading
-timer = threading.Timer(120, holder.kill)  # a holder that never gets the card ends here, and so does the wait for it
-timer.daemon = True
-timer.start()
-try:
-    ready = holder.stdout.readline().strip()
-    if not ready:
-        print(f"    the card held by another process: could not hold it ({holder.stderr.read().strip()[-300:]})")
-        sys.exit(0)
-    from prototxt.generate import Schedule, write_action_experiment
-    n = min(iters, 20)  # should the card not run out (a card with more memory than it reports free), a short run
-    schedule = Schedule(batch_size=128, max_iter=n, snapshot=n, test_interval=n, display=1)
-    (work / "snapshots").mkdir(exist_ok=True)
-    solver = write_action_experiment(work / "prototxt", "Walking", "both", lmdb, schedule, work / "snapshots")[0]
-    code = ("import sys; from pathlib import Path; from data_prep.errors import UserError; "
-            "from layers.training import train_to_completion\n"
-            "try:\n    train_to_completion(Path(sys.argv[1]), Path(sys.argv[2]), gpu=0, progress=False)\n"
-            "except UserError as e:\n    sys.exit(f'error: {e}')")
-    r = subprocess.run([sys.executable, "-c", code, str(solver), str(work / "oom.log")], capture_output=True,
-                       text=True, timeout=300)
-    print(f"    caffe train -gpu 0 (layers.training), another process {ready}: {seen(r)}")
-finally:
-    holder.kill()
-PYEOF
-}
-step faults faults
-tee -a "$OUT/summary.md" < "$LOGS/faults.log"
+# The GPU faults a user meets, as the user meets them (issue 29), one line each (bench/device_faults.py): a GPU id
+# the machine does not have, and the card out of memory because another process holds it. They record, and fail
+# nothing. With --cpu only the first runs (there it meets the missing driver or card).
+step faults "$PY" -m bench.device_faults --lmdb-root "$D/lmdb" --weights "$FINAL" --work "$WORK/faults" \
+  --iters "$ITERS" $([ $MODE = cpu ] && echo --cpu)
+sed 's/^/    /' "$LOGS/faults.log" | tee -a "$OUT/summary.md"
 echo "device_e2e: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
