@@ -51,6 +51,8 @@ collect() {
 finish() {
   echo "device_session: $((SECONDS - START)) s in all; $(printf '%s, ' "${RESULTS[@]}" | sed 's/, $//')" | tee -a "$OUT/summary.md"
 }
+# after a TERM to the session (during a part or between two): the last line, and no further part
+end_if_stopped() { [ $STOPPED = 0 ] || { RESULTS+=("stopped by a signal"); finish; exit 143; }; }
 # a TERM to the session (a caller's deadline) goes to the running part too (its exit trap packs its logs); the
 # session waits for it, collects what it wrote, and ends
 STOPPED=0
@@ -75,11 +77,11 @@ run_part() {
   while :; do wait "$CHILD"; code=$?; kill -0 "$CHILD" 2>/dev/null || break; done
   CHILD=""
   collect $code
-  [ $STOPPED = 0 ] || { RESULTS+=("stopped by a signal"); finish; exit 143; }
+  end_if_stopped
   [ $code != 2 ] || { RESULTS+=("stopped: the bundle is missing or damaged (exit 2)"); FAILED=2; return 2; }
 }
 for part in $PARTS; do
-  [ $STOPPED = 0 ] || { RESULTS+=("stopped by a signal"); finish; exit 143; }
+  end_if_stopped
   case $part in
     # the timings at most TIMINGS_SECONDS, so that a hung `caffe time` (each stops at 120 s) leaves the rest their time
     timings) run_part timings device_check.sh "$TIMINGS_CAP" GTESTS=0 ;;
