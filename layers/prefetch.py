@@ -1,13 +1,13 @@
-"""Batches prepared ahead of the net by worker processes, into shared-memory slots (the caffe tool holds
+"""Batches prepared ahead of the net by worker processes, into slots of shared memory (the caffe tool holds
 Python's GIL while it runs C++, so a Python thread would starve). Worker w fills global batches w, w + k,
 w + 2k, ... (k workers) in order, so the sequence of batches does not depend on the number of workers."""
 from __future__ import annotations
 
+import mmap
 import multiprocessing as mp
 import os
 import queue
 import weakref
-from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -20,10 +20,12 @@ class Prefetcher:
     into the given arrays; the workers stop when the Prefetcher goes away (pycaffe) or, under the caffe tool, when
     their parent exits.
 
-    The slots are one shared-memory segment whose name is removed as soon as it is mapped: the forked workers
-    inherit the mapping, so nothing needs the name, and the memory is freed when the last process unmaps it, however
-    the processes end. (With the name kept, the caffe tool, which exits without finalising Python, left the
-    cleaning to multiprocessing's resource tracker, which warned of "leaked shared_memory objects" in every log.)"""
+    The slots are one anonymous shared mapping (mmap's MAP_SHARED | MAP_ANONYMOUS), which the forked workers
+    inherit: it has no name to clean up, the memory is freed when the last process unmaps it however the processes
+    end, and its size is bounded by the machine's memory, not by /dev/shm's. (A named /dev/shm segment had both
+    faults: the caffe tool exits without finalising Python, so multiprocessing's resource tracker warned of "leaked
+    shared_memory objects" in every log; and where /dev/shm is small — 64 MiB in a default Docker container, against
+    about 1.2 GB for 8 workers at batch 128 — the workers died of SIGBUS at their first write.)"""
 
     def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int):
         ctx = mp.get_context("fork")
@@ -31,20 +33,19 @@ class Prefetcher:
         self.next_batch = first_batch
         per_slot = sum(int(np.prod(s)) for s in shapes) * 4
         slots = workers * prefetch
-        self.shm = shared_memory.SharedMemory(create=True, size=per_slot * slots)
-        self.shm.unlink()  # mapped here and, through fork, in the workers: the name is not needed
-        self.slots = slot_views(self.shm.buf, shapes)
+        self.memory = mmap.mmap(-1, per_slot * slots, flags=mmap.MAP_SHARED)  # anonymous: fileno -1
+        self.slots = slot_views(self.memory, shapes)
         self.free = [ctx.Queue() for _ in range(workers)]
         self.ready = [ctx.Queue() for _ in range(workers)]
         for s in range(slots):
             self.free[s % workers].put(s)
         self.processes = [ctx.Process(target=_fill_slots, daemon=True,
-                                      args=(source_args, w, workers, self.shm.buf, shapes, self.free[w], self.ready[w],
+                                      args=(source_args, w, workers, self.memory, shapes, self.free[w], self.ready[w],
                                             first_batch))
                           for w in range(workers)]
         for proc in self.processes:
             proc.start()
-        weakref.finalize(self, _shutdown, self.shm, self.processes)
+        weakref.finalize(self, _shutdown, self.memory, self.processes)
 
     def get(self, batch: int, outputs: list) -> None:
         """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays). A worker's
@@ -97,12 +98,12 @@ def _fill_slots(source_args, worker, workers, buf, shapes, free_q, ready_q, firs
         del slots
 
 
-def _shutdown(shm, processes):
+def _shutdown(memory, processes):
     for proc in processes:
         proc.terminate()
         proc.join(timeout=2)
     try:
-        shm.close()
+        memory.close()
     except BufferError:  # a view is still alive somewhere: the memory goes when the process does
         pass
 
