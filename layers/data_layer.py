@@ -56,35 +56,53 @@ def default_workers(has_cuda: bool, cores: int) -> int:
 
 
 class DataWait:
-    """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch and
-    copying it) against the time from one forward to the next, over WAIT_WINDOW batches after WAIT_SKIP warm-up
-    ones. done() returns one line, once, when the share is above WAIT_LIMIT; times come from `clock`."""
+    """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch, then
+    copying it into the net's blobs) against the time from one forward to the next, over WAIT_WINDOW batches after
+    WAIT_SKIP warm-up ones. done() returns one line, once, when the share is above `limit`, saying how much of it
+    was the copy, which more workers do not shorten; times come from `clock`."""
 
-    def __init__(self, workers: int, batch_size: int, clock=time.perf_counter):
-        self.workers, self.batch_size, self.clock = workers, batch_size, clock
-        self.calls, self.waited, self.first, self.said = 0, 0.0, None, False
+    def __init__(self, workers: int, batch_size: int, clock=time.perf_counter, limit: float = WAIT_LIMIT):
+        self.workers, self.batch_size, self.clock, self.limit = workers, batch_size, clock, limit
+        self.calls, self.waited, self.copied, self.first, self.said = 0, 0.0, 0.0, None, False
 
     def start(self) -> float:
         return self.clock()
 
-    def done(self, started: float) -> str | None:
+    def done(self, started: float, copied: float = 0.0) -> str | None:
+        """`copied`: the seconds of this forward spent copying the ready batch (the rest waited for it)."""
         now = self.clock()
         self.calls += 1
         if self.calls == WAIT_SKIP:
-            self.first, self.waited = now, 0.0
+            self.first, self.waited, self.copied = now, 0.0, 0.0
         elif self.calls > WAIT_SKIP:
             self.waited += now - started
+            self.copied += copied
         if self.said or self.calls != WAIT_SKIP + WAIT_WINDOW:
             return None
         elapsed = max(now - self.first, 1e-9)
         share = self.waited / elapsed
-        if share <= WAIT_LIMIT:
+        if share <= self.limit:
             return None
         self.said = True
         rate = WAIT_WINDOW * self.batch_size / elapsed
-        return (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
-                f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores): more workers would "
-                "help (\"workers\" in the data layer's param_str)")
+        per_batch = (f"{1000 * (self.waited - self.copied) / WAIT_WINDOW:.1f} ms waiting and "
+                     f"{1000 * self.copied / WAIT_WINDOW:.1f} ms copying a batch")
+        said = (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
+                f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores; {per_batch})")
+        if self.copied >= 0.5 * self.waited:
+            return said + ": mostly the copy of ready batches into the net's blobs, which more workers do not shorten"
+        return said + ": more workers would help (\"workers\" in the data layer's param_str)"
+
+
+def wait_limit() -> float:
+    """The share of the solver's time above which the data layer says it kept the solver waiting: WAIT_LIMIT, or
+    PARK3D_DATA_WAIT_LIMIT (0: always say it; tools/device_e2e.sh does, to see where a card's time goes)."""
+    value = os.environ.get("PARK3D_DATA_WAIT_LIMIT", "")
+    try:
+        return float(value) if value else WAIT_LIMIT
+    except ValueError:
+        raise ValueError(f"PoseDataLayer: PARK3D_DATA_WAIT_LIMIT={value!r} is not a number (a share of the time, "
+                         f"e.g. {WAIT_LIMIT}; 0 reports always)") from None
 
 
 def position_of(value) -> int:
@@ -142,7 +160,7 @@ class PoseDataLayer(ReportingLayer):
             self.blobs[0].data[...] = 0
         self.batch = 0  # the next batch
         self.prefetcher = None
-        self.wait = DataWait(self.workers, self.batch_size) if train else None
+        self.wait = DataWait(self.workers, self.batch_size, limit=wait_limit()) if train else None
 
     def reshape(self, bottom, top):
         for i, shape in enumerate(self.shapes):  # index: pycaffe's blob vectors cannot be iterated
@@ -150,24 +168,28 @@ class PoseDataLayer(ReportingLayer):
 
     def forward(self, bottom, top):
         started = self.wait.start() if self.wait else 0.0
-        self.fill(top)
-        said = self.wait.done(started) if self.wait else None
+        copied = self.fill(top)
+        said = self.wait.done(started, copied) if self.wait else None
         if said:
             print(said, file=sys.stderr, flush=True)
 
-    def fill(self, top):
+    def fill(self, top) -> float:
+        """The next batch into the tops; returns the seconds spent copying it from a worker's slot (0 in-process)."""
         if self.train:
             self.batch = position_of(self.blobs[0].data[0])
         tops = [top[i].data for i in range(3)]
+        copied = 0.0
         if self.workers == 0:
             self.source.fill(self.batch, *tops)
         else:
             if self.prefetcher is None or self.prefetcher.next_batch != self.batch:  # first, or restored elsewhere
                 self.prefetcher = Prefetcher(self.source_args, self.shapes, self.workers, self.prefetch, self.batch)
             self.prefetcher.get(self.batch, tops)
+            copied = self.prefetcher.copied
         self.batch += 1
         if self.train:
             self.blobs[0].data[0] = self.batch
+        return copied
 
     def backward(self, top, propagate_down, bottom):
         pass

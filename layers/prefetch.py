@@ -7,6 +7,7 @@ import mmap
 import multiprocessing as mp
 import os
 import queue
+import time
 import weakref
 
 import numpy as np
@@ -45,18 +46,23 @@ class Prefetcher:
                           for w in range(workers)]
         for proc in self.processes:
             proc.start()
+        self.waited = self.copied = 0.0
         weakref.finalize(self, _shutdown, self.memory, self.processes)
 
     def get(self, batch: int, outputs: list) -> None:
-        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays). A worker's
-        error on bad input (a damaged record) is raised here as a ValueError with its message."""
+        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays); `waited` and
+        `copied` then hold the seconds it waited for the batch and took to copy it. A worker's error on bad input
+        (a damaged record) is raised here as a ValueError with its message."""
         w = batch % self.workers
+        started = time.perf_counter()
         slot, filled = self._next_ready(w)
         if isinstance(filled, str):
             raise ValueError(filled)
         assert filled == batch, (filled, batch)
+        ready = time.perf_counter()
         for out, view in zip(outputs, self.slots[slot]):
             out[...] = view
+        self.waited, self.copied = ready - started, time.perf_counter() - ready
         self.free[w].put(slot)
         self.next_batch = batch + 1
 

@@ -12,7 +12,15 @@ from test_pose_layers import net_from_string
 
 from data_prep.batches import BatchSource, batch_indices
 from data_prep.records import read_meta
-from layers.data_layer import MAX_AUTO_WORKERS, WAIT_SKIP, WAIT_WINDOW, DataWait, default_workers
+from layers.data_layer import (
+    MAX_AUTO_WORKERS,
+    WAIT_LIMIT,
+    WAIT_SKIP,
+    WAIT_WINDOW,
+    DataWait,
+    default_workers,
+    wait_limit,
+)
 
 
 def data_net(tmp_path, lmdb, phase, **params):
@@ -133,14 +141,15 @@ class FakeClock:
         return self.now
 
 
-def run_wait(share: float, batches: int):
-    """DataWait over `batches` solver steps of 1 s each, of which forward takes `share` (by a fake clock)."""
+def run_wait(share: float, batches: int, copied: float = 0.0, **kw):
+    """DataWait over `batches` solver steps of 1 s each, of which forward takes `share` (by a fake clock), `copied`
+    of it copying the batch."""
     clock = FakeClock()
-    wait, said = DataWait(2, 128, clock), []
+    wait, said = DataWait(2, 128, clock, **kw), []
     for _ in range(batches):
         started = wait.start()
         clock.now += share
-        said.append(wait.done(started))
+        said.append(wait.done(started, copied))
         clock.now += 1.0 - share
     return [s for s in said if s]
 
@@ -152,7 +161,30 @@ def test_a_solver_kept_waiting_for_data_is_told_once():
     said = run_wait(0.5, 3 * (WAIT_SKIP + WAIT_WINDOW))
     assert len(said) == 1 and "waited for data 50 % of the time" in said[0]
     assert "128 images/s with 2 worker(s)" in said[0]
+    assert "500.0 ms waiting and 0.0 ms copying a batch" in said[0] and "more workers would help" in said[0]
     assert run_wait(0.1, 3 * (WAIT_SKIP + WAIT_WINDOW)) == []
+
+
+def test_a_wait_that_is_mostly_the_copy_does_not_ask_for_more_workers():
+    """By hand: 0.3 of each 1 s step in forward, 0.2 of it copying: 30 % > 20 %, two thirds of it the copy, which
+    workers do not shorten; 0.3 with 0.1 copying (a third) still asks for workers."""
+    said = run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, copied=0.2)
+    assert len(said) == 1 and "waited for data 30 % of the time" in said[0]
+    assert "100.0 ms waiting and 200.0 ms copying a batch" in said[0]
+    assert "more workers do not shorten" in said[0] and "would help" not in said[0]
+    assert "more workers would help" in run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, copied=0.1)[0]
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch):
+    """PARK3D_DATA_WAIT_LIMIT=0 reports any share (tools/device_e2e.sh uses it); a word there is one clear error."""
+    monkeypatch.setenv("PARK3D_DATA_WAIT_LIMIT", "0")
+    assert wait_limit() == 0.0
+    assert len(run_wait(0.01, WAIT_SKIP + WAIT_WINDOW, limit=wait_limit())) == 1
+    monkeypatch.setenv("PARK3D_DATA_WAIT_LIMIT", "")
+    assert wait_limit() == WAIT_LIMIT
+    monkeypatch.setenv("PARK3D_DATA_WAIT_LIMIT", "always")
+    with pytest.raises(ValueError, match="PARK3D_DATA_WAIT_LIMIT='always' is not a number"):
+        wait_limit()
 
 
 def test_the_wait_line_in_a_real_net_that_does_nothing_but_read(tmp_path, lmdb_root, capfd):
@@ -162,3 +194,17 @@ def test_the_wait_line_in_a_real_net_that_does_nothing_but_read(tmp_path, lmdb_r
         net.forward()
     err = capfd.readouterr().err
     assert err.count("PoseDataLayer: the solver waited for data") == 1 and "0 worker(s)" in err
+    assert " 0.0 ms copying a batch" in err  # read in the layer's process: nothing to copy
+
+
+def test_the_copy_from_the_workers_is_timed_in_a_real_net(tmp_path, lmdb_root, capfd, monkeypatch):
+    """With a worker, forward copies each ready batch from its slot: a copy of 8 x 3 x 225 x 225 floats (4.9 MB)
+    takes time, so the line (forced by PARK3D_DATA_WAIT_LIMIT=0) gives a copy above 0.0 ms."""
+    monkeypatch.setenv("PARK3D_DATA_WAIT_LIMIT", "0")
+    net = data_net(tmp_path, lmdb_root / "walking_train.lmdb", caffe.TRAIN, workers=1)
+    for _ in range(WAIT_SKIP + WAIT_WINDOW):
+        net.forward()
+    line = [s for s in capfd.readouterr().err.splitlines() if "PoseDataLayer: the solver waited" in s]
+    assert len(line) == 1 and "1 worker(s)" in line[0], line
+    copied = float(line[0].split(" ms copying")[0].rsplit(" ", 1)[1])
+    assert copied > 0.0, line[0]
