@@ -93,7 +93,8 @@ def section_data_layer(work, opts):
             yield (f"PoseDataLayer TRAIN ({encoding}), batch {opts.batch}, {workers} worker process(es)",
                 opts.batches * opts.batch / (time.time() - t0), "img/s")
             if workers:  # in the solver's own time, whatever the workers (docs/design.md, "How many workers")
-                yield (f"  of it, the copy of a ready batch into the net's blobs (median of {opts.batches})",
+                how = "the image lent" if net.layers[0].lend else "copied: PARK3D_DATA_BORROW=0"
+                yield (f"  of it, handing a ready batch to the net ({how}; median of {opts.batches})",
                        1000 * float(np.median(copies)), "ms")
             del net
 

@@ -7,7 +7,8 @@ TEST: the centre crop, records in key order, no augmentation. Seeded: batch b of
 whatever the number of workers.
 
 The batches come from data_prep.batches (record decoding, crops, augmentation: no Caffe there), prepared
-ahead by worker processes (layers.prefetch); forward only copies a ready batch into the tops.
+ahead by worker processes (layers.prefetch); forward only hands a ready batch to the tops: the image top borrows
+the batch's shared memory, the small joint and pose tops get a copy.
 
   layer { name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d"
           python_param { module: "layers.data_layer" layer: "PoseDataLayer"
@@ -105,6 +106,12 @@ def wait_limit() -> float:
                          f"e.g. {WAIT_LIMIT}; 0 reports always)") from None
 
 
+def lend_images() -> bool:
+    """Whether the image top borrows each prefetched batch's memory (pycaffe's Blob.borrow_data, patch 0012)
+    instead of a copy: where that pycaffe has it, unless PARK3D_DATA_BORROW=0 (the copy, to measure the two)."""
+    return hasattr(caffe._caffe.Blob, "borrow_data") and os.environ.get("PARK3D_DATA_BORROW", "1") != "0"
+
+
 def position_of(value) -> int:
     """The batch number a data layer's position blob holds; a clear error if the solver changed it."""
     value = float(value)
@@ -154,6 +161,7 @@ class PoseDataLayer(ReportingLayer):
         auto = p["workers"] == "auto"
         self.workers = default_workers(caffe_has_cuda(), os.cpu_count() or 1) if auto else max(0, int(p["workers"]))
         self.prefetch = max(1, int(p["prefetch"]))
+        self.lend = lend_images()
         self.train = train
         if len(self.blobs) == 0:  # the next TRAIN batch, in a blob that snapshots save (docstring)
             self.blobs.add_blob(1)
@@ -174,17 +182,21 @@ class PoseDataLayer(ReportingLayer):
             print(said, file=sys.stderr, flush=True)
 
     def fill(self, top) -> float:
-        """The next batch into the tops; returns the seconds spent copying it from a worker's slot (0 in-process)."""
+        """The next batch into the tops; returns the seconds spent handing it over from a worker's slot (0
+        in-process). From a worker, the image top borrows the slot's memory instead of a copy (lend_images)."""
         if self.train:
             self.batch = position_of(self.blobs[0].data[0])
-        tops = [top[i].data for i in range(3)]
         copied = 0.0
         if self.workers == 0:
-            self.source.fill(self.batch, *tops)
+            self.source.fill(self.batch, *(top[i].data for i in range(3)))
         else:
+            borrow = top[0].borrow_data if self.lend else None
             if self.prefetcher is None or self.prefetcher.next_batch != self.batch:  # first, or restored elsewhere
-                self.prefetcher = Prefetcher(self.source_args, self.shapes, self.workers, self.prefetch, self.batch)
-            self.prefetcher.get(self.batch, tops)
+                pin = (caffe._caffe.pin_host_memory, caffe._caffe.unpin_host_memory) if self.lend else None
+                self.prefetcher = Prefetcher(self.source_args, self.shapes, self.workers, self.prefetch, self.batch,
+                                             pin=pin)
+            # top[0].data is not asked for when lending: it would allocate the blob's own (pinned, on a GPU) copy
+            self.prefetcher.get(self.batch, [None if borrow else top[0].data, top[1].data, top[2].data], borrow)
             copied = self.prefetcher.copied
         self.batch += 1
         if self.train:

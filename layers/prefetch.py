@@ -18,23 +18,31 @@ from data_prep.errors import USER_ERRORS
 
 class Prefetcher:
     """k worker processes, `prefetch` slots each, from global batch `first_batch` on. get(b) copies batch b
-    into the given arrays; the workers stop when the Prefetcher goes away (pycaffe) or, under the caffe tool, when
-    their parent exits.
+    into the given arrays, or lends the net the slot's image (`borrow`); the workers stop when the Prefetcher goes
+    away (pycaffe) or, under the caffe tool, when their parent exits.
 
     The slots are one anonymous shared mapping (mmap's MAP_SHARED | MAP_ANONYMOUS), which the forked workers
-    inherit: it has no name to clean up, the memory is freed when the last process unmaps it however the processes
-    end, and its size is bounded by the machine's memory, not by /dev/shm's. (A named /dev/shm segment had both
-    faults: the caffe tool exits without finalising Python, so multiprocessing's resource tracker warned of "leaked
-    shared_memory objects" in every log; and where /dev/shm is small — 64 MiB in a default Docker container, against
-    about 1.2 GB for 8 workers at batch 128 — the workers died of SIGBUS at their first write.)"""
+    inherit: it has no name to clean up, and its size is bounded by the machine's memory, not by /dev/shm's. (A
+    named /dev/shm segment had two faults: the caffe tool exits without finalising Python, so multiprocessing's
+    resource tracker warned of "leaked shared_memory objects" in every log; and where /dev/shm is small — 64 MiB
+    in a default Docker container, against about 1.2 GB for 8 workers at batch 128 — the workers died of SIGBUS at
+    their first write.) `pin`, a pair of functions (pycaffe's pin_host_memory, unpin_host_memory), page-locks
+    the mapping after the fork, so that Caffe copies a lent image to the GPU at the bus's speed.
 
-    def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int):
+    Lending: the net's image blob then points into the slot (pycaffe's Blob.borrow_data, patch 0012) instead of
+    receiving a copy, 78 MB at batch 128 that one core copies in 7-9 ms of the solver's time (docs/benchmarks.md,
+    "Data layer workers"). The slot goes back to its worker when the next get starts: the net has then finished
+    the forward and backward of that batch (and Caffe's copy to the GPU, synchronous, is long done). Since a blob
+    may still point into the mapping after the Prefetcher is gone, the mapping is never unmapped: its memory is
+    given back (MADV_REMOVE) and the addresses stay valid, reading zeros."""
+
+    def __init__(self, source_args: tuple, shapes: list, workers: int, prefetch: int, first_batch: int,
+                 pin: tuple | None = None):
         ctx = mp.get_context("fork")
         self.source_args, self.shapes, self.workers = source_args, shapes, workers
         self.next_batch = first_batch
-        per_slot = sum(int(np.prod(s)) for s in shapes) * 4
         slots = workers * prefetch
-        self.memory = mmap.mmap(-1, per_slot * slots, flags=mmap.MAP_SHARED)  # anonymous: fileno -1
+        self.memory = mmap.mmap(-1, slot_bytes(shapes) * slots, flags=mmap.MAP_SHARED)  # anonymous: fileno -1
         self.slots = slot_views(self.memory, shapes)
         self.free = [ctx.Queue() for _ in range(workers)]
         self.ready = [ctx.Queue() for _ in range(workers)]
@@ -46,24 +54,39 @@ class Prefetcher:
                           for w in range(workers)]
         for proc in self.processes:
             proc.start()
+        # after the fork: a driver may keep page-locked memory out of forked children
+        self.unpin = pin[1] if pin is not None and pin[0](self.memory) else None
+        self.lent = None  # (worker, slot) whose image the net's blob points into
         self.waited = self.copied = 0.0
-        weakref.finalize(self, _shutdown, self.memory, self.processes)
+        weakref.finalize(self, _shutdown, self.memory, self.processes, self.unpin)
 
-    def get(self, batch: int, outputs: list) -> None:
+    def get(self, batch: int, outputs: list, borrow=None) -> None:
         """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays); `waited` and
-        `copied` then hold the seconds it waited for the batch and took to copy it. A worker's error on bad input
-        (a damaged record) is raised here as a ValueError with its message."""
+        `copied` then hold the seconds it waited for the batch and took to hand it over. With `borrow` (a function
+        of an array: the image blob's borrow_data), the image is lent instead of copied, and outputs[0] is not
+        used. A worker's error on bad input (a damaged record) is raised here as a ValueError with its message."""
         w = batch % self.workers
+        if self.lent is not None:  # the net is done with the previous batch once it asks for the next one
+            self.free[self.lent[0]].put(self.lent[1])
+            self.lent = None
         started = time.perf_counter()
         slot, filled = self._next_ready(w)
         if isinstance(filled, str):
             raise ValueError(filled)
         assert filled == batch, (filled, batch)
         ready = time.perf_counter()
-        for out, view in zip(outputs, self.slots[slot]):
+        views = self.slots[slot]
+        first = 0
+        if borrow is not None:
+            borrow(views[0])
+            first = 1
+        for out, view in zip(outputs[first:], views[first:]):
             out[...] = view
         self.waited, self.copied = ready - started, time.perf_counter() - ready
-        self.free[w].put(slot)
+        if borrow is None:
+            self.free[w].put(slot)
+        else:
+            self.lent = (w, slot)
         self.next_batch = batch + 1
 
     def _next_ready(self, w: int):
@@ -104,22 +127,33 @@ def _fill_slots(source_args, worker, workers, buf, shapes, free_q, ready_q, firs
         del slots
 
 
-def _shutdown(memory, processes):
+_RETIRED = []  # the mappings of ended Prefetchers, their memory given back (class docstring)
+
+
+def _shutdown(memory, processes, unpin):
     for proc in processes:
         proc.terminate()
         proc.join(timeout=2)
+    if unpin is not None:
+        unpin(memory)
     try:
-        memory.close()
-    except BufferError:  # a view is still alive somewhere: the memory goes when the process does
+        memory.madvise(mmap.MADV_REMOVE)  # frees the pages; the addresses stay mapped, reading zeros
+    except (AttributeError, OSError):  # a platform without it: the memory stays until the process ends
         pass
+    _RETIRED.append(memory)
+
+
+def slot_bytes(shapes) -> int:
+    """One slot: its float32 arrays, rounded up to whole pages (the image of each slot starts on a page)."""
+    return -(-sum(int(np.prod(s)) for s in shapes) * 4 // mmap.PAGESIZE) * mmap.PAGESIZE
 
 
 def slot_views(buf, shapes) -> list:
-    """Per slot: one float32 view per shape into one shared buffer."""
-    per_slot = sum(int(np.prod(s)) for s in shapes)
+    """Per slot: one float32 view per shape into one shared buffer, the slots slot_bytes apart."""
+    step = slot_bytes(shapes)
     views = []
-    for s in range(len(buf) // (4 * per_slot)):
-        off = s * per_slot * 4
+    for s in range(len(buf) // step):
+        off = s * step
         parts = []
         for shape in shapes:
             parts.append(np.ndarray(shape, dtype=np.float32, buffer=buf, offset=off))

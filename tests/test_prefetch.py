@@ -1,7 +1,8 @@
 """layers/prefetch.py: batches from worker processes equal those read in-process, in the same order whatever the
 number of workers; a worker that dies is named; the shared memory leaves no name behind, is not bounded by the size
-of /dev/shm (small in containers), and a caffe run's log ends without the resource tracker's warning about leaked
-segments."""
+of /dev/shm (small in containers), and outlives the Prefetcher for a blob that still points into it; a caffe run's
+log ends without the resource tracker's warning about leaked segments, and its weights are the same whether the
+image top borrows the slots or receives copies."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ import pytest
 from conftest import REPO, caffe_env
 from data_prep.batches import BatchSource
 from data_prep.records import read_meta
+from layers.data_layer import lend_images
 from layers.prefetch import Prefetcher
 from prototxt.generate import Schedule, write_experiment
 
@@ -87,6 +89,7 @@ def test_the_slots_do_not_need_room_in_dev_shm(tmp_path, lmdb_root):
     child = f"""
 import sys, numpy as np
 sys.path.insert(0, {str(REPO)!r})
+from layers.data_layer import lend_images
 from layers.prefetch import Prefetcher
 shapes = {shapes!r}
 prefetcher = Prefetcher({args!r}, shapes, 2, 2, first_batch=0)
@@ -124,3 +127,47 @@ def test_a_caffe_run_ends_without_the_resource_trackers_warning(tmp_path, lmdb_r
     assert out.returncode == 0, out.stderr[-3000:]
     assert "workers" in (tmp_path / "walking_train.prototxt").read_text()
     assert "resource_tracker" not in out.stderr and "leaked" not in out.stderr, out.stderr[-2000:]
+
+
+def test_training_with_lent_images_equals_training_with_copies(tmp_path, lmdb_root):
+    """The caffe tool, 3 iterations of the paper's net (at 1/8 width) with one worker: the image top borrowing each
+    batch's slot (the default) and receiving a copy (PARK3D_DATA_BORROW=0) give byte-identical weights, so the
+    slot is not refilled while forward or backward (conv1's weight gradient reads it) still use it."""
+    assert lend_images(), "this pycaffe has no Blob.borrow_data (patch 0012)"
+    train, test = lmdb_root / "walking_train.lmdb", lmdb_root / "walking_test.lmdb"
+    weights = {}
+    for borrow in ("1", "0"):
+        out = tmp_path / f"borrow{borrow}"
+        schedule = Schedule(batch_size=4, test_batch_size=4, display=1, max_iter=3, snapshot=3, test_interval=1000,
+                            workers=1)
+        solver = write_experiment(out, "walking", variant="both", train_lmdb=str(train), test_lmdb=str(test),
+                                  train_count=read_meta(train)["count"], test_count=read_meta(test)["count"],
+                                  snapshot_prefix=str(out / "snap"), schedule=schedule, width=0.125)
+        run = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "train", "-solver", str(solver)], cwd=REPO,
+                             capture_output=True, text=True, env={**caffe_env(), "PARK3D_DATA_BORROW": borrow},
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        weights[borrow] = (out / "snap_iter_3.caffemodel").read_bytes()
+    assert weights["1"] == weights["0"]
+
+
+def test_a_blob_that_outlives_its_prefetcher_reads_zeros(tmp_path, lmdb_root):
+    """After the Prefetcher has ended, the image blob still points into its mapping: the memory has been given
+    back, but the addresses stay mapped, so reading the blob gives zeros instead of a crash (in a child process,
+    so that a crash fails this test only)."""
+    child = f"""
+import sys, json
+sys.path.insert(0, {str(REPO)!r})
+import caffe, gc
+p = json.dumps({{"lmdb": {str(lmdb_root / "walking_train.lmdb")!r}, "batch_size": 4, "workers": 1}})
+open({str(tmp_path / "d.prototxt")!r}, "w").write(
+    'layer {{ name: "data" type: "Python" top: "data" top: "joints2d" top: "pose3d" python_param {{ '
+    'module: "layers.data_layer" layer: "PoseDataLayer" param_str: \\'' + p + '\\' }} }}')
+net = caffe.Net({str(tmp_path / "d.prototxt")!r}, caffe.TRAIN)
+assert net.layers[0].lend and net.forward()["data"].any()
+net.layers[0].prefetcher = None
+gc.collect()
+print("zeros" if not net.blobs["data"].data.any() else "not zeros")
+"""
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=caffe_env(), timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "zeros", (out.returncode, out.stdout, out.stderr[-2000:])

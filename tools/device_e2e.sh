@@ -119,7 +119,7 @@ rate() {  # LOG -> images/s of the training iterations after the first display (
   sed -n 's/.*Iteration [0-9]* (\([0-9.e+-]*\) iter\/s.*/\1/p' "$1" | tail -n +2 | sort -g |
     awk -v b=128 '{v[NR] = $1} END {if (NR) printf "%.0f", b * v[int((NR + 1) / 2)]; else printf "nan"}'
 }
-train128() {  # NAME WORKERS
+train128() {  # NAME WORKERS [IMAGES: lent (the default) or copied (PARK3D_DATA_BORROW=0)]
   local dir=$WORK/b128-$1
   "$PY" - "$dir" "$D/lmdb" "$ITERS" "$2" > "$LOGS/solver-$1.log" 2>&1 <<'PYEOF' || fail "cannot write the batch-128 solver (logs/solver-$1.log)"
 import sys
@@ -138,16 +138,18 @@ if workers == "auto":  # what the data layer will make of it beside this Caffe, 
 print(f"workers: {workers}")
 print(solver)
 PYEOF
-  step "train-b128-$1" "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
+  step "train-b128-$1" env PARK3D_DATA_BORROW="$([ "${3:-lent}" = copied ] && echo 0 || echo 1)" \
+    "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
   local said
   said=$(grep -m1 -o 'the solver waited for data.*' "$LOGS/train-b128-$1.log")
-  { echo "    caffe train, batch 128, data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")): $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included)"
+  { echo "    caffe train, batch 128, data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")), images ${3:-lent}: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included)"
     echo "      data layer: ${said:-no report (it reports after 55 batches)}"; } | tee -a "$OUT/summary.md"
 }
 # the data layer's share of the solver's time, split into waiting for the workers and copying into the net's
 # blobs, reported at any share (layers/data_layer.py, DataWait)
 export PARK3D_DATA_WAIT_LIMIT=0
 train128 auto auto
+train128 copied auto copied
 train128 all $(($(nproc) - 1))
 step caffe-time "$PARK3D_CAFFE" time -model "$B/nets/time_both_b$BATCH.prototxt" -phase TRAIN -iterations "$([ $MODE = gpu ] && echo 20 || echo 1)" "${CAFFE_DEV[@]}"
 awk -v batch="$BATCH" '/Average Forward pass/ {f = $(NF-1)} /Average Backward pass/ {b = $(NF-1)} END {
