@@ -85,17 +85,17 @@ def section_data_layer(work, opts):
             net = caffe.Net(str(net_file), caffe.TRAIN)
             net.forward()
             t0 = time.time()
-            copies = []
+            handed = []
             for _ in range(opts.batches):
                 net.forward()
                 if workers:
-                    copies.append(net.layers[0].prefetcher.copied)  # the Python layer itself
+                    handed.append(net.layers[0].prefetcher.handed)  # the Python layer itself
             yield (f"PoseDataLayer TRAIN ({encoding}), batch {opts.batch}, {workers} worker process(es)",
                 opts.batches * opts.batch / (time.time() - t0), "img/s")
             if workers:  # in the solver's own time, whatever the workers (docs/design.md, "How many workers")
                 how = "the image lent" if net.layers[0].lend else "copied: PARK3D_DATA_BORROW=0"
                 yield (f"  of it, handing a ready batch to the net ({how}; median of {opts.batches})",
-                       1000 * float(np.median(copies)), "ms")
+                       1000 * float(np.median(handed)), "ms")
             del net
 
 

@@ -58,26 +58,26 @@ def default_workers(has_cuda: bool, cores: int) -> int:
 
 class DataWait:
     """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch, then
-    copying it into the net's blobs) against the time from one forward to the next, over WAIT_WINDOW batches after
+    handing it to the net) against the time from one forward to the next, over WAIT_WINDOW batches after
     WAIT_SKIP warm-up ones. done() returns one line, once, when the share is above `limit`, saying how much of it
     was the copy, which more workers do not shorten; times come from `clock`."""
 
     def __init__(self, workers: int, batch_size: int, clock=time.perf_counter, limit: float = WAIT_LIMIT):
         self.workers, self.batch_size, self.clock, self.limit = workers, batch_size, clock, limit
-        self.calls, self.waited, self.copied, self.first, self.said = 0, 0.0, 0.0, None, False
+        self.calls, self.waited, self.handed, self.first, self.said = 0, 0.0, 0.0, None, False
 
     def start(self) -> float:
         return self.clock()
 
-    def done(self, started: float, copied: float = 0.0) -> str | None:
-        """`copied`: the seconds of this forward spent copying the ready batch (the rest waited for it)."""
+    def done(self, started: float, handed: float = 0.0) -> str | None:
+        """`handed`: the seconds of this forward spent handing the ready batch over (the rest waited for it)."""
         now = self.clock()
         self.calls += 1
         if self.calls == WAIT_SKIP:
-            self.first, self.waited, self.copied = now, 0.0, 0.0
+            self.first, self.waited, self.handed = now, 0.0, 0.0
         elif self.calls > WAIT_SKIP:
             self.waited += now - started
-            self.copied += copied
+            self.handed += handed
         if self.said or self.calls != WAIT_SKIP + WAIT_WINDOW:
             return None
         elapsed = max(now - self.first, 1e-9)
@@ -86,12 +86,12 @@ class DataWait:
             return None
         self.said = True
         rate = WAIT_WINDOW * self.batch_size / elapsed
-        per_batch = (f"{1000 * (self.waited - self.copied) / WAIT_WINDOW:.1f} ms waiting and "
-                     f"{1000 * self.copied / WAIT_WINDOW:.1f} ms copying a batch")
+        per_batch = (f"{1000 * (self.waited - self.handed) / WAIT_WINDOW:.1f} ms waiting and "
+                     f"{1000 * self.handed / WAIT_WINDOW:.1f} ms handing over a batch")
         said = (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
                 f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores; {per_batch})")
-        if self.copied >= 0.5 * self.waited:
-            return said + ": mostly the copy of ready batches into the net's blobs, which more workers do not shorten"
+        if self.handed >= 0.5 * self.waited:
+            return said + ": mostly handing the ready batches to the net, which more workers do not shorten"
         return said + ": more workers would help (\"workers\" in the data layer's param_str)"
 
 
@@ -176,8 +176,8 @@ class PoseDataLayer(ReportingLayer):
 
     def forward(self, bottom, top):
         started = self.wait.start() if self.wait else 0.0
-        copied = self.fill(top)
-        said = self.wait.done(started, copied) if self.wait else None
+        handed = self.fill(top)
+        said = self.wait.done(started, handed) if self.wait else None
         if said:
             print(said, file=sys.stderr, flush=True)
 
@@ -186,7 +186,7 @@ class PoseDataLayer(ReportingLayer):
         in-process). From a worker, the image top borrows the slot's memory instead of a copy (lend_images)."""
         if self.train:
             self.batch = position_of(self.blobs[0].data[0])
-        copied = 0.0
+        handed = 0.0
         if self.workers == 0:
             self.source.fill(self.batch, *(top[i].data for i in range(3)))
         else:
@@ -197,11 +197,11 @@ class PoseDataLayer(ReportingLayer):
                                              pin=pin)
             # top[0].data is not asked for when lending: it would allocate the blob's own (pinned, on a GPU) copy
             self.prefetcher.get(self.batch, [None if borrow else top[0].data, top[1].data, top[2].data], borrow)
-            copied = self.prefetcher.copied
+            handed = self.prefetcher.handed
         self.batch += 1
         if self.train:
             self.blobs[0].data[0] = self.batch
-        return copied
+        return handed
 
     def backward(self, top, propagate_down, bottom):
         pass

@@ -57,12 +57,12 @@ class Prefetcher:
         # after the fork: a driver may keep page-locked memory out of forked children
         self.unpin = pin[1] if pin is not None and pin[0](self.memory) else None
         self.lent = None  # (worker, slot) whose image the net's blob points into
-        self.waited = self.copied = 0.0
+        self.waited = self.handed = 0.0
         weakref.finalize(self, _shutdown, self.memory, self.processes, self.unpin)
 
     def get(self, batch: int, outputs: list, borrow=None) -> None:
         """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays); `waited` and
-        `copied` then hold the seconds it waited for the batch and took to hand it over. With `borrow` (a function
+        `handed` then hold the seconds it waited for the batch and took to hand it over. With `borrow` (a function
         of an array: the image blob's borrow_data), the image is lent instead of copied, and outputs[0] is not
         used. A worker's error on bad input (a damaged record) is raised here as a ValueError with its message."""
         w = batch % self.workers
@@ -82,7 +82,7 @@ class Prefetcher:
             first = 1
         for out, view in zip(outputs[first:], views[first:]):
             out[...] = view
-        self.waited, self.copied = ready - started, time.perf_counter() - ready
+        self.waited, self.handed = ready - started, time.perf_counter() - ready
         if borrow is None:
             self.free[w].put(slot)
         else:

@@ -142,15 +142,15 @@ class FakeClock:
         return self.now
 
 
-def run_wait(share: float, batches: int, copied: float = 0.0, **kw):
-    """DataWait over `batches` solver steps of 1 s each, of which forward takes `share` (by a fake clock), `copied`
-    of it copying the batch."""
+def run_wait(share: float, batches: int, handed: float = 0.0, **kw):
+    """DataWait over `batches` solver steps of 1 s each, of which forward takes `share` (by a fake clock), `handed`
+    of it handing the batch over."""
     clock = FakeClock()
     wait, said = DataWait(2, 128, clock, **kw), []
     for _ in range(batches):
         started = wait.start()
         clock.now += share
-        said.append(wait.done(started, copied))
+        said.append(wait.done(started, handed))
         clock.now += 1.0 - share
     return [s for s in said if s]
 
@@ -162,18 +162,18 @@ def test_a_solver_kept_waiting_for_data_is_told_once():
     said = run_wait(0.5, 3 * (WAIT_SKIP + WAIT_WINDOW))
     assert len(said) == 1 and "waited for data 50 % of the time" in said[0]
     assert "128 images/s with 2 worker(s)" in said[0]
-    assert "500.0 ms waiting and 0.0 ms copying a batch" in said[0] and "more workers would help" in said[0]
+    assert "500.0 ms waiting and 0.0 ms handing over a batch" in said[0] and "more workers would help" in said[0]
     assert run_wait(0.1, 3 * (WAIT_SKIP + WAIT_WINDOW)) == []
 
 
-def test_a_wait_that_is_mostly_the_copy_does_not_ask_for_more_workers():
-    """By hand: 0.3 of each 1 s step in forward, 0.2 of it copying: 30 % > 20 %, two thirds of it the copy, which
-    workers do not shorten; 0.3 with 0.1 copying (a third) still asks for workers."""
-    said = run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, copied=0.2)
+def test_a_wait_that_is_mostly_the_hand_over_does_not_ask_for_more_workers():
+    """By hand: 0.3 of each 1 s step in forward, 0.2 of it handing the batch over: 30 % > 20 %, two thirds of it
+    the hand-over, which workers do not shorten; 0.3 with 0.1 handing over (a third) still asks for workers."""
+    said = run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, handed=0.2)
     assert len(said) == 1 and "waited for data 30 % of the time" in said[0]
-    assert "100.0 ms waiting and 200.0 ms copying a batch" in said[0]
+    assert "100.0 ms waiting and 200.0 ms handing over a batch" in said[0]
     assert "more workers do not shorten" in said[0] and "would help" not in said[0]
-    assert "more workers would help" in run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, copied=0.1)[0]
+    assert "more workers would help" in run_wait(0.3, WAIT_SKIP + WAIT_WINDOW, handed=0.1)[0]
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch):
@@ -195,15 +195,15 @@ def test_the_wait_line_in_a_real_net_that_does_nothing_but_read(tmp_path, lmdb_r
         net.forward()
     err = capfd.readouterr().err
     assert err.count("PoseDataLayer: the solver waited for data") == 1 and "0 worker(s)" in err
-    assert " 0.0 ms copying a batch" in err  # read in the layer's process: nothing to copy
+    assert " 0.0 ms handing over a batch" in err  # read in the layer's process: nothing to hand over
 
 
 def test_the_hand_over_from_the_workers_is_timed_in_a_real_net(tmp_path, lmdb_root, capfd, monkeypatch):
     """With a worker, forward hands each ready batch over from its slot: copying 8 x 3 x 225 x 225 floats (4.9 MB;
-    PARK3D_DATA_BORROW=0) takes time, so the line (forced by PARK3D_DATA_WAIT_LIMIT=0) gives a copy above 0.0 ms;
+    PARK3D_DATA_BORROW=0) takes time, so the line (forced by PARK3D_DATA_WAIT_LIMIT=0) gives a hand-over above 0.0 ms;
     lending the image (the default) leaves only the small joint and pose arrays to copy, a shorter hand-over."""
     monkeypatch.setenv("PARK3D_DATA_WAIT_LIMIT", "0")
-    copying = {}
+    handing = {}
     for borrow in ("0", "1"):
         monkeypatch.setenv("PARK3D_DATA_BORROW", borrow)
         net = data_net(tmp_path, lmdb_root / "walking_train.lmdb", caffe.TRAIN, workers=1)
@@ -212,9 +212,9 @@ def test_the_hand_over_from_the_workers_is_timed_in_a_real_net(tmp_path, lmdb_ro
             net.forward()
         line = [s for s in capfd.readouterr().err.splitlines() if "PoseDataLayer: the solver waited" in s]
         assert len(line) == 1 and "1 worker(s)" in line[0], line
-        copying[borrow] = float(line[0].split(" ms copying")[0].rsplit(" ", 1)[1])
+        handing[borrow] = float(line[0].split(" ms handing over")[0].rsplit(" ", 1)[1])
         del net
-    assert copying["0"] > 0.0 and copying["1"] < copying["0"], copying
+    assert handing["0"] > 0.0 and handing["1"] < handing["0"], handing
 
 
 def test_a_lent_image_is_the_batch_and_its_slot_waits_for_the_next_forward(tmp_path, lmdb_root):
