@@ -5,7 +5,8 @@
 # the demo (synthetic data -> LMDBs -> `caffe train -gpu 0` with the Python data and loss layers -> evaluation on
 # the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
 # the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
-# the default data-layer workers and with every core, beside `caffe time` of the same net (compute alone); last,
+# the default data-layer workers (the images lent, patch 0012, then copied) and with every core but one, each with
+# the data layer's share of the time, beside `caffe time` of the same net (compute alone); last,
 # the GPU faults a user meets, one line each (a GPU id the machine lacks; the card held by another process).
 # summary.md, the per-frame poses and the logs (logs.tgz) go to $OUT (else out/device-e2e); with --cpu also the final
 # weights and their test set (walking_test_lmdb.tgz), which are too large to come back from a card.
