@@ -42,7 +42,9 @@ class Prefetcher:
         self.source_args, self.shapes, self.workers = source_args, shapes, workers
         self.next_batch = first_batch
         slots = workers * prefetch
-        self.memory = mmap.mmap(-1, slot_bytes(shapes) * slots, flags=mmap.MAP_SHARED)  # anonymous: fileno -1
+        # anonymous (fileno -1), and faulted in at once, so that pinning it below takes pages that already exist
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self.memory = mmap.mmap(-1, slot_bytes(shapes) * slots, flags=flags)
         self.slots = slot_views(self.memory, shapes)
         self.free = [ctx.Queue() for _ in range(workers)]
         self.ready = [ctx.Queue() for _ in range(workers)]
