@@ -1,5 +1,6 @@
-"""The project's Caffe build: pycaffe, the layer types the nets use, Caffe's own tests of
-those layers, and a net with this repo's Python layers trained by the caffe tool and by pycaffe."""
+"""The project's Caffe build: pycaffe (with patch 0012's borrowed blob memory), the layer types the nets use,
+Caffe's own tests of those layers, and a net with this repo's Python layers trained by the caffe tool and by
+pycaffe."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import REPO, caffe_env, caffe_home, run_caffe_gtests
 from layers.caffe_build import foreign_cuda_headers, header_guard
@@ -41,6 +43,35 @@ def test_libcaffe_holds_no_python_and_the_two_programs_that_embed_it_do():
         names = needed(program)
         assert any(n.startswith("libboost_python3") for n in names), (program, names)
     assert any(n.startswith("libpython3") for n in needed(home / "bin" / "caffe"))
+
+
+def test_a_blob_borrows_an_arrays_memory(tmp_path):
+    """Patch 0012, by hand: a net y = 2x whose input blob borrows an array in an anonymous shared mapping reads
+    that array, writes through it, and follows later changes to it without a copy; a wrong dtype, count or layout,
+    or no array at all, is a ValueError; pin_host_memory says False where there is no card (this CPU build)."""
+    import mmap
+
+    import caffe
+
+    net_file = tmp_path / "twice.prototxt"
+    net_file.write_text('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+                        'layer { name: "y" type: "Scale" bottom: "x" top: "y" param { lr_mult: 0 } '
+                        'scale_param { filler { type: "constant" value: 2 } } }\n')
+    net = caffe.Net(str(net_file), caffe.TEST)
+    memory = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+    x = np.ndarray((2, 3), np.float32, buffer=memory)
+    x[...] = [[0, 1, 2], [3, 4, 5]]
+    net.blobs["x"].borrow_data(x)
+    assert net.blobs["x"].data.ctypes.data == x.ctypes.data
+    assert net.forward()["y"].tolist() == [[0, 2, 4], [6, 8, 10]]
+    x[0, 0] = 10
+    assert net.forward()["y"][0].tolist() == [20, 2, 4]
+    net.blobs["x"].data[1, 2] = -1  # through the blob, into the array
+    assert x[1, 2] == -1
+    for wrong in (np.zeros((2, 3)), np.zeros((2, 2), np.float32), np.zeros((3, 2), np.float32).T, [0.0] * 6):
+        with pytest.raises(ValueError, match="Blob.borrow_data"):
+            net.blobs["x"].borrow_data(wrong)
+    assert caffe._caffe.pin_host_memory(memory) is False and caffe._caffe.unpin_host_memory(memory) is False
 
 
 def test_caffe_tool_runs_from_the_venv():
