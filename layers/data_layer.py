@@ -60,11 +60,13 @@ class DataWait:
     """How much of the solver's time the data layer keeps it waiting: forward's own time (waiting for a batch, then
     handing it to the net) against the time from one forward to the next, over WAIT_WINDOW batches after
     WAIT_SKIP warm-up ones. done() returns one line, once, when the share is above `limit`, saying how much of it
-    was the copy, which more workers do not shorten; times come from `clock`."""
+    was the hand-over, which more workers do not shorten, and how the images were handed over (`images`, which the
+    layer sets: lent, from page-locked memory or not, or copied); times come from `clock`."""
 
     def __init__(self, workers: int, batch_size: int, clock=time.perf_counter, limit: float = WAIT_LIMIT):
         self.workers, self.batch_size, self.clock, self.limit = workers, batch_size, clock, limit
         self.calls, self.waited, self.handed, self.first, self.said = 0, 0.0, 0.0, None, False
+        self.images = "read in-process" if workers == 0 else "copied"
 
     def start(self) -> float:
         return self.clock()
@@ -87,7 +89,7 @@ class DataWait:
         self.said = True
         rate = WAIT_WINDOW * self.batch_size / elapsed
         per_batch = (f"{1000 * (self.waited - self.handed) / WAIT_WINDOW:.1f} ms waiting and "
-                     f"{1000 * self.handed / WAIT_WINDOW:.1f} ms handing over a batch")
+                     f"{1000 * self.handed / WAIT_WINDOW:.1f} ms handing over a batch, the images {self.images}")
         said = (f"PoseDataLayer: the solver waited for data {100 * share:.0f} % of the time over {WAIT_WINDOW} batches "
                 f"({rate:.0f} images/s with {self.workers} worker(s), {os.cpu_count()} cores; {per_batch})")
         if self.handed >= 0.5 * self.waited:
@@ -195,6 +197,8 @@ class PoseDataLayer(ReportingLayer):
                 pin = (caffe._caffe.pin_host_memory, caffe._caffe.unpin_host_memory) if self.lend else None
                 self.prefetcher = Prefetcher(self.source_args, self.shapes, self.workers, self.prefetch, self.batch,
                                              pin=pin)
+                if self.wait and self.lend:
+                    self.wait.images = f"lent{' from page-locked memory' if self.prefetcher.unpin else ''}"
             # top[0].data is not asked for when lending: it would allocate the blob's own (pinned, on a GPU) copy
             self.prefetcher.get(self.batch, [None if borrow else top[0].data, top[1].data, top[2].data], borrow)
             handed = self.prefetcher.handed

@@ -195,7 +195,7 @@ def test_the_wait_line_in_a_real_net_that_does_nothing_but_read(tmp_path, lmdb_r
         net.forward()
     err = capfd.readouterr().err
     assert err.count("PoseDataLayer: the solver waited for data") == 1 and "0 worker(s)" in err
-    assert " 0.0 ms handing over a batch" in err  # read in the layer's process: nothing to hand over
+    assert " 0.0 ms handing over a batch, the images read in-process" in err  # nothing to hand over
 
 
 def test_the_hand_over_from_the_workers_is_timed_in_a_real_net(tmp_path, lmdb_root, capfd, monkeypatch):
@@ -213,6 +213,8 @@ def test_the_hand_over_from_the_workers_is_timed_in_a_real_net(tmp_path, lmdb_ro
         line = [s for s in capfd.readouterr().err.splitlines() if "PoseDataLayer: the solver waited" in s]
         assert len(line) == 1 and "1 worker(s)" in line[0], line
         handing[borrow] = float(line[0].split(" ms handing over")[0].rsplit(" ", 1)[1])
+        # no card here: pin_host_memory says False, so the lent images are not said to be page-locked
+        assert f"a batch, the images {'lent)' if borrow == '1' else 'copied)'}" in line[0], line[0]
         del net
     assert handing["0"] > 0.0 and handing["1"] < handing["0"], handing
 
