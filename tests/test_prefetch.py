@@ -82,14 +82,21 @@ def test_the_slots_do_not_need_room_in_dev_shm(tmp_path, lmdb_root):
     """The slots (1.5 MiB here) in a private mount namespace whose /dev/shm is a 256 KiB tmpfs, as in a container
     with little shared memory (Docker's default is 64 MiB, against about 1.2 GB for 8 workers at batch 128): the
     batches still equal those read in-process. A named /dev/shm segment made the workers die of SIGBUS here."""
+    # a new mount namespace in which /dev/shm is made private, then a 256 KiB tmpfs is mounted over it: nothing
+    # reaches the machine's own /dev/shm (unshare's default, a private "/", fails in a chroot such as
+    # tools/distro_check.sh's, where "/" is not a mount point)
+    small_shm = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c",
+                 'mount --make-private /dev/shm && mount -t tmpfs -o size=256k shm /dev/shm && exec "$0" "$@"']
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare(1) to mount a small /dev/shm in a private mount namespace")
+    probe = subprocess.run(small_shm + ["df", "-k", "/dev/shm"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0 or " 256 " not in probe.stdout:
+        pytest.skip(f"cannot mount a small /dev/shm here: {(probe.stderr or probe.stdout).strip()[-200:]}")
     args = source_args(lmdb_root, batch_size=8)
     shapes = shapes_of(args)
     child = f"""
 import sys, numpy as np
 sys.path.insert(0, {str(REPO)!r})
-from layers.data_layer import lend_images
 from layers.prefetch import Prefetcher
 shapes = {shapes!r}
 prefetcher = Prefetcher({args!r}, shapes, 2, 2, first_batch=0)
@@ -102,9 +109,7 @@ np.savez({str(tmp_path / "got.npz")!r}, *got)
 """
     script = tmp_path / "child.py"
     script.write_text(child)
-    out = subprocess.run(["unshare", "-m", "sh", "-c",
-                          f"mount -t tmpfs -o size=256k shm /dev/shm && exec {sys.executable} {script}"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(small_shm + [sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     got = np.load(tmp_path / "got.npz")
     source = BatchSource(*args)

@@ -21,6 +21,10 @@ EXTRA_INCLUDES=("$@")
 [ -f "$HOME_DIR/share/pycaffe_src/caffe.bin.flags" ] ||
   die "$HOME_DIR has no share/pycaffe_src/caffe.bin.flags (a build from before patch 0010): run tools/setup.sh again"
 [ ! -e "$DEST" ] || die "$DEST exists; remove it first"
+# the kit pairs Debian 12's Boost.Python 1.74 sources with this system's Boost headers, which must be 1.74 too
+BOOST_HEADERS=$(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' /usr/include/boost/version.hpp 2>/dev/null)
+[ "$BOOST_HEADERS" = 1_74 ] || die "the kit is made on a system whose Boost is 1.74 (Debian 12, Ubuntu 22.04)," \
+  "as its Boost.Python sources are; this one has ${BOOST_HEADERS:-no Boost headers}"
 CACHE_ROOT=${PARK3D_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/park3dpose}
 # shellcheck source=../third_party/boost/source.lock
 source "$ROOT/third_party/boost/source.lock"
