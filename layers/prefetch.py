@@ -30,7 +30,7 @@ class Prefetcher:
     the mapping after the fork, so that Caffe copies a lent image to the GPU at the bus's speed.
 
     Lending: the net's image blob then points into the slot (pycaffe's Blob.borrow_data, patch 0012) instead of
-    receiving a copy, 78 MB at batch 128 that one core copies in 7-9 ms of the solver's time (docs/benchmarks.md,
+    receiving a copy, 78 MB at batch 128 that one core copies in 7-10 ms of the solver's time (docs/benchmarks.md,
     "Data layer workers"). The slot goes back to its worker when the next get starts: the net has then finished
     the forward and backward of that batch (and Caffe's copy to the GPU, synchronous, is long done). Since a blob
     may still point into the mapping after the Prefetcher is gone, the mapping is never unmapped: its memory is
