@@ -2,7 +2,8 @@
 a GPU machine): a GPU id the machine does not have (`tools/evaluate.py --gpu N` where there are N GPUs), and the
 card out of memory because another process holds it (`caffe train -gpu 0` through layers.training while a holder,
 PyTorch on the machine's Python, keeps all but HEADROOM_MIB of the card). Each line gives the exit status and the
-last line the user reads on stderr. tools/device_e2e.sh runs it last on the card. It records and fails nothing:
+last line the user reads on stderr. tools/device_e2e.sh runs it last on the card, and writes its own batch-128
+trainings with paper_batch_solver. It records and fails nothing:
 a line that is not one line of advice is the finding.
 
   python -m bench.device_faults --lmdb-root L --weights W --work DIR [--iters N] [--gpus N] [--cpu]
@@ -64,11 +65,20 @@ def missing_gpu(lmdb_root: Path, weights: Path, work: Path, gpus: int) -> str:
     return f"tools/evaluate.py --gpu {gpus} ({gpus} GPUs here): {seen(result)}"
 
 
+def paper_batch_solver(work: Path, lmdb_root: Path, iters: int, display: int = 1, workers="auto") -> Path:
+    """The full model on Walking at the paper's batch 128 for `iters` iterations (a test and a snapshot at the end),
+    its files under `work`: the held-card training here, and tools/device_e2e.sh's batch-128 trainings."""
+    from prototxt.generate import Schedule, write_action_experiment
+
+    schedule = Schedule(batch_size=128, max_iter=iters, snapshot=iters, test_interval=iters, display=display,
+                        workers=workers)
+    (work / "snapshots").mkdir(parents=True, exist_ok=True)
+    return write_action_experiment(work / "prototxt", "Walking", "both", lmdb_root, schedule, work / "snapshots")[0]
+
+
 def held_card(lmdb_root: Path, work: Path, iters: int, holder=(sys.executable, "-c", HOLDER)) -> str:
     """`caffe train -gpu 0` on the full model at batch 128 (layers.training, as tools/train_all.py runs it) while
     `holder` keeps the card; the holder is ended however the training ends, and after 120 s in any case."""
-    from prototxt.generate import Schedule, write_action_experiment
-
     proc = subprocess.Popen(list(holder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     timer = threading.Timer(120, proc.kill)  # a holder that never gets the card ends, and so does the wait for it
     timer.daemon = True
@@ -78,11 +88,7 @@ def held_card(lmdb_root: Path, work: Path, iters: int, holder=(sys.executable, "
         if not ready:
             proc.kill()
             return f"the card held by another process: could not hold it ({proc.stderr.read().strip()[-300:]})"
-        n = min(iters, 20)  # should the card not run out after all, a short run
-        schedule = Schedule(batch_size=128, max_iter=n, snapshot=n, test_interval=n, display=1)
-        (work / "snapshots").mkdir(parents=True, exist_ok=True)
-        solver = write_action_experiment(work / "prototxt", "Walking", "both", lmdb_root, schedule,
-                                         work / "snapshots")[0]
+        solver = paper_batch_solver(work, lmdb_root, min(iters, 20))  # should the card not run out, a short run
         result = subprocess.run([sys.executable, "-c", TRAIN, str(solver), str(work / "train.log")],
                                 capture_output=True, text=True, timeout=300)
         return f"caffe train -gpu 0 (layers.training), another process {ready}: {seen(result)}"

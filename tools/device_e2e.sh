@@ -125,12 +125,10 @@ train128() {  # NAME WORKERS [IMAGES: lent (the default) or copied (PARK3D_DATA_
   "$PY" - "$dir" "$D/lmdb" "$ITERS" "$2" > "$LOGS/solver-$1.log" 2>&1 <<'PYEOF' || fail "cannot write the batch-128 solver (logs/solver-$1.log)"
 import sys
 from pathlib import Path
-from prototxt.generate import Schedule, write_action_experiment
+from bench.device_faults import paper_batch_solver
 out, lmdb, iters, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-schedule = Schedule(batch_size=128, max_iter=iters, snapshot=iters, test_interval=iters, display=max(1, iters // 6),
-                    workers=workers if workers == "auto" else int(workers))
-(out / "snapshots").mkdir(parents=True, exist_ok=True)
-solver = write_action_experiment(out / "prototxt", "Walking", "both", lmdb, schedule, out / "snapshots")[0]
+solver = paper_batch_solver(out, lmdb, iters, display=max(1, iters // 6),
+                            workers=workers if workers == "auto" else int(workers))
 if workers == "auto":  # what the data layer will make of it beside this Caffe, for the summary
     import os
     from layers.data_layer import default_workers
@@ -146,8 +144,8 @@ PYEOF
   { echo "    caffe train, batch 128, data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")), images ${3:-lent}: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included)"
     echo "      data layer: ${said:-no report (it reports after 55 batches)}"; } | tee -a "$OUT/summary.md"
 }
-# the data layer's share of the solver's time, split into waiting for the workers and copying into the net's
-# blobs, reported at any share (layers/data_layer.py, DataWait)
+# the data layer's share of the solver's time, split into waiting for the workers and handing the batch over,
+# reported at any share (layers/data_layer.py, DataWait)
 export PARK3D_DATA_WAIT_LIMIT=0
 train128 auto auto
 train128 copied auto copied
