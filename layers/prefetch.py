@@ -59,19 +59,19 @@ class Prefetcher:
         # after the fork: a driver may keep page-locked memory out of forked children
         self.unpin = pin[1] if pin is not None and pin[0](self.memory) else None
         self.lent = None  # (worker, slot) whose image the net's blob points into
-        self.waited = self.handed = 0.0
+        self.handed = 0.0
         weakref.finalize(self, _shutdown, self.memory, self.processes, self.unpin)
 
     def get(self, batch: int, outputs: list, borrow=None) -> None:
-        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays); `waited` and
-        `handed` then hold the seconds it waited for the batch and took to hand it over. With `borrow` (a function
-        of an array: the image blob's borrow_data), the image is lent instead of copied, and outputs[0] is not
-        used. A worker's error on bad input (a damaged record) is raised here as a ValueError with its message."""
+        """Copy global batch `batch` (the next one due) into `outputs` (image, joints, pose arrays); `handed` then
+        holds the seconds it took to hand the ready batch over (the data layer times the whole forward itself).
+        With `borrow` (a function of an array: the image blob's borrow_data), the image is lent instead of copied,
+        and outputs[0] is not used. A worker's error on bad input (a damaged record) is raised here as a ValueError
+        with its message."""
         w = batch % self.workers
         if self.lent is not None:  # the net is done with the previous batch once it asks for the next one
             self.free[self.lent[0]].put(self.lent[1])
             self.lent = None
-        started = time.perf_counter()
         slot, filled = self._next_ready(w)
         if isinstance(filled, str):
             raise ValueError(filled)
@@ -84,7 +84,7 @@ class Prefetcher:
             first = 1
         for out, view in zip(outputs[first:], views[first:]):
             out[...] = view
-        self.waited, self.handed = ready - started, time.perf_counter() - ready
+        self.handed = time.perf_counter() - ready
         if borrow is None:
             self.free[w].put(slot)
         else:
