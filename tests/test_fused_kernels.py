@@ -1,4 +1,5 @@
-"""The GPU kernels of third_party/caffe/patches-cuda/0009 (BatchNorm's forward and backward, the bias gradient),
+"""The GPU kernels of third_party/caffe/patches-cuda/0009 (BatchNorm's forward and backward, the Scale and bias
+gradients),
 checked without a card. The kernels' source is cut from the patch and run on the CPU by a small launch emulator
 (tests/cuda_on_cpu/: a block's threads are fibers that switch at __syncthreads()), under AddressSanitizer where it
 runs, with the grids the patched layers launch. Checked against NumPy references written here from the layers'
@@ -21,9 +22,11 @@ PATCH = REPO / "third_party" / "caffe" / "patches-cuda" / "0009-gpu-fused-bias-b
 EMULATOR = REPO / "tests" / "cuda_on_cpu"
 BATCH_NORM_CU = "src/caffe/layers/batch_norm_layer.cu"
 BIAS_CU = "src/caffe/layers/bias_layer.cu"
+SCALE_CU = "src/caffe/layers/scale_layer.cu"
 EPS = 1e-5  # Caffe's BatchNorm default
 OUTPUTS = {"stats": ("mean", "variance"), "normalize": ("y", "x_norm"), "grad_sums": ("sum_dy", "sum_dy_y"),
-           "backward_apply": ("dx",), "backward_global": ("dx",), "bias_reduce": ("bias_diff_out",)}
+           "backward_apply": ("dx",), "backward_global": ("dx",), "bias_reduce": ("bias_diff_out",),
+           "scale_reduce": ("scale_diff_out", "bias_diff_out")}
 # (N, C, spatial): fewer elements per channel than a block's 512 threads; more than its 8 loads a thread (4400 > 8 *
 # 512: each thread adds two groups of loads); a fully connected layer's blob at the paper's batch (spatial 1: a
 # channel's elements are C apart).
@@ -39,6 +42,11 @@ def kernel_source(patch: str, path: str) -> str:
         if "__global__" in hunk:
             lines += [line[1:] for line in hunk.splitlines() if line.startswith("+") and "#include" not in line]
     return "\n".join(lines) + "\n"
+
+
+def sources(patch: str) -> list[str]:
+    """The kernels of batch_norm_layer.cu, bias_layer.cu and scale_layer.cu, as build() takes them."""
+    return [kernel_source(patch, path) for path in (BATCH_NORM_CU, BIAS_CU, SCALE_CU)]
 
 
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -63,12 +71,13 @@ def sanitizers_run(folder) -> bool:
     return probe_runs(folder, SANITIZE)
 
 
-def build(folder, batch_norm: str, bias: str):
+def build(folder, batch_norm: str, bias: str, scale: str):
     if shutil.which("g++") is None:
         pytest.skip("no g++ here")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "batch_norm_kernels.inc").write_text(batch_norm)
     (folder / "bias_kernels.inc").write_text(bias)
+    (folder / "scale_kernels.inc").write_text(scale)
     binary = folder / "fused_kernels"
     # -Wno-unknown-pragmas: `#pragma unroll` is nvcc's; -Wno-sign-compare: threadIdx.x is unsigned, as in CUDA
     out = subprocess.run(["g++", "-std=c++17", "-O1", "-g", *(SANITIZE if sanitizers_run(folder.parent) else []),
@@ -86,8 +95,8 @@ def patch_text():
 
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory, patch_text):
-    return build(tmp_path_factory.mktemp("fused"), kernel_source(patch_text, BATCH_NORM_CU),
-                 kernel_source(patch_text, BIAS_CU))
+    return build(tmp_path_factory.mktemp("fused"), *sources(patch_text))
+
 
 
 def launch(binary, tmp_path, kernel, dims, inputs, order="ascending", seed=0, grid=0, check=True):
@@ -128,8 +137,11 @@ def test_the_emulator_launches_as_caffe_and_the_patch_launches_what_is_run_here(
         ("BatchNormBackwardGlobal", "CAFFE_GET_BLOCKS(count)", "CAFFE_CUDA_NUM_THREADS"),
         ("BatchNormGradientSums", "channel_blocks(channels_)", "CAFFE_CUDA_NUM_THREADS"),
         ("BatchNormBackwardApply", "CAFFE_GET_BLOCKS(count)", "CAFFE_CUDA_NUM_THREADS"),
-        ("BiasBackwardReduce", "blocks", "CAFFE_CUDA_NUM_THREADS")]), launches
+        ("BiasBackwardReduce", "blocks", "CAFFE_CUDA_NUM_THREADS"),
+        ("ScaleBackwardReduce", "blocks", "CAFFE_CUDA_NUM_THREADS"),
+        ("ScaleForward", "CAFFE_GET_BLOCKS(count)", "CAFFE_CUDA_NUM_THREADS")]), launches
     assert "const int blocks = bias_dim_ < 65535 ? bias_dim_ : 65535;" in patch_text
+    assert "const int blocks = scale_dim_ < 65535 ? scale_dim_ : 65535;" in patch_text
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -201,6 +213,25 @@ def test_the_bias_gradient_sums_the_batch_and_space(kernels, tmp_path, shape, ac
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("which", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(128, 40, 1), (3, 5, 700), (1, 6, 300), (2, 1, 1)])
+def test_the_scale_gradients_sum_dy_x_and_dy(kernels, tmp_path, shape, which):
+    """ScaleLayer's backward for a learned scale, y = x * scale[c] + bias[c]: scale_diff[c] += the sum of dE/dY * X
+    and bias_diff[c] += the sum of dE/dY over the outer and inner dimensions (which: 1 the scale's only, 2 the
+    bias's only, 3 both); a diff not asked for is left as it was, to the bit."""
+    rng = np.random.default_rng(8)
+    top_diff, x = rng.standard_normal(shape), rng.standard_normal(shape) * 3 + 1
+    scale_before, bias_before = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    out = launch(kernels, tmp_path, "scale_reduce", (*shape, which),
+                 {"top_diff": top_diff, "x": x, "scale_diff": scale_before, "bias_diff": bias_before})
+    for flag, name, before, total in ((1, "scale_diff_out", scale_before, (top_diff * x).sum(axis=(0, 2))),
+                                      (2, "bias_diff_out", bias_before, top_diff.sum(axis=(0, 2)))):
+        if which & flag:
+            np.testing.assert_allclose(out[name], before + total, rtol=1e-12, atol=1e-12)
+        else:
+            assert out[name].tobytes() == before.tobytes()
+
+
 def block_tree_sum(values):
     """A block's sum as the kernels order it, in the values' own precision: thread t adds elements t, t + 512, ...
     in turn, then the threads' sums are halved in a tree (t += t + s for s = 256, 128, ..., 1)."""
@@ -217,7 +248,8 @@ def block_tree_sum(values):
 
 def test_the_channel_statistics_are_the_bits_of_the_plain_strided_order(kernels, tmp_path):
     """The loads are issued eight at a time, but each thread adds its elements in the order of the plain loop
-    (k = t, t + 512, ...), and the block's tree then halves: float32 NumPy in that order gives the same bits."""
+    (k = t, t + 512, ...), and the block's tree then halves: float32 NumPy in that order gives the same bits (the
+    statistics, and the Scale layer's bias sum)."""
     shape = (3, 2, 1500)  # 4500 elements a channel: two groups of loads for some threads, one for others
     x = (np.random.default_rng(7).standard_normal(shape) * 4 + 9).astype(np.float32)
     out = launch(kernels, tmp_path, "stats", shape, {"x": x})
@@ -226,6 +258,10 @@ def test_the_channel_statistics_are_the_bits_of_the_plain_strided_order(kernels,
         mean = block_tree_sum(values) / np.float32(values.size)
         variance = block_tree_sum((values - mean) * (values - mean)) / np.float32(values.size)
         assert out["mean"][c].tobytes() == mean.tobytes() and out["variance"][c].tobytes() == variance.tobytes()
+    zeros = np.zeros(shape[1], np.float32)
+    sums = launch(kernels, tmp_path, "scale_reduce", (*shape, 2), {"top_diff": x, "x": x, "scale_diff": zeros,
+                                                                    "bias_diff": zeros})["bias_diff_out"]
+    assert sums.tobytes() == np.array([block_tree_sum(x[:, c, :].reshape(-1)) for c in range(shape[1])]).tobytes()
 
 
 def test_every_result_is_the_same_bits_in_any_thread_order_and_on_any_grid(kernels, tmp_path):
@@ -238,7 +274,9 @@ def test_every_result_is_the_same_bits_in_any_thread_order_and_on_any_grid(kerne
     x = (rng.standard_normal(shape) + 10).astype(np.float32)
     dy = rng.standard_normal(shape).astype(np.float32)
     cases = [("stats", shape, {"x": x}), ("grad_sums", shape, {"dy": dy, "y": x}),
-             ("bias_reduce", (*shape, 1), {"top_diff": dy, "bias_diff": x[0, :, 0].copy()})]
+             ("bias_reduce", (*shape, 1), {"top_diff": dy, "bias_diff": x[0, :, 0].copy()}),
+             ("scale_reduce", (*shape, 3), {"top_diff": dy, "x": x, "scale_diff": x[1, :, 0].copy(),
+                                           "bias_diff": x[0, :, 0].copy()})]
     for kernel, dims, inputs in cases:
         first = None
         for order, seed in (("ascending", 0), ("descending", 0), ("shuffled", 1), ("shuffled", 2)):
@@ -252,7 +290,7 @@ def test_every_result_is_the_same_bits_in_any_thread_order_and_on_any_grid(kerne
 
 def test_the_emulator_catches_a_missing_barrier_a_divergent_barrier_and_a_read_past_the_end(tmp_path, patch_text):
     """The checks above can fail: the same kernels with one of the three faults each fail them."""
-    batch_norm, bias = kernel_source(patch_text, BATCH_NORM_CU), kernel_source(patch_text, BIAS_CU)
+    batch_norm, bias, scale = sources(patch_text)
     shape = (3, 4, 200)
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32) + 3
 
@@ -260,7 +298,7 @@ def test_the_emulator_catches_a_missing_barrier_a_divergent_barrier_and_a_read_p
     racy = batch_norm.replace("  const Dtype total = shared[0];\n  __syncthreads();\n",
                               "  const Dtype total = shared[0];\n")
     assert racy != batch_norm
-    binary = build(tmp_path / "racy", racy, bias)
+    binary = build(tmp_path / "racy", racy, bias, scale)
     variance = [launch(binary, tmp_path, "stats", shape, {"x": x}, order=order)["variance"]
                 for order in ("ascending", "descending")]
     assert not np.allclose(variance[0], x.astype(np.float64).var(axis=(0, 2)), rtol=1e-4) or not np.array_equal(
@@ -270,14 +308,14 @@ def test_the_emulator_catches_a_missing_barrier_a_divergent_barrier_and_a_read_p
     divergent = bias.replace("partial[0];\n    }\n    __syncthreads();\n",
                              "partial[0];\n      __syncthreads();\n    }\n")
     assert divergent != bias
-    out = launch(build(tmp_path / "divergent", batch_norm, divergent), tmp_path, "bias_reduce", (*shape, 0),
+    out = launch(build(tmp_path / "divergent", batch_norm, divergent, scale), tmp_path, "bias_reduce", (*shape, 0),
                  {"top_diff": x, "bias_diff": np.zeros(4, np.float32)}, check=False)
     assert out.returncode != 0 and "reached by some of the block's threads while others returned" in out.stderr
 
     # one element too many per channel (not added, only read): the last channel reads past the blob
     past = batch_norm.replace("return k < per_channel ? x[", "return k <= per_channel ? x[")
     assert past != batch_norm
-    binary = build(tmp_path / "past", past, bias)
+    binary = build(tmp_path / "past", past, bias, scale)
     if not sanitizers_run(tmp_path):
         pytest.skip("AddressSanitizer does not run here: reads past the end are not checked")
     out = launch(binary, tmp_path, "stats", shape, {"x": x}, check=False)

@@ -1,6 +1,6 @@
 // Launches the kernels of third_party/caffe/patches-cuda/0009 on the CPU (cuda_on_cpu.hpp) with the grids the
 // patched layers use, on arrays read from raw files, and writes the results beside them.
-// tests/test_fused_kernels.py extracts the kernels from the patch into the two .inc files and builds this.
+// tests/test_fused_kernels.py extracts the kernels from the patch into the three .inc files and builds this.
 //
 //   fused_kernels KERNEL f32|f64 ascending|descending|shuffled SEED GRID DIR DIMS...
 //
@@ -19,6 +19,9 @@ namespace batch_norm_cu {
 namespace bias_cu {
 #include "bias_kernels.inc"
 }  // namespace bias_cu
+namespace scale_cu {
+#include "scale_kernels.inc"
+}  // namespace scale_cu
 }  // namespace caffe
 
 namespace {
@@ -107,6 +110,17 @@ int run(const std::string& kernel, cuda_on_cpu::Order order, unsigned seed, int 
     go(bias_dim < 65535 ? bias_dim : 65535, [&] {
       bias_cu::BiasBackwardReduce<Dtype>(outer, bias_dim, inner, top_diff.data(), flag == 1, bias_diff.data());
     });
+    write("bias_diff_out", bias_diff);
+  } else if (kernel == "scale_reduce") {  // dims: outer, scale_dim, inner, which (1 scale, 2 bias, 3 both)
+    const int outer = num, scale_dim = channels, inner = spatial;
+    auto top_diff = read<Dtype>("top_diff", count), x = read<Dtype>("x", count);
+    auto scale_diff = read<Dtype>("scale_diff", scale_dim), bias_diff = read<Dtype>("bias_diff", scale_dim);
+    go(scale_dim < 65535 ? scale_dim : 65535, [&] {
+      scale_cu::ScaleBackwardReduce<Dtype>(outer, scale_dim, inner, top_diff.data(), x.data(),
+                                           (flag & 1) ? scale_diff.data() : nullptr,
+                                           (flag & 2) ? bias_diff.data() : nullptr);
+    });
+    write("scale_diff_out", scale_diff);
     write("bias_diff_out", bias_diff);
   } else {
     std::fprintf(stderr, "unknown kernel %s\n", kernel.c_str());
