@@ -5,8 +5,8 @@
 # and backward without the data layer and the SGD update; the deploy and evaluate nets: the test pass's forward) in
 # each build in FP32, and the full model's with TF32 tensor cores (CAFFE_TF32=1, the cuDNN build's option), with the
 # cuDNN algorithms queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per
-# shape), with the fused BatchNorm and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009), with a cuDNN workspace
-# of WS_MB (default 1024) MiB per algorithm where upstream allows 8, with the algorithms timed instead of guessed
+# shape), with the fused BatchNorm, Scale and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009), with a cuDNN
+# workspace of WS_MB (default 1024) MiB per algorithm where upstream allows 8, with the algorithms timed, not guessed
 # (CAFFE_CUDNN_WORKSPACE_MB, CAFFE_CUDNN_FIND=1: patches-cudnn/ 0011) and with all of them; the PyTorch peer
 # (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; where the full model's
 # training step goes, per layer type, in each row; then Caffe's GPU gtests of the layer types the nets use (the cuDNN
@@ -120,8 +120,8 @@ if [ "${TIMINGS:-1}" != 0 ]; then  # TIMINGS=0: the gtests alone
 : > "$WORK/caffe_both.txt"
 # LABEL BUILD SETTINGS VARIANTS...; SETTINGS: the environment of the run (VAR=VALUE,..., or - for none), CAFFE_TF32=1
 # for TF32 math. cudnn9-requery: the cuDNN build querying its convolution algorithms before every pass, as upstream
-# Caffe did (patch 0008 keeps them per input shape); -fused: the BatchNorm and bias kernels of patches-cuda/ 0009;
-# cudnn9-ws: a cuDNN workspace of up to WS MiB per algorithm where upstream allows 8 (patch 0011); cudnn9-find: the
+# Caffe did (patch 0008 keeps them per input shape); -fused: the BatchNorm, Scale and bias kernels of patches-cuda/
+# 0009; cudnn9-ws: a cuDNN workspace of up to WS MiB per algorithm where upstream allows 8 (patch 0011); cudnn9-find: the
 # same, the algorithms chosen by running them (cudnnFind*, PyTorch's cudnn.benchmark); cudnn9-all: -fused and -find
 for run in "plain plain - baseline multireg 2dcls both" "cudnn9 cudnn9 - baseline multireg 2dcls both" \
            "cudnn9 cudnn9 CAFFE_TF32=1 both" "cudnn9-requery cudnn9 CAFFE_CUDNN_REQUERY=1 both" \
