@@ -376,17 +376,19 @@ def test_the_users_path_on_the_gpu_machine_rehearsed_on_the_cpu(kit_session):
     assert kit_session["code"] == 0, kit_session["summary"] + kit_session["stderr"][-2000:]
     assert re.search(r"^Python: 3\.\d+\.\d+ with NumPy 2\.", summary, re.M), summary
     for step in ("build-pycaffe", "wheels", "import-pycaffe", "demo", "evaluate", "train-b128-auto",
-                 "train-b128-copied", "train-b128-all", "caffe-time", "faults"):
+                 "train-b128-copied", "train-b128-all", "caffe-time", "faults", "train-b128-fused"):
         assert re.search(rf"^- {step}: \d+ s$", summary, re.M), (step, summary)
     assert re.search(r"tools/evaluate\.py, Walking: P1 \d+\.\d+, zero-mean \d+\.\d+, PA \d+\.\d+ mm", summary), summary
     assert re.search(r"kit-cpu against cpu-build: \d+ frames: .* mm: float rounding$", summary, re.M), summary
-    rates = re.findall(r"data-layer workers (\S+) \((\d+)\), images (\w+): (\d+) images/s", summary)
+    rates = re.findall(r"batch 128, (CAFFE_GPU_FUSED=1, )?data-layer workers (\S+) \((\d+)\), images (\w+): "
+                       r"(\d+) images/s", summary)
     # "auto" beside a CUDA build: every core but one, at most 8 (docs/gpu.md), the images lent (the kit's pycaffe
-    # has patch 0012) and copied; the other run: every core but one
+    # has patch 0012) and copied; then every core but one; last, auto again with the fused GPU kernels
     cores, auto = os.cpu_count(), str(min(max(os.cpu_count() - 1, 1), 8))
-    expected = [("auto", auto, "lent"), ("auto", auto, "copied"), (str(cores - 1), str(cores - 1), "lent")]
-    assert [r[:3] for r in rates] == expected, summary
-    assert all(int(r[3]) > 0 for r in rates), summary
+    expected = [("", "auto", auto, "lent"), ("", "auto", auto, "copied"), ("", str(cores - 1), str(cores - 1), "lent"),
+                ("CAFFE_GPU_FUSED=1, ", "auto", auto, "lent")]
+    assert [r[:4] for r in rates] == expected, summary
+    assert all(int(r[4]) > 0 for r in rates), summary
     assert re.search(r"caffe time, the same net .*: \d+ images/s", summary), summary
     # a GPU the machine lacks, as the user meets it: one line and exit 2 (here the kit's CUDA Caffe finds no driver)
     fault = r"^    tools/evaluate\.py --gpu 0 \(0 GPUs here\): exit 2, 1 line on stderr: .*(driver|GPU)"

@@ -6,8 +6,9 @@
 # the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
 # the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
 # the default data-layer workers (the images lent, patch 0012, then copied) and with every core but one, each with
-# the data layer's share of the time, beside `caffe time` of the same net (compute alone); last,
-# the GPU faults a user meets, one line each (a GPU id the machine lacks; the card held by another process).
+# the data layer's share of the time, beside `caffe time` of the same net (compute alone); the GPU faults a user
+# meets, one line each (a GPU id the machine lacks; the card held by another process); last, the card's poses and
+# the default batch-128 training again with the fused kernels of patches-cuda/ 0009 (CAFFE_GPU_FUSED=1).
 # summary.md, the per-frame poses and the logs (logs.tgz) go to $OUT (else out/device-e2e); with --cpu also the final
 # weights and their test set (walking_test_lmdb.tgz), which are too large to come back from a card.
 #   bash tools/device_e2e.sh          # on the GPU machine, about 5 minutes (tools/device_session.sh runs it there)
@@ -22,6 +23,8 @@ OUT=${OUT:-$ROOT/out/device-e2e}
 DEVICE_DIR=${PARK3D_DEVICE_DIR:-$ROOT/.device}
 PY=${PYTHON:-python3}
 START=$SECONDS
+# the stock GPU layers, except where the last steps ask for the fused ones (a caller's setting would mislabel rows)
+unset CAFFE_GPU_FUSED
 mkdir -p "$OUT"
 fail() { echo "device_e2e: $1" | tee -a "$OUT/summary.md" >&2; exit "${2:-1}"; }  # MESSAGE [CODE]
 # shellcheck source=device_env.sh
@@ -141,7 +144,7 @@ PYEOF
     "$PARK3D_CAFFE" train -solver "$(tail -n 1 "$LOGS/solver-$1.log")" "${CAFFE_DEV[@]}"
   local said
   said=$(grep -m1 -o 'the solver waited for data.*' "$LOGS/train-b128-$1.log")
-  { echo "    caffe train, batch 128, data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")), images ${3:-lent}: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included)"
+  { echo "    caffe train, batch 128, ${CAFFE_GPU_FUSED:+CAFFE_GPU_FUSED=$CAFFE_GPU_FUSED, }data-layer workers $2 ($(sed -n 's/^workers: //p' "$LOGS/solver-$1.log")), images ${3:-lent}: $(rate "$LOGS/train-b128-$1.log") images/s (Python data and loss layers included)"
     echo "      data layer: ${said:-no report (it reports after 55 batches)}"; } | tee -a "$OUT/summary.md"
 }
 # the data layer's share of the solver's time, split into waiting for the workers and handing the batch over,
@@ -160,4 +163,14 @@ awk -v batch="$BATCH" '/Average Forward pass/ {f = $(NF-1)} /Average Backward pa
 step faults "$PY" -m bench.device_faults --lmdb-root "$D/lmdb" --weights "$FINAL" --work "$WORK/faults" \
   --iters "$ITERS" $([ $MODE = cpu ] && echo --cpu)
 sed 's/^/    /' "$LOGS/faults.log" | tee -a "$OUT/summary.md"
+# The fused kernels of patches-cuda/ 0009 (CAFFE_GPU_FUSED=1: BatchNorm, Scale, bias; opt-in until a card has shown
+# them right and faster) on the user's path: the final weights' poses on the card against the kit's CPU engine, and
+# the batch-128 training. Last, so that a deadline cuts these first. (On a CPU the variable changes nothing.)
+export CAFFE_GPU_FUSED=1
+if [ $MODE = gpu ]; then
+  parity gpu-fused "$PY" --gpu 0
+  compare gpu-fused kit-cpu
+fi
+train128 fused auto
+unset CAFFE_GPU_FUSED
 echo "device_e2e: $((SECONDS - START)) s in all" | tee -a "$OUT/summary.md"
