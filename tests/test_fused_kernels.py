@@ -1,8 +1,7 @@
 """The GPU kernels of third_party/caffe/patches-cuda/0009 (BatchNorm's forward and backward, the Scale and bias
-gradients),
-checked without a card. The kernels' source is cut from the patch and run on the CPU by a small launch emulator
-(tests/cuda_on_cpu/: a block's threads are fibers that switch at __syncthreads()), under AddressSanitizer where it
-runs, with the grids the patched layers launch. Checked against NumPy references written here from the layers'
+gradients), checked without a card. The kernels' source is cut from the patch and run on the CPU by a small launch
+emulator (tests/cuda_on_cpu/: a block's threads are fibers that switch at __syncthreads()), under AddressSanitizer
+where it runs, with the grids the patched layers launch. Checked against NumPy references written here from the layers'
 definitions and a numerical gradient. Each result must be the same bits under three thread orders and several
 grids, so no thread reads what another may still be writing. This does not replace Caffe's GPU gtests on a card
 (warps, the card's compiler, speed): tools/device_check.sh runs those."""
