@@ -437,19 +437,24 @@ def write_deploy_nets(out_dir: Path) -> None:
 
 def write_timing_nets(out_dir: Path, batch_size: int) -> list:
     """For `caffe time` where no Python runs (tools/device_bundle.sh): per variant, the time split (training's
-    forward and backward) and the deploy and evaluate nets with every Input at `batch_size` (the test pass). Beside
-    them, layer_types.json ({net file: {layer name: type}}): what `caffe time`'s per-layer lines are summed by where
-    no protobuf reads the nets (bench/layer_profile.py in the GPU machine's kit)."""
+    forward and backward) and the deploy and evaluate nets with every Input at `batch_size` (the test pass); for the
+    full model also those two folded (<split>_both_folded_b<batch>), the nets tools/evaluate.py and prediction run.
+    Beside them, layer_types.json ({net file: {layer name: type}}): what `caffe time`'s per-layer lines are summed
+    by where no protobuf reads the nets (bench/layer_profile.py in the GPU machine's kit)."""
     written, types = [], {}
     for variant, (multi_root, use_2d_cls) in VARIANTS.items():
         for split in ("time", "deploy", "evaluate"):
-            net, layout = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
-            for layer in net.layer:
-                if layer.type == "Input":
-                    layer.input_param.shape[0].dim[0] = batch_size
-            written.append(Path(out_dir) / f"{split}_{variant}_b{batch_size}.prototxt")
-            write_net(written[-1], (net, layout))
-            types[written[-1].name] = {layer.name: layer.type for layer in net.layer}
+            built = build_net(split, multi_root=multi_root, use_2d_cls=use_2d_cls, batch_size=batch_size)
+            nets = {f"{split}_{variant}": built}
+            if variant == "both" and split != "time":
+                nets[f"{split}_{variant}_folded"] = folded(built)
+            for name, (net, layout) in nets.items():
+                for layer in net.layer:
+                    if layer.type == "Input":
+                        layer.input_param.shape[0].dim[0] = batch_size
+                written.append(Path(out_dir) / f"{name}_b{batch_size}.prototxt")
+                write_net(written[-1], (net, layout))
+                types[written[-1].name] = {layer.name: layer.type for layer in net.layer}
     written.append(write_text_atomic(Path(out_dir) / "layer_types.json", json.dumps(types, indent=1) + "\n"))
     return written
 

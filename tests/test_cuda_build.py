@@ -342,6 +342,15 @@ def test_the_gpu_machine_kit_runs_its_steps_on_the_cpu(kit_session):
         + [("cudnn9-ws", "FP32", "both"), ("cudnn9-ws", "TF32", "both"), ("cudnn9-find", "FP32", "both")]
         + [("cudnn9-all", "FP32", "both"), ("cudnn9-all", "TF32", "both")]
     ), summary
+    # the full model's deploy and evaluate nets folded, as prediction and tools/evaluate.py run them, in the rows
+    # whose convolutions differ; against the peer's deploy forward where it ran
+    folded = re.findall(r"^\| (plain|cudnn9|cudnn9-find) \| (FP32|TF32) \| (\d+) \| (\d+) \|$", summary, re.M)
+    assert [f[:2] for f in folded] == [("plain", "FP32"), ("cudnn9", "FP32"), ("cudnn9", "TF32"),
+                                       ("cudnn9-find", "FP32")], summary
+    assert all(int(f[2]) > 0 and int(f[3]) > 0 for f in folded), folded
+    folded_ratios = re.findall(r"^- \S+ (FP32|TF32), the deploy net folded .*: deploy inference [0-9.]+$", summary,
+                               re.M)
+    assert folded_ratios == (["FP32", "FP32", "TF32", "FP32"] if kit_session["with_torch"] else []), summary
     # where each row's training step goes: one line per row of the full model, the time net's layer types as columns
     profile = summary.split("Where the full model's training step goes", 1)[-1].splitlines()
     header = next(line for line in profile if line.startswith("| run | "))

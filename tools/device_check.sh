@@ -7,7 +7,9 @@
 # cuDNN algorithms queried before every pass (CAFFE_CUDNN_REQUERY=1, upstream's way, against patch 0008's per
 # shape), with the fused BatchNorm, Scale and bias kernels (CAFFE_GPU_FUSED=1, patches-cuda/ 0009), with a cuDNN
 # workspace of WS_MB (default 1024) MiB per algorithm where upstream allows 8, with the algorithms timed, not guessed
-# (CAFFE_CUDNN_WORKSPACE_MB, CAFFE_CUDNN_FIND=1: patches-cudnn/ 0011) and with all of them; the PyTorch peer
+# (CAFFE_CUDNN_WORKSPACE_MB, CAFFE_CUDNN_FIND=1: patches-cudnn/ 0011) and with all of them; the full model's deploy
+# and evaluate nets folded (BatchNorm + Scale into the layers before them: what prediction and tools/evaluate.py
+# run) in the rows whose convolutions differ; the PyTorch peer
 # (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; where the full model's
 # training step goes, per layer type, in each row; then Caffe's GPU gtests of the layer types the nets use (the cuDNN
 # build's, with its CuDNN* layers; the fused kernels' layers with CAFFE_GPU_FUSED=1; the cuDNN convolution with
@@ -150,6 +152,25 @@ for run in "plain plain - baseline multireg 2dcls both" "cudnn9 cudnn9 - baselin
     [ "$variant" = both ] && echo "$label $math $tf $tb $df $tlog" >> "$WORK/caffe_both.txt"
   done
 done
+# The full model's deploy and evaluation nets folded (BatchNorm + Scale into the layers before them), as
+# tools/evaluate.py and prediction run them: forward only, in the rows whose convolutions differ (the fused kernels
+# and the requery row change nothing a folded net runs)
+{ echo; echo "| build | math | deploy folded, forward img/s | evaluate folded, forward img/s |"; echo "|---|---|---:|---:|"; } |
+  tee -a "$OUT/summary.md"
+: > "$WORK/caffe_folded.txt"
+for run in "plain plain -" "cudnn9 cudnn9 -" "cudnn9 cudnn9 CAFFE_TF32=1" "cudnn9-find cudnn9 $WS,CAFFE_CUDNN_FIND=1"; do
+  read -r label build settings <<< "$run"
+  math=$(grep -q CAFFE_TF32=1 <<< "$settings" && echo TF32 || echo FP32)
+  room
+  read -r df _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/deploy_both_folded_b$BATCH.prototxt" TEST)
+  figure "$label $math" "$df" - "$code" "$log"
+  room
+  read -r ef _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/evaluate_both_folded_b$BATCH.prototxt" TEST)
+  figure "$label $math" "$ef" - "$code" "$log"
+  awk -v b="$label" -v m="$math" -v n="$BATCH" -v df="$df" -v ef="$ef" 'BEGIN {
+    printf "| %s | %s | %.0f | %.0f |\n", b, m, n * 1000 / df, n * 1000 / ef }' | tee -a "$OUT/summary.md"
+  echo "$label $math $df" >> "$WORK/caffe_folded.txt"
+done
 [ ${#NOFIG[@]} = 0 ] || printf -- '- no figure: %s\n' "${NOFIG[@]}" | tee -a "$OUT/summary.md"
 [ ${#NOFIG[@]} = 0 ] || FAILED+=("${#NOFIG[@]} timings (below the table)")
 
@@ -169,7 +190,7 @@ for tf32 in $PEERS; do
     FAILED+=("the PyTorch peer with TF32 $tf32")
   fi
 done
-"$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" "${WS#*=}" <<'PY' | tee -a "$OUT/summary.md"
+"$PEER_PYTHON" - "$OUT" "$BATCH" "$WORK/caffe_both.txt" "${WS#*=}" "$WORK/caffe_folded.txt" <<'PY' | tee -a "$OUT/summary.md"
 import json, os, sys
 out, batch, ws = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 peers = {}
@@ -193,6 +214,11 @@ for line in open(sys.argv[3]):
         peer = peers[math]
         print(f"- {build} {math}: training (forward+backward) {peer['forward_backward_ms'] / rows[build, math][0]:.2f}, "
               f"deploy inference {peer['deploy_forward_ms'] / rows[build, math][1]:.2f}")
+for line in open(sys.argv[5]):
+    build, math, df = line.split()
+    if df != "nan" and math in peers:
+        print(f"- {build} {math}, the deploy net folded (as prediction runs it; PyTorch's is not folded): deploy "
+              f"inference {peers[math]['deploy_forward_ms'] / float(df):.2f}")
 if ("cudnn9", "FP32") in rows and ("cudnn9-requery", "FP32") in rows:
     (kept_t, kept_d), (again_t, again_d) = rows["cudnn9", "FP32"], rows["cudnn9-requery", "FP32"]
     print(f"\ncuDNN algorithms kept per input shape (patch 0008) against queried before every pass, full model, FP32 "
