@@ -208,12 +208,20 @@ def test_the_time_nets_are_the_train_nets_without_python_layers():
 
 def test_the_time_nets_come_with_their_layer_types(tmp_path):
     """layer_types.json beside the timing nets (what the GPU kit sums `caffe time`'s per-layer lines by, where no
-    protobuf reads the nets) holds each written net's layers, as protobuf reads them back from the files."""
+    protobuf reads the nets) holds each written net's layers, as protobuf reads them back from the files. The full
+    model's deploy and evaluate nets come also folded: no BatchNorm or learned Scale left, every Input at the batch."""
     from prototxt.generate import write_timing_nets
 
     written = write_timing_nets(tmp_path, 4)
     nets = [p for p in written if p.suffix == ".prototxt"]
-    assert len(nets) == 3 * len(VARIANTS) and written[-1] == tmp_path / "layer_types.json"
+    assert len(nets) == 3 * len(VARIANTS) + 2 and written[-1] == tmp_path / "layer_types.json"
+    for split in ("deploy", "evaluate"):
+        net = text_format.Merge((tmp_path / f"{split}_both_folded_b4.prototxt").read_text(), caffe_pb2.NetParameter())
+        assert "BatchNorm" not in {layer.type for layer in net.layer}
+        # the Scale layers left multiply by a second bottom (the evaluation net's recovered scale), none learned
+        assert all(len(layer.bottom) == 2 for layer in net.layer if layer.type == "Scale")
+        inputs = [layer.input_param.shape[0].dim[0] for layer in net.layer if layer.type == "Input"]
+        assert inputs and set(inputs) == {4}
     types = json.loads((tmp_path / "layer_types.json").read_text())
     assert sorted(types) == sorted(p.name for p in nets)
     for path in nets:
