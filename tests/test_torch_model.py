@@ -55,3 +55,28 @@ def test_state_dict_gives_pycaffes_outputs(variant, trained_variants, lmdb_root,
     assert np.abs(logits.numpy() - caffe_net.blobs["logits_2d"].data).max() <= SOFTMAX * 100
     for head, out in zip(layout.heads, heads):
         assert np.abs(out.numpy() - caffe_net.blobs[head].data).max() <= 1e-4
+
+
+def test_folding_the_batch_norms_keeps_the_outputs():
+    """layers.torch_model.fold_batch_norms (the peer's folded deploy net): with BatchNorm statistics and affine parts
+    far from the identity, the folded net gives the net's own outputs, with no BatchNorm left."""
+    from layers.torch_model import PoseNet, fold_batch_norms
+
+    torch.manual_seed(3)
+    net = PoseNet("both", 0.25, mean_torso_lengths=[100.0] * 6)
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 3, 225, 225)
+    with pytest.raises(ValueError, match="training mode"):
+        fold_batch_norms(net)
+    net.eval()
+    with torch.no_grad():
+        want = [t.double() for t in net(x)]
+        got = [t.double() for t in fold_batch_norms(net)(x)]
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-5), (g - w).abs().max()

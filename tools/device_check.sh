@@ -9,9 +9,9 @@
 # workspace of WS_MB (default 1024) MiB per algorithm where upstream allows 8, with the algorithms timed, not guessed
 # (CAFFE_CUDNN_WORKSPACE_MB, CAFFE_CUDNN_FIND=1: patches-cudnn/ 0011) and with all of them; the full model's deploy
 # and evaluate nets folded (BatchNorm + Scale into the layers before them: what prediction and tools/evaluate.py
-# run) in the rows whose convolutions differ; the PyTorch peer
-# (tools/peer_pytorch.py) on the same card in FP32 and in TF32, and Caffe / PyTorch for each; where the full model's
-# training step goes, per layer type, in each row; then Caffe's GPU gtests of the layer types the nets use (the cuDNN
+# run) in the rows whose convolutions differ; the PyTorch peer (tools/peer_pytorch.py) on the same card in FP32 and
+# in TF32 (its deploy net also folded), and Caffe / PyTorch for each; where the full model's training step goes,
+# per layer type, in each row; then Caffe's GPU gtests of the layer types the nets use (the cuDNN
 # build's, with its CuDNN* layers; the fused kernels' layers with CAFFE_GPU_FUSED=1; the cuDNN convolution with
 # CAFFE_CUDNN_FIND=1; the build without cuDNN's), as the time left allows. $OUT (else out/device-check) gets
 # summary.md (the table, the ratios, the profile, one line per gtest set, and whether pycaffe can be built there for
@@ -202,7 +202,8 @@ for tf32, math in (("off", "FP32"), ("on", "TF32")):
         print(f"\nPyTorch {peer['torch']} on {peer['device']} ({math}; cuDNN {peer.get('cudnn')}), full model (both), batch {batch}: "
               f"forward+backward {peer['forward_backward_ms']:.2f} ms ({batch * 1000 / peer['forward_backward_ms']:.0f} img/s), "
               f"train step with SGD {peer['train_step_ms']:.2f} ms, deploy forward {peer['deploy_forward_ms']:.2f} ms "
-              f"({batch * 1000 / peer['deploy_forward_ms']:.0f} img/s)")
+              f"({batch * 1000 / peer['deploy_forward_ms']:.0f} img/s), folded {peer['deploy_forward_folded_ms']:.2f} ms "
+              f"({batch * 1000 / peer['deploy_forward_folded_ms']:.0f} img/s)")
 print("\nCaffe / PyTorch speed, full model, same math (> 1: Caffe is faster):" + ("" if peers else " no PyTorch figure"))
 rows = {}
 for line in open(sys.argv[3]):
@@ -217,8 +218,8 @@ for line in open(sys.argv[3]):
 for line in open(sys.argv[5]):
     build, math, df = line.split()
     if df != "nan" and math in peers:
-        print(f"- {build} {math}, the deploy net folded (as prediction runs it; PyTorch's is not folded): deploy "
-              f"inference {peers[math]['deploy_forward_ms'] / float(df):.2f}")
+        print(f"- {build} {math}, the deploy net folded (as prediction runs it) against PyTorch's folded too: deploy "
+              f"inference {peers[math]['deploy_forward_folded_ms'] / float(df):.2f}")
 if ("cudnn9", "FP32") in rows and ("cudnn9-requery", "FP32") in rows:
     (kept_t, kept_d), (again_t, again_d) = rows["cudnn9", "FP32"], rows["cudnn9-requery", "FP32"]
     print(f"\ncuDNN algorithms kept per input shape (patch 0008) against queried before every pass, full model, FP32 "

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch  # lazy: torch is optional (PARK3D_TORCH=1)
 
-    from layers.torch_model import PoseNet  # imports torch (optional)
+    from layers.torch_model import PoseNet, fold_batch_norms  # imports torch (optional)
 
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
@@ -103,6 +103,9 @@ def main(argv=None) -> int:
     net.eval()
     with torch.no_grad():
         result["deploy_forward_ms"] = timed(lambda: net(x), args.iters)
+        # with each BatchNorm folded into the layer before it, as Caffe's prediction and evaluation nets are
+        fold_batch_norms(net)
+        result["deploy_forward_folded_ms"] = timed(lambda: net(x), args.iters)
     print(json.dumps(result))
     return 0
 
