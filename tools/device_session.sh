@@ -16,7 +16,7 @@
 #   bash tools/device_session.sh          # on the GPU machine: the device tool, carry [".device"], timeout_s 540
 #   bash tools/device_session.sh --cpu    # the rehearsal here (each part's --cpu)
 # PARTS: the parts to run (default "timings e2e gtests"; a rerun: PARTS=gtests, say). TIMINGS_SECONDS: the most the
-# timings may take (GPU 270: the H200's first 10 rows took 109 s with the peer, the kit has 18). The parts' own variables
+# timings may take (GPU 270: the H200's first 10 rows took 109 s with the peer, the kit has 18 and 4 folded). The parts' own variables
 # (PYTHON, PEER_PYTHON, ITERS, WS_MB, E2E_ITERS, ...) pass through; PARK3D_DEVICE_DIR: where the bundle is.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
