@@ -113,6 +113,15 @@ figure() {
     NOFIG+=("$1, $(basename "$5" .log): caffe time exit $4 ($(why "$5"))")
   fi
 }
+# forward VAR LABEL MATH BUILD SETTINGS NET: the net's forward pass (TEST phase) in ms into VAR, "nan" where caffe
+# time gave no figure (recorded by figure)
+forward() {
+  local ms code log
+  room
+  read -r ms _ code log < <(timing "$2" "$3" "$4" "$5" "$6" TEST)
+  figure "$2 $3" "$ms" - "$code" "$log"
+  printf -v "$1" %s "$ms"
+}
 if [ "${TIMINGS:-1}" != 0 ]; then  # TIMINGS=0: the gtests alone
 {
   [ $MODE = cpu ] && echo && echo "A --cpu rehearsal: every build runs Caffe's CPU engine here (no cuDNN, no TF32), 1 iteration: the rows check the steps, their figures mean nothing."
@@ -139,12 +148,8 @@ for run in "plain plain - baseline multireg 2dcls both" "cudnn9 cudnn9 - baselin
     room
     read -r tf tb code tlog < <(timing "$label" "$math" "$build" "$settings" "$B/nets/time_${variant}_b$BATCH.prototxt" TRAIN)
     figure "$label $math" "$tf" "$tb" "$code" "$tlog"
-    room
-    read -r df _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/deploy_${variant}_b$BATCH.prototxt" TEST)
-    figure "$label $math" "$df" - "$code" "$log"
-    room
-    read -r ef _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/evaluate_${variant}_b$BATCH.prototxt" TEST)
-    figure "$label $math" "$ef" - "$code" "$log"
+    forward df "$label" "$math" "$build" "$settings" "$B/nets/deploy_${variant}_b$BATCH.prototxt"
+    forward ef "$label" "$math" "$build" "$settings" "$B/nets/evaluate_${variant}_b$BATCH.prototxt"
     awk -v b="$label" -v m="$math" -v v="$variant" -v n="$BATCH" -v tf="$tf" -v tb="$tb" -v df="$df" -v ef="$ef" 'BEGIN {
       printf "| %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n", b, m, v, tf + tb, n * 1000 / (tf + tb), n * 1000 / df, n * 1000 / ef }' |
       tee -a "$OUT/summary.md"
@@ -161,12 +166,8 @@ done
 for run in "plain plain -" "cudnn9 cudnn9 -" "cudnn9 cudnn9 CAFFE_TF32=1" "cudnn9-find cudnn9 $WS,CAFFE_CUDNN_FIND=1"; do
   read -r label build settings <<< "$run"
   math=$(grep -q CAFFE_TF32=1 <<< "$settings" && echo TF32 || echo FP32)
-  room
-  read -r df _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/deploy_both_folded_b$BATCH.prototxt" TEST)
-  figure "$label $math" "$df" - "$code" "$log"
-  room
-  read -r ef _ code log < <(timing "$label" "$math" "$build" "$settings" "$B/nets/evaluate_both_folded_b$BATCH.prototxt" TEST)
-  figure "$label $math" "$ef" - "$code" "$log"
+  forward df "$label" "$math" "$build" "$settings" "$B/nets/deploy_both_folded_b$BATCH.prototxt"
+  forward ef "$label" "$math" "$build" "$settings" "$B/nets/evaluate_both_folded_b$BATCH.prototxt"
   awk -v b="$label" -v m="$math" -v n="$BATCH" -v df="$df" -v ef="$ef" 'BEGIN {
     printf "| %s | %s | %.0f | %.0f |\n", b, m, n * 1000 / df, n * 1000 / ef }' | tee -a "$OUT/summary.md"
   echo "$label $math $df" >> "$WORK/caffe_folded.txt"
