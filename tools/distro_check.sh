@@ -3,6 +3,7 @@
 # (opt-in, like the CUDA smoke test; not part of the test command). Run as root on a Debian machine:
 #
 #   bash tools/distro_check.sh trixie            # Debian 13 (or bookworm: Debian 12)
+#   bash tools/distro_check.sh noble             # Ubuntu 24.04 (or jammy: Ubuntu 22.04), from Ubuntu's archive
 #   bash tools/distro_check.sh trixie --cuda13   # then also PARK3D_CUDA=13 PARK3D_CUDNN=9 from an empty cache
 #   bash tools/distro_check.sh trixie --cuda13-only  # that CUDA step alone, in the root a previous check left
 #                                                    # (a fresh clone of HEAD, an empty CUDA cache and venv)
@@ -10,7 +11,10 @@
 #                                                # --cpu), in the root a previous check left or a new one
 #
 # Steps, each timed, with its full log in $PARK3D_DISTRO_OUT (default /tmp/park3dpose-distro-<suite>):
-#   rootfs   debootstrap --variant=minbase <suite> from Debian's archive into a fresh folder (no CUDA packages)
+#   rootfs   debootstrap --variant=minbase <suite> from Debian's archive into a fresh folder (no CUDA packages);
+#            for Ubuntu from Ubuntu's archive, checked with Ubuntu's archive keys (Debian's ubuntu-keyring package,
+#            pinned by hash below), and apt's sources then as an Ubuntu install has them: main, restricted,
+#            universe and multiverse, with the -updates and -security pockets
 #   clone    a clean clone of this repository's HEAD into /root/park3dpose inside it (committed work only)
 #   demo     bash tools/setup.sh && .venv/bin/python tools/demo.py        (the README's first command)
 #   tests    bash tools/setup.sh && .venv/bin/python -m pytest -q tests   (the README's second command)
@@ -23,18 +27,24 @@
 # summary (summary.txt) lists each step's time and exit code and the demo's results table.
 set -euo pipefail
 
-SUITE=${1:?usage: tools/distro_check.sh SUITE [--cuda13 | --cuda13-only | --kit]   (SUITE: bookworm or trixie)}
+SUITE=${1:?usage: tools/distro_check.sh SUITE [--cuda13 | --cuda13-only | --kit]   (SUITE: bookworm, trixie, jammy or noble)}
 CUDA13=0; ONLY=0; KIT=0
 case "${2:-}" in --cuda13) CUDA13=1 ;; --cuda13-only) CUDA13=1; ONLY=1 ;; --kit) KIT=1; ONLY=1 ;; '') ;;
   *) echo "distro_check: the second argument is --cuda13, --cuda13-only or --kit" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${PARK3D_DISTRO_OUT:-/tmp/park3dpose-distro-$SUITE}
 FS=$OUT/rootfs
-MIRROR=${PARK3D_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+case "$SUITE" in
+  bookworm|trixie) DISTRO=debian; MIRROR=${PARK3D_DEBIAN_MIRROR:-http://deb.debian.org/debian} ;;
+  jammy|noble) DISTRO=ubuntu; MIRROR=${PARK3D_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu} ;;
+  *) echo "distro_check: SUITE is bookworm (Debian 12), trixie (Debian 13), jammy (Ubuntu 22.04) or noble (Ubuntu 24.04)" >&2; exit 2 ;;
+esac
+# Ubuntu's archive keys, as Debian packages them (trixie's ubuntu-keyring; the hash is that of its Packages entry)
+UBUNTU_KEYRING_DEB=pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1-0.2_all.deb
+UBUNTU_KEYRING_SHA256=b2e7ed48431bf9e7978ae810bbdaf253093570d6e3f864e575b7c13554b81174
 
 [ "$(id -u)" = 0 ] || { echo "distro_check: run as root (debootstrap and chroot need it)" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo "distro_check: needs debootstrap (apt-get install debootstrap)" >&2; exit 2; }
-case "$SUITE" in bookworm|trixie) ;; *) echo "distro_check: SUITE is bookworm (Debian 12) or trixie (Debian 13)" >&2; exit 2 ;; esac
 
 mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt; [ $ONLY = 1 ] && SUMMARY=$OUT/summary-cuda13.txt; [ $KIT = 1 ] && SUMMARY=$OUT/summary-kit.txt
@@ -49,9 +59,26 @@ step() {
   if [ $rc != 0 ]; then tail -n 30 "$OUT/$name.log"; exit 1; fi
 }
 
+ubuntu_keyring() {
+  local deb=$OUT/${UBUNTU_KEYRING_DEB##*/}
+  [ -s "$deb" ] || curl -fsSL -o "$deb" "${PARK3D_DEBIAN_MIRROR:-http://deb.debian.org/debian}/$UBUNTU_KEYRING_DEB" || return 1
+  echo "$UBUNTU_KEYRING_SHA256  $deb" | sha256sum -c --quiet || { rm -f "$deb"; return 1; }
+  rm -rf "$OUT/ubuntu-keyring" && dpkg-deb -x "$deb" "$OUT/ubuntu-keyring"
+}
+
 make_rootfs() {
   rm -rf "$FS"
-  debootstrap --variant=minbase "$SUITE" "$FS" "$MIRROR" &&
+  if [ $DISTRO = ubuntu ]; then
+    # every Ubuntu suite's debootstrap script is gutsy's, so a Debian host's debootstrap that predates the suite
+    # still makes it
+    ubuntu_keyring &&
+    debootstrap --variant=minbase --keyring="$OUT/ubuntu-keyring/usr/share/keyrings/ubuntu-archive-keyring.gpg" \
+      "$SUITE" "$FS" "$MIRROR" /usr/share/debootstrap/scripts/gutsy &&
+    printf 'deb %s %s main restricted universe multiverse\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE-updates" \
+      "$MIRROR" "$SUITE-security" > "$FS/etc/apt/sources.list" || return 1
+  else
+    debootstrap --variant=minbase "$SUITE" "$FS" "$MIRROR" || return 1
+  fi
   cp /etc/resolv.conf "$FS/etc/resolv.conf" || return 1
   # the host's own certificate authorities (a proxy's, say), which the set-up's ca-certificates then trusts, so
   # that the root reaches PyPI where the host does; nothing else of the host's goes in
