@@ -359,6 +359,14 @@ header_guard() {
      "$CUDA_WHEELS_HOME" "$WORK" ${NCCL_HOME:+"$NCCL_HOME"} ${CUDNN_HOME:+"$CUDNN_HOME"})
 }
 
+# protoc before 3.20 (Ubuntu 22.04's 3.12) writes caffe_pb2 in a form the venv's protobuf refuses: rewritten in
+# the form a newer protoc writes, from the same serialized descriptor (layers/caffe_build.py); else untouched.
+modernize_pb2() {
+  local pb2
+  pb2=$(ls "$STAGE$CAFFE_HOME"/lib/python3*/dist-packages/caffe/proto/caffe_pb2.py) &&
+  (cd "$ROOT" && "$VPY" -m layers.caffe_build modernize-pb2 "$pb2" "$(protoc --version | cut -d' ' -f2)")
+}
+
 # Marked complete only once it runs from its final place (RPATHs, pycaffe); else the next set-up rebuilds.
 verify_caffe() {
   "$CAFFE_HOME/bin/caffe" --version &&
@@ -399,6 +407,7 @@ step_caffe() {
   run_step build-tests "$LOG_DIR/caffe-build-tests.log" cmake --build "$WORK/build" -j "$JOBS" --target test.testbin
   [ -z "${CUDA_WHEELS_HOME:-}" ] || run_step header-guard "$LOG_DIR/caffe-header-guard.log" header_guard
   run_step install "$LOG_DIR/caffe-install.log" install_tests
+  run_step caffe-pb2 "$LOG_DIR/caffe-pb2.log" modernize_pb2
   rm -rf "$CAFFE_HOME" && mv "$STAGE$CAFFE_HOME" "$CAFFE_HOME" && rm -rf "$STAGE"
   run_step verify "$LOG_DIR/caffe-verify.log" verify_caffe
   rm -rf "$WORK"; trap - EXIT
