@@ -174,6 +174,16 @@ apt_install() {
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: non-free contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       > /etc/apt/sources.list.d/park3dpose-nonfree.sources
   fi
+  if [ "$OS_ID" = ubuntu ] && ! grep -rqsE '^[^#]*\<universe\>' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # glog, gflags, LMDB and OpenBLAS's OpenMP build are in Ubuntu's universe component, which every Ubuntu image
+    # enables but a minimal root may not: added from the archive the system already uses
+    local uri
+    uri=$(sed -n -E 's|^deb +(\[[^]]*\] +)?(https?://[^ ]+) .*|\2|p; s|^URIs: *(https?://[^ ]+).*|\1|p' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    echo "[setup] apt: adding Ubuntu's universe component from ${uri:=http://archive.ubuntu.com/ubuntu}"
+    printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates %s-security\nComponents: universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n' \
+      "$uri" "$OS_CODENAME" "$OS_CODENAME" "$OS_CODENAME" > /etc/apt/sources.list.d/park3dpose-universe.sources
+  fi
   apt-get update && apt-get install -y --no-install-recommends "$@"
 }
 
