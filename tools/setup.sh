@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Idempotent set-up of everything the project runs on, on Debian 12 or 13 (tested; Ubuntu 22.04 / 24.04 by their
-# package names and versions), with the distribution's own Python 3.10-3.13 (PYTHON= another of that range, where
-# the system has Boost.Python for it):
-#   apt     system packages (as root; skipped when all are installed)
+# Idempotent set-up of everything the project runs on, on Debian 12 or 13 and Ubuntu 22.04 or 24.04 (each tested
+# in a clean root, tools/distro_check.sh), with the distribution's own Python 3.10-3.13 (PYTHON= another of that
+# range, where the system has Boost.Python for it):
+#   apt     system packages (as root; skipped when all are installed; on Ubuntu, the universe component added
+#           where apt's sources lack it)
 #   venv    .venv/ at the repo root with the pinned Python dependencies
 #   torch   only with PARK3D_TORCH=1: the pinned CPU build of PyTorch (requirements-torch.txt) into the venv, for
 #           layers/torch_model.py, its tests and the benchmark's peer (optional: nothing else needs it)
 #   caffe   BVLC Caffe from Debian's pinned source package + our patches, built once per machine into
 #           ${PARK3D_CACHE:-~/.cache/park3dpose}/caffe-<key>, key = sources + patches + options + Python ABI
-#           (+ the CUDA toolkit and GPU architectures for a CUDA build)
+#           (+ the CUDA toolkit and GPU architectures for a CUDA build); its caffe_pb2 rewritten in protoc 3.20+'s
+#           form where the system's protoc is older (Ubuntu 22.04), as the pinned protobuf needs
 #   openblas  the OpenBLAS core, forced only where OpenBLAS's own detection falls back (layers/openblas.py)
 #   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
 # CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off), off, on (the
