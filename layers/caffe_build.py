@@ -13,6 +13,7 @@ from pathlib import Path
 
 from data_prep.cli import REPO
 from data_prep.errors import UserError
+from data_prep.files import write_text_atomic
 
 
 def gtest_filters() -> dict:
@@ -220,15 +221,12 @@ def modern_pb2_source(source: str, protoc_version: str = "before 3.20") -> str |
 
 
 def modernize_pb2(path: Path, protoc_version: str = "before 3.20") -> bool:
-    """Rewrite the _pb2 module at `path` in place (through a temporary file) when an old protoc wrote it; True if
-    it was rewritten."""
-    path = Path(path)
-    text = modern_pb2_source(path.read_text(), protoc_version)
+    """Rewrite the _pb2 module at `path` in place (data_prep.files.write_text_atomic: whole or not at all) when an
+    old protoc wrote it; True if it was rewritten."""
+    text = modern_pb2_source(Path(path).read_text(), protoc_version)
     if text is None:
         return False
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(Path(path), text)
     return True
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, caffe_env, caffe_home, run_caffe_gtests
-from layers.caffe_build import foreign_cuda_headers, header_guard
+from layers.caffe_build import foreign_cuda_headers, header_guard, modern_pb2_source, modernize_pb2
 
 LAYER_TYPES = ["Convolution", "Pooling", "BatchNorm", "Scale", "InnerProduct", "ReLU", "Dropout", "Concat",
                "Softmax", "EuclideanLoss", "Reshape", "Python", "Input", "Split"]
@@ -246,7 +246,6 @@ def test_a_pb2_module_from_protoc_before_3_20_is_refused_by_the_venvs_protobuf_a
     """The failure Ubuntu 22.04's set-up met (its protoc 3.12's caffe_pb2 under the pinned protobuf 6), on a toy
     .proto: the old form does not import; the rewritten one does, with the field's default and the enum's values
     as the .proto says (not as the rewrite computes them)."""
-    from layers.caffe_build import modern_pb2_source, modernize_pb2
     legacy = tmp_path / "toy_pb2.py"
     legacy.write_text(legacy_pb2("toy/toy.proto", "toy", toy_proto(), TOY_LEGACY_BODY))
     refused = run_module(legacy, "")
@@ -266,7 +265,6 @@ def test_the_rewritten_caffe_pb2_reads_and_writes_nets_as_the_builds_own(tmp_pat
     """caffe.proto's serialized descriptor from this build's caffe_pb2 (a protoc 3.20+ module), wrapped in the old
     form and rewritten, parses a committed net and a solver to the same bytes and defaults as the build's own
     module; the build's own module is left as it is."""
-    from layers.caffe_build import modernize_pb2
     own = next((caffe_home() / "lib").glob("python3*/dist-packages/caffe/proto/caffe_pb2.py"))
     serialized = run_module(own, "print(m.DESCRIPTOR.serialized_pb.hex())")
     legacy = tmp_path / "caffe_pb2.py"
