@@ -57,9 +57,26 @@ def write_run(d: Path, lmdb_root, variant="both", max_iter=24, train_lmdb=None, 
     return solver
 
 
+STARTED: list[subprocess.Popen] = []
+
+
 def start(solver: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([PY, "-c", DRIVER, str(solver), str(log)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen([PY, "-c", DRIVER, str(solver), str(log)], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    STARTED.append(driver)
+    return driver
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """A test that fails before it ends its training run must not leave the run holding the cores for the rest of
+    the suite: the drivers still running are killed, and their caffe follows (it dies with its parent)."""
+    yield
+    while STARTED:
+        driver = STARTED.pop()
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate(timeout=60)
 
 
 def run(solver: Path, log: Path, timeout=300) -> tuple[int, str]:
