@@ -73,6 +73,8 @@ export PARK3D_CAFFE=$WORK/pycaffe/bin/caffe
 export LD_LIBRARY_PATH=$WORK/pycaffe/lib:$WORK/pycaffe/deps${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PATH=$(dirname "$(command -v "$PY")"):$PATH
 export PATH
+# as the set-up's caffe wrapper does for the user: idle OpenMP threads sleep soon unless the caller chose (docs/design.md)
+[ -n "${OMP_WAIT_POLICY+set}" ] || { : "${GOMP_SPINCOUNT=1000}"; export GOMP_SPINCOUNT; }
 step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'
 
 D=$WORK/demo
