@@ -40,6 +40,19 @@ def run_caffe_gtests(**env):
     return r.returncode, r.log, r.ran, r.passed
 
 
+@pytest.fixture(scope="session", autouse=True)
+def caffe_log_files_stay_in_the_session(tmp_path_factory):
+    """Each Caffe process started with logging set up (the caffe tool, the gtests) writes glog files
+    (caffe.<host>.<user>.log.INFO.<time>.<pid>, ...) into /tmp; the suite starts hundreds, so they go to this
+    session's temporary folder instead, unless the caller chose GLOG_log_dir."""
+    if "GLOG_log_dir" in os.environ:
+        yield
+        return
+    os.environ["GLOG_log_dir"] = str(tmp_path_factory.mktemp("glog"))
+    yield
+    del os.environ["GLOG_log_dir"]
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     from data_prep.synthetic import GeneratorConfig, generate
