@@ -119,6 +119,18 @@ def test_caffe_own_layer_tests_pass():
     assert ran == passed and ran > 500, log[-2000:]
 
 
+def test_caffe_gtests_leave_no_folders_in_tmpdir(tmp_path):
+    """Caffe's snapshot tests make a caffe_test.* folder in TMPDIR per case and never remove it (hundreds a run of
+    the whole set); run_caffe_gtests gives them a folder of their own inside TMPDIR and removes it."""
+    from layers.caffe_build import run_caffe_gtests as run
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    r = run(caffe_home(), "SGDSolverTest/0.TestSnapshot*", env={**caffe_env(), "TMPDIR": str(tmpdir)}, timeout=300)
+    assert r.returncode == 0 and r.ran == r.passed == 2, r.log[-2000:]
+    assert sorted(p.name for p in tmpdir.iterdir()) == []
+
+
 def test_caffe_own_python_layer_tests_pass():
     import caffe
 

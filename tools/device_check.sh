@@ -262,8 +262,9 @@ fi  # TIMINGS
 gtests() {
   local label=$1 build=$2 filter=$3 t0=$SECONDS case cases tests left
   local dir=$LOGS/gtests_${1// /_} bin=$B/builds/$2/bin/caffe_layer_tests not_started=()
+  local scratch=$WORK/gtests-tmp  # the cases' caffe_test.* folders (Caffe never removes them), removed after
   shift 3
-  mkdir -p "$dir"
+  mkdir -p "$dir" "$scratch"
   (cd "$B/share/caffe_gtest_root" && LD_LIBRARY_PATH=$(libs "$build") "$bin" --gtest_list_tests --gtest_filter="$filter") \
     > "$dir/list.txt" 2>&1
   # gtest lists each case as "CASE." and its tests indented below it: CASE.TEST per line
@@ -276,10 +277,12 @@ gtests() {
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
     (echo "case $case"; t=$SECONDS; cd "$B/share/caffe_gtest_root" && env OMP_NUM_THREADS="$THREADS" "$@" \
-      LD_LIBRARY_PATH="$(libs "$build")" timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" --gtest_filter="$tests"
+      LD_LIBRARY_PATH="$(libs "$build")" TMPDIR="$scratch" timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" \
+      --gtest_filter="$tests"
       echo "exit $? after $((SECONDS - t)) s") > "$dir/case-${case//\//_}.log" 2>&1 &
   done
   wait
+  rm -rf "$scratch"
   local logs=("$dir"/case-*.log) passed failed ended cut crashed unlogged f
   [ -e "${logs[0]}" ] || logs=()
   passed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')

@@ -430,15 +430,19 @@ step_caffe() {
 # CPU's flags allow (layers/openblas.py), once Caffe's own gtests pass under it; a user's explicit
 # OPENBLAS_CORETYPE still wins. The choice goes into the caffe wrapper and a start-up hook of the venv.
 blas_core() {
-  local core verified
+  local core verified scratch
   core=$(cd "$ROOT" && "$VPY" -m layers.openblas choose "$CAFFE_HOME/bin/caffe")
   if [ -n "$core" ]; then
     verified=$CACHE_ROOT/openblas-verified-$CAFFE_KEY-$core
     if [ ! -f "$verified" ]; then
+      # the gtests' caffe_test.* folders (Caffe never removes them) and glog's files go to a folder removed after
+      scratch=$(mktemp -d "${TMPDIR:-/tmp}/caffe-gtests.XXXXXX")
       if (cd "$CAFFE_HOME/share/caffe_gtest_root" && OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
-           "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter="$GTEST_CPU_FILTER") > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
-        touch "$verified"
+           TMPDIR=$scratch "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter="$GTEST_CPU_FILTER") \
+           > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
+        rm -rf "$scratch"; touch "$verified"
       else
+        rm -rf "$scratch"
         echo "Caffe's gtests fail with OPENBLAS_CORETYPE=$core (log: $LOG_DIR/openblas-$core-gtests.log); keeping OpenBLAS's own choice"
         core=""
       fi
