@@ -131,12 +131,13 @@ def test_caffe_gtests_leave_no_folders_in_tmpdir(tmp_path):
     assert sorted(p.name for p in tmpdir.iterdir()) == []
 
 
-def test_caffe_own_python_layer_tests_pass():
+def test_caffe_own_python_layer_tests_pass(tmp_path):
     import caffe
 
     test_file = caffe_home() / "share" / "caffe_python_tests" / "test_python_layer.py"
+    # TMPDIR: its phase test writes a net file there and leaves it
     out = subprocess.run([sys.executable, "-m", "unittest", "-v", str(test_file)], capture_output=True, text=True,
-                         cwd=test_file.parent, env=caffe_env())
+                         cwd=test_file.parent, env={**caffe_env(), "TMPDIR": str(tmp_path)})
     assert out.returncode == 0 and "OK" in out.stderr, out.stderr[-2000:]
     assert caffe is not None
 
