@@ -231,8 +231,9 @@ def kit_session(cuda_home, route, tmp_path_factory) -> dict:
     if route != "13+cudnn9":
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     tmp = tmp_path_factory.mktemp("kit")
+    (tmp / "tmp").mkdir()
     env = {**os.environ, "OUT": str(tmp / "out"), "PARK3D_DEVICE_DIR": str(tmp / "device"),
-           "PYTHON": str(gpu_machine_python())}
+           "PYTHON": str(gpu_machine_python()), "TMPDIR": str(tmp / "tmp")}
     # the peer runs where the set-up's venv holds torch (.ci/run installs it before this test), else it is skipped
     venv = str(REPO / ".venv" / "bin" / "python")
     with_torch = subprocess.run([venv, "-c", "import torch"], capture_output=True).returncode == 0
@@ -249,7 +250,7 @@ def kit_session(cuda_home, route, tmp_path_factory) -> dict:
     body = summary.rstrip("\n").rsplit("\n", 1)[0]  # less the session's last line
     parts = dict(re.findall(r"^## (\w+) \(.*?\n(.*?)(?=^## |\Z)", body, re.M | re.S))
     return {"out": tmp / "out", "summary": summary, "parts": parts, "last": summary.splitlines()[-1],
-            "code": out.returncode, "stderr": out.stderr, "with_torch": with_torch, "env": env}
+            "code": out.returncode, "stderr": out.stderr, "with_torch": with_torch, "env": env, "tmpdir": tmp / "tmp"}
 
 
 def test_one_call_runs_every_part_and_brings_back_few_files(kit_session):
@@ -271,6 +272,12 @@ def test_one_call_runs_every_part_and_brings_back_few_files(kit_session):
     assert packed["timings"] == ["./", "./logs.tgz", *peers], packed
     assert packed["e2e"] == ["./", "./logs.tgz", "./poses_cpu-build.npz", "./poses_kit-cpu.npz"], packed
     assert packed["gtests"] == ["./", "./logs.tgz"], packed
+
+
+def test_the_kit_leaves_nothing_in_tmpdir(kit_session):
+    """The bundle, the session and its parts work in TMPDIR (their folders, the gtests' caffe_test.* folders, glog's
+    files from the gtest processes) and remove it all by the end: a rehearsal on a user's machine leaves no trace."""
+    assert sorted(p.name for p in kit_session["tmpdir"].iterdir()) == []
 
 
 def test_a_part_stopped_at_the_deadline_or_by_a_signal_still_brings_back_its_logs(kit_session, tmp_path):
