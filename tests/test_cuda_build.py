@@ -232,8 +232,9 @@ def kit_session(cuda_home, route, tmp_path_factory) -> dict:
         pytest.skip("the GPU machines' kit is built from route 13 and 13+cudnn9 (their driver and PyTorch are CUDA 13)")
     tmp = tmp_path_factory.mktemp("kit")
     (tmp / "tmp").mkdir()
-    env = {**os.environ, "OUT": str(tmp / "out"), "PARK3D_DEVICE_DIR": str(tmp / "device"),
-           "PYTHON": str(gpu_machine_python()), "TMPDIR": str(tmp / "tmp")}
+    # the kit as a user runs it: glog's files where the kit puts them, not in the session's folder (tests/conftest.py)
+    env = {**{k: v for k, v in os.environ.items() if k != "GLOG_log_dir"}, "OUT": str(tmp / "out"),
+           "PARK3D_DEVICE_DIR": str(tmp / "device"), "PYTHON": str(gpu_machine_python()), "TMPDIR": str(tmp / "tmp")}
     # the peer runs where the set-up's venv holds torch (.ci/run installs it before this test), else it is skipped
     venv = str(REPO / ".venv" / "bin" / "python")
     with_torch = subprocess.run([venv, "-c", "import torch"], capture_output=True).returncode == 0

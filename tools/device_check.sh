@@ -183,9 +183,11 @@ if [ $MODE = cpu ] && ! "$PEER_PYTHON" -c 'import torch' 2>/dev/null; then
   echo "PyTorch peer skipped: $PEER_PYTHON has no torch (set PEER_PYTHON to one that has)" | tee -a "$OUT/summary.md"
   PEERS=""
 fi
+# torch's SGD step makes its compiler's cache folder (torchinductor_$USER) in TMPDIR: the peer gets one in WORK
+mkdir -p "$WORK/peer-tmp"
 for tf32 in $PEERS; do
   room
-  if ! "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
+  if ! TMPDIR=$WORK/peer-tmp "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
       > "$OUT/peer_tf32-$tf32.json" 2> "$LOGS/peer_tf32-$tf32.log"; then
     echo "PyTorch peer (TF32 $tf32) failed: $(why "$LOGS/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
     FAILED+=("the PyTorch peer with TF32 $tf32")
