@@ -6,11 +6,14 @@ CPUs it does not know (newer or virtualised ones) it falls back to a generic cor
 and every GEMM of a convolution runs about 2x slower. OPENBLAS_CORETYPE overrides the detection; it is read
 once, when the library loads, so it must be in the environment before the process starts (the `caffe`
 wrapper) or before NumPy/pycaffe are imported (the venv's start-up hook). tools/setup.sh decides once per
-machine with `python -m layers.openblas choose`, checks the choice with Caffe's own gtests, and records it.
+machine with `python -m layers.openblas choose`, checks the choice with Caffe's own gtests (`verify`), and
+records it.
 A user's explicit OPENBLAS_CORETYPE always wins. See docs/design.md, "CPU speed".
 
   python -m layers.openblas report [CAFFE]  # CPU flags' best core, what NumPy's (and Caffe's) OpenBLAS picked
   python -m layers.openblas choose CAFFE    # print the core to force for the caffe binary CAFFE, or nothing
+  python -m layers.openblas verify HOME CORE  # Caffe's CPU gtests of the build in HOME under that core: exit 0 if
+                                              # all pass (their log on stdout), 1 if not
 """
 from __future__ import annotations
 
@@ -97,11 +100,30 @@ def numpy_cmd() -> list[str]:
     return [sys.executable, "-c", "import numpy"]
 
 
+def verify(home: Path, core: str) -> int:
+    """Caffe's gtests that run on the CPU (the nets' layers, whose convolutions and fully connected layers are
+    GEMMs, the solver, the math functions) under OPENBLAS_CORETYPE=core: an OpenBLAS can compute wrong results on a
+    core forced on it. Their log on stdout; 0 when every case ran and passed."""
+    from layers.caffe_build import gtest_cpu_filter, run_caffe_gtests
+
+    run = run_caffe_gtests(home, gtest_cpu_filter(home), env={**os.environ, "OPENBLAS_CORETYPE": core})
+    print(run.log)
+    if run.returncode == 0 and run.ran == run.passed > 0:
+        return 0
+    print(f"Caffe's gtests under OPENBLAS_CORETYPE={core}: {run.passed} of {run.ran} passed (exit {run.returncode}; "
+          f"failed: {', '.join(run.failed) or 'none named'})")
+    return 1
+
+
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("report", "choose") or (args[0] == "choose" and len(args) != 2):
-        print("usage: python -m layers.openblas report [CAFFE_BINARY] | choose CAFFE_BINARY", file=sys.stderr)
+    arity = {"report": (1, 2), "choose": (2,), "verify": (3,)}
+    if not args or len(args) not in arity.get(args[0], ()):
+        print("usage: python -m layers.openblas report [CAFFE_BINARY] | choose CAFFE_BINARY | verify CAFFE_HOME CORE",
+              file=sys.stderr)
         return 2
+    if args[0] == "verify":
+        return verify(Path(args[1]), args[2])
     flags = cpu_flags()
     if args[0] == "choose":
         # PARK3D_OPENBLAS_DETECTED stands in for the detection, to try the fallback path on a CPU OpenBLAS knows.

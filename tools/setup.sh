@@ -61,8 +61,6 @@ read_options() {
   source "$ROOT/third_party/caffe/source.lock"
   # shellcheck source=../third_party/caffe/build_options.env
   source "$ROOT/third_party/caffe/build_options.env"
-  # shellcheck source=../third_party/caffe/gtest_filters.env
-  source "$ROOT/third_party/caffe/gtest_filters.env"
   # The system, for what its packages allow: route 11.8 is Debian 12's own CUDA toolkit (its driver floor,
   # 450.80.02, covers every A100 / H100 driver); elsewhere the default is route 13, from PyPI, on any system.
   read -r OS_ID OS_CODENAME < <( { [ -r /etc/os-release ] && . /etc/os-release; } 2>/dev/null
@@ -108,7 +106,6 @@ read_options() {
 # The Caffe build's final options and its cache key, derived once from read_options and the venv's Python.
 caffe_options() {
   CPU_ONLY=ON
-  GTEST_CPU_FILTER=$GTEST_FILTER_CPU_BUILD
   CUDA_KEY=""
   CMAKE_OPTIONS=$CAFFE_CMAKE_OPTIONS
   # The CPU build for this machine's CPU; a CUDA build's host code for any x86-64 of the last decade (AVX2):
@@ -129,7 +126,6 @@ caffe_options() {
     CUDA_KEY="cuda=$CUDA_VERSION $CUDA_DEBIAN_PACKAGES $CUDA_WHEELS arch=$CUDA_ARCH_BIN ptx=$CUDA_ARCH_PTX nccl=$NCCL_REQUIREMENT"
     # the GPU-only patches of patches-cuda/ join the key of CUDA builds alone (apply_patches)
     CUDA_KEY="$CUDA_KEY $(cat "$ROOT"/third_party/caffe/patches-cuda/*.patch | sha256sum | cut -c1-16)"
-    GTEST_CPU_FILTER=$GTEST_FILTER_CUDA_BUILD_CPU_CASES
   fi
   CUDNN_HOME=""
   if [ "$CUDNN" = 9 ]; then
@@ -430,19 +426,14 @@ step_caffe() {
 # CPU's flags allow (layers/openblas.py), once Caffe's own gtests pass under it; a user's explicit
 # OPENBLAS_CORETYPE still wins. The choice goes into the caffe wrapper and a start-up hook of the venv.
 blas_core() {
-  local core verified scratch
+  local core verified
   core=$(cd "$ROOT" && "$VPY" -m layers.openblas choose "$CAFFE_HOME/bin/caffe")
   if [ -n "$core" ]; then
     verified=$CACHE_ROOT/openblas-verified-$CAFFE_KEY-$core
     if [ ! -f "$verified" ]; then
-      # the gtests' caffe_test.* folders (Caffe never removes them) and glog's files go to a folder removed after
-      scratch=$(mktemp -d "${TMPDIR:-/tmp}/caffe-gtests.XXXXXX")
-      if (cd "$CAFFE_HOME/share/caffe_gtest_root" && OPENBLAS_CORETYPE=$core LD_LIBRARY_PATH="$CAFFE_HOME/lib" \
-           TMPDIR=$scratch "$CAFFE_HOME/bin/caffe_layer_tests" --gtest_filter="$GTEST_CPU_FILTER") \
-           > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
-        rm -rf "$scratch"; touch "$verified"
+      if (cd "$ROOT" && "$VPY" -m layers.openblas verify "$CAFFE_HOME" "$core") > "$LOG_DIR/openblas-$core-gtests.log" 2>&1; then
+        touch "$verified"
       else
-        rm -rf "$scratch"
         echo "Caffe's gtests fail with OPENBLAS_CORETYPE=$core (log: $LOG_DIR/openblas-$core-gtests.log); keeping OpenBLAS's own choice"
         core=""
       fi
