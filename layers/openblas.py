@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from layers.caffe_build import gtest_cpu_filter, run_caffe_gtests
+
 # Kernel families, weakest first. Each level lists the OpenBLAS core names (lower case) that use it:
 # SkylakeX-class cores need AVX-512 F/CD/BW/DQ/VL, Haswell-class AVX2 + FMA, Sandybridge-class AVX.
 LEVELS = (
@@ -104,8 +106,6 @@ def verify(home: Path, core: str) -> int:
     """Caffe's gtests that run on the CPU (the nets' layers, whose convolutions and fully connected layers are
     GEMMs, the solver, the math functions) under OPENBLAS_CORETYPE=core: an OpenBLAS can compute wrong results on a
     core forced on it. Their log on stdout; 0 when every case ran and passed."""
-    from layers.caffe_build import gtest_cpu_filter, run_caffe_gtests
-
     run = run_caffe_gtests(home, gtest_cpu_filter(home), env={**os.environ, "OPENBLAS_CORETYPE": core})
     print(run.log)
     if run.returncode == 0 and run.ran == run.passed > 0:

@@ -183,11 +183,9 @@ if [ $MODE = cpu ] && ! "$PEER_PYTHON" -c 'import torch' 2>/dev/null; then
   echo "PyTorch peer skipped: $PEER_PYTHON has no torch (set PEER_PYTHON to one that has)" | tee -a "$OUT/summary.md"
   PEERS=""
 fi
-# torch's SGD step makes its compiler's cache folder (torchinductor_$USER) in TMPDIR: the peer gets one in WORK
-mkdir -p "$WORK/peer-tmp"
 for tf32 in $PEERS; do
   room
-  if ! TMPDIR=$WORK/peer-tmp "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
+  if ! "$PEER_PYTHON" "$ROOT/tools/peer_pytorch.py" --batch "$BATCH" --iters "$ITERS" --device "$PEER_DEVICE" --tf32 $tf32 \
       > "$OUT/peer_tf32-$tf32.json" 2> "$LOGS/peer_tf32-$tf32.log"; then
     echo "PyTorch peer (TF32 $tf32) failed: $(why "$LOGS/peer_tf32-$tf32.log")" | tee -a "$OUT/summary.md"
     FAILED+=("the PyTorch peer with TF32 $tf32")
@@ -264,9 +262,8 @@ fi  # TIMINGS
 gtests() {
   local label=$1 build=$2 filter=$3 t0=$SECONDS case cases tests left
   local dir=$LOGS/gtests_${1// /_} bin=$B/builds/$2/bin/caffe_layer_tests not_started=()
-  local scratch=$WORK/gtests-tmp  # the cases' caffe_test.* folders (Caffe never removes them), removed after
   shift 3
-  mkdir -p "$dir" "$scratch"
+  mkdir -p "$dir"
   (cd "$B/share/caffe_gtest_root" && LD_LIBRARY_PATH=$(libs "$build") "$bin" --gtest_list_tests --gtest_filter="$filter") \
     > "$dir/list.txt" 2>&1
   # gtest lists each case as "CASE." and its tests indented below it: CASE.TEST per line
@@ -279,12 +276,11 @@ gtests() {
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     tests=$(grep "^${case}\.[^.]*$" "$dir/tests.txt" | paste -sd:)
     (echo "case $case"; t=$SECONDS; cd "$B/share/caffe_gtest_root" && env OMP_NUM_THREADS="$THREADS" "$@" \
-      LD_LIBRARY_PATH="$(libs "$build")" TMPDIR="$scratch" timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" \
+      LD_LIBRARY_PATH="$(libs "$build")" timeout $((left < TIMEOUT ? left : TIMEOUT)) "$bin" \
       --gtest_filter="$tests"
       echo "exit $? after $((SECONDS - t)) s") > "$dir/case-${case//\//_}.log" 2>&1 &
   done
   wait
-  rm -rf "$scratch"
   local logs=("$dir"/case-*.log) passed failed ended cut crashed unlogged f
   [ -e "${logs[0]}" ] || logs=()
   passed=$(cat /dev/null "${logs[@]}" | sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}.*/\1/p' | awk '{n += $1} END {print n + 0}')

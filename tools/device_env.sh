@@ -16,9 +16,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/park3d-device.$$.XXXXXX") || fail "cannot make
 stop_tree() { local p; for p in "$@"; do stop_tree $(pgrep -P "$p"); kill -TERM "$p" 2>/dev/null; done; }
 stop_children() { stop_tree $(pgrep -P $$ | grep -vxF "$BASHPID"); }
 trap 'stop_children; rm -rf "$WORK"' EXIT
-# glog's files from every caffe process of the kit (the caffe tool logs to stderr too, which the kit keeps) go to
-# WORK, removed with it, unless the caller chose GLOG_log_dir: without it, one INFO/WARNING/ERROR trio in TMPDIR each
-mkdir -p "$WORK/glog" && export GLOG_log_dir=${GLOG_log_dir:-$WORK/glog}
+# Every process of the kit keeps its temporary files in WORK, removed with it: the gtests' caffe_test.* folders
+# (Caffe never removes them), glog's files of each caffe process (unless the caller chose GLOG_log_dir; the caffe
+# tool logs to stderr too, which the kit keeps), torch's torchinductor_$USER (the peer's SGD step makes it)
+mkdir -p "$WORK/tmp" && export TMPDIR=$WORK/tmp
 if ! err=$(tar xJf "$DEVICE_DIR/caffe-cuda13.tar.xz" -C "$WORK" 2>&1 >/dev/null); then
   # an archive whose xz stream is whole could not be written out: a full disk (tar's words for it vary)
   if xz -t "$DEVICE_DIR/caffe-cuda13.tar.xz" 2>/dev/null; then
