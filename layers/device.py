@@ -85,8 +85,9 @@ def cuda_error_advice(error: int, gpu: int, state: CudaState | None = None) -> s
     if error == CUDA_INVALID_DEVICE:
         return f"there is no GPU {gpu} here (nvidia-smi lists the ids); pass one of those"
     if error == CUDA_NO_KERNEL_IMAGE:
-        return ("this Caffe holds no GPU code for this card: set it up again with PARK3D_CUDA_ARCH set to the card's "
-                "compute capability (docs/gpu.md)")
+        return ("this Caffe holds no GPU code for this card: run tools/setup.sh again on this machine (it adds the "
+                "architecture of each GPU it sees), or with PARK3D_CUDA_ARCH set to the card's compute capability "
+                "(docs/gpu.md)")
     return None
 
 

@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
@@ -102,13 +104,17 @@ def test_each_cuda_route_is_pinned():
         assert lock["CUDNN_WHEEL"].startswith(f"nvidia_cudnn_{major}-{version}-py3-none-")
 
 
-def run_setup_with_driver(tmp_path, route: str, driver: str, **extra):
-    """tools/setup.sh as on a machine whose nvidia-smi reports one GPU and `driver`; a Python that does not
-    exist stops it at the venv step, so nothing is installed or built whichever way the driver check goes."""
+def run_setup_with_driver(tmp_path, route: str, driver: str, caps: tuple = ("9.0",), **extra):
+    """tools/setup.sh as on a machine whose nvidia-smi reports a GPU of each compute capability in `caps` and
+    `driver`, its output as NVIDIA's; a Python that does not exist stops it at the venv step, so nothing is
+    installed or built whichever way the checks go."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     smi = bin_dir / "nvidia-smi"
-    smi.write_text(f'#!/bin/sh\ncase "$1" in -L) echo "GPU 0: Test GPU";; *) echo "{driver}";; esac\n')
+    cap_lines = "\\n".join(caps)
+    drivers = " ".join(caps) or "none"
+    smi.write_text(f'#!/bin/sh\ncase "$*" in -L) echo "GPU 0: Test GPU";; *compute_cap*) printf "{cap_lines}\\n";;'
+                   f' *driver_version*) for c in {drivers}; do echo "{driver}"; done;; *) exit 2;; esac\n')
     smi.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PARK3D_CUDA": route,
            "PARK3D_CACHE": str(tmp_path / "cache"), "PARK3D_VENV": str(tmp_path / "venv"),
@@ -153,6 +159,52 @@ def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_p
         assert refused.returncode != 0 and "route 11.8 is Debian 12's own CUDA toolkit" in refused.stderr, (
             refused.stderr
         )
+
+
+def test_the_gpus_seen_get_machine_code_and_one_too_old_is_refused_before_anything_is_installed(tmp_path):
+    """A100 and H100 machine code by default; a GPU of another major architecture adds its own (a T4, 7.5, on
+    route 13), one of the same major runs sm_80's or sm_90's (an RTX 3090, 8.6); one older than the route's nvcc
+    compiles for is refused in one line (a V100, 7.0, on route 13), one newer runs the PTX (Blackwell on 11.8);
+    PARK3D_CUDA_ARCH replaces the list, unchecked."""
+    t4 = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.5",))
+    assert "machine code for sm_75 too, the GPU seen (compute capability 7.5" in t4.stdout, t4.stdout
+    assert "step 'venv'" in t4.stderr, t4.stderr
+    mixed = run_setup_with_driver(tmp_path, "13", "580.65.06", ("8.6", "7.5", "8.6", "9.0"))
+    assert mixed.stdout.count("machine code for") == 1 and "sm_75" in mixed.stdout, mixed.stdout
+    for caps in (("8.6",), ("8.9", "9.0"), ()):
+        covered = run_setup_with_driver(tmp_path, "13", "580.65.06", caps)
+        assert "machine code for" not in covered.stdout and "step 'venv'" in covered.stderr, covered.stderr
+    blackwell = run_setup_with_driver(tmp_path, "13", "580.65.06", ("12.0",))
+    assert "machine code for sm_120 too" in blackwell.stdout, blackwell.stdout
+    v100 = run_setup_with_driver(tmp_path, "13", "580.65.06", ("9.0", "7.0"))
+    assert v100.returncode != 0 and len(v100.stderr.strip().splitlines()) == 1, v100.stderr
+    assert "compute capability 7.0" in v100.stderr and "sm_75 and newer" in v100.stderr, v100.stderr
+    assert ("PARK3D_CUDA=11.8" in v100.stderr) == debian_bookworm() and "PARK3D_CUDA=off" in v100.stderr
+    assert "step 'venv'" not in v100.stderr  # refused before the apt step installs anything
+    chosen = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.0",), PARK3D_CUDA_ARCH="70")
+    assert "step 'venv'" in chosen.stderr and "machine code for" not in chosen.stdout, chosen.stderr
+    if debian_bookworm():  # route 11.8: Pascal is compiled, Blackwell runs the PTX, route 13 named
+        pascal = run_setup_with_driver(tmp_path, "11.8", "580.65.06", ("6.1",))
+        assert "machine code for sm_61 too" in pascal.stdout and "step 'venv'" in pascal.stderr, pascal.stderr
+        newer = run_setup_with_driver(tmp_path, "11.8", "580.65.06", ("12.0",))
+        assert "newer than CUDA 11.8" in newer.stdout and "PARK3D_CUDA=13 compiles" in newer.stdout, newer.stdout
+        assert "step 'venv'" in newer.stderr, newer.stderr
+
+
+def test_each_route_lists_the_architectures_its_nvcc_compiles():
+    """CUDA_ARCH_SUPPORTED in each lock is what that route's own nvcc says (`--list-gpu-code`), in ascending order
+    (the set-up takes the last as the newest), where the route's toolkit is on this machine (route 13's in the
+    set-up's cache, route 11.8's from Debian's package)."""
+    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
+    found = {"cuda-13.lock": sorted(cache.glob("cuda-13.0-*/nvidia/cu13/bin/nvcc")),
+             "cuda-11.8.lock": [Path("/usr/bin/nvcc")] if Path("/usr/bin/nvcc").exists() else []}
+    if not any(found.values()):
+        pytest.skip("no route's nvcc on this machine (the CUDA smoke test builds them)")
+    for lock, nvccs in found.items():
+        for nvcc in nvccs:
+            listed = subprocess.run([str(nvcc), "--list-gpu-code"], capture_output=True, text=True, check=True).stdout
+            supported = [int(arch) for arch in lock_values(lock)["CUDA_ARCH_SUPPORTED"].split()]
+            assert supported == sorted({int(code.removeprefix("sm_")) for code in listed.split()}), (lock, nvcc)
 
 
 def named_paths(text: str) -> list:

@@ -17,6 +17,9 @@
 # default route), or a route, built on any machine, GPU or not:
 #   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
+# Either compiles machine code for A100 and H100, and for each GPU nvidia-smi sees that those do not cover (a
+# driver too old, or a GPU older than the route compiles for, is refused before anything is installed);
+# PARK3D_CUDA_ARCH="75 86", say, replaces that list.
 # PARK3D_CUDNN=auto (default: 9 where a CUDA route is built and nvidia-smi sees a GPU, else off), 9 or off: cuDNN 9
 #   from NVIDIA's PyPI wheel, pinned by hash in the route's lock, and patches-cudnn/ (the algorithm selection
 #   cuDNN 8 removed); its own cache key. On an H200 it was 1.41x (training) and 2.0x (deploy) the build without.
@@ -86,7 +89,8 @@ read_options() {
     source "$ROOT/third_party/caffe/cuda-$CUDA_ROUTE.lock"
     case " $CUDA_ROUTES " in
       *" 11.8 "*) ;;
-      *) CUDA_TOO_OLD_HINT="update the driver (route 13 is this system's only CUDA route), or PARK3D_CUDA=off for the CPU build" ;;
+      *) CUDA_TOO_OLD_HINT="update the driver (route 13 is this system's only CUDA route), or PARK3D_CUDA=off for the CPU build"
+         CUDA_OLD_GPU_HINT="route 13 is this system's only CUDA route: PARK3D_CUDA=off for the CPU build" ;;
     esac
     APT_PACKAGES="$APT_PACKAGES $CUDA_DEBIAN_PACKAGES"
   fi
@@ -114,7 +118,7 @@ caffe_options() {
   if [ "$CUDA_ROUTE" != off ]; then
     CPU_ONLY=OFF
     [ -n "${PARK3D_MARCH:-}" ] || MARCH=x86-64-v3
-    CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_DEFAULT}
+    CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_SEEN}
     CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
     if [ -n "$CUDA_WHEELS" ]; then
       # The PyPI route: the pinned wheels unpacked once into one folder of the cache (step cuda-toolkit).
@@ -154,14 +158,37 @@ caffe_options() {
   [ "$CPU_ONLY" = ON ] || NCCL_HOME=$CACHE_ROOT/nccl-${NCCL_WHEEL%%-py3*}
 }
 
-# ---- step: the NVIDIA driver is new enough for the CUDA route ---------------------------------------
+# ---- step: the GPUs seen: a driver new enough for the CUDA route, machine code for their architectures -----
+# sm_XY machine code runs on sm_XZ, Z >= Y (same major); a newer major runs the PTX, compiled by the driver.
+sass_covers() {  # ARCH LIST...
+  local arch=$1 b; shift
+  for b in "$@"; do [ $((b / 10)) -eq $((arch / 10)) ] && [ "$b" -le "$arch" ] && return 0; done
+  return 1
+}
+
 step_driver() {
+  CUDA_ARCH_BIN_SEEN=${CUDA_ARCH_BIN_DEFAULT:-}
   [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1 || return 0
-  local driver
+  local driver cap arch
   driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
   if [ -n "$driver" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$driver" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
     die "step 'cuda': the NVIDIA driver $driver is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
   fi
+  [ -z "${PARK3D_CUDA_ARCH:-}" ] || return 0
+  # compute capabilities as "8.6", one line a GPU (drivers older than R510 do not know the field: defaults kept)
+  for cap in $(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -xE '[0-9]+\.[0-9]' | sort -u); do
+    arch=${cap/./}
+    if sass_covers "$arch" $CUDA_ARCH_BIN_SEEN; then
+      continue
+    elif [[ " $CUDA_ARCH_SUPPORTED " == *" $arch "* ]]; then
+      CUDA_ARCH_BIN_SEEN=$(printf '%s\n' $CUDA_ARCH_BIN_SEEN "$arch" | sort -n | paste -sd' ')
+      say "cuda: machine code for sm_$arch too, the GPU seen (compute capability $cap; PARK3D_CUDA_ARCH overrides)"
+    elif [ "$arch" -gt "${CUDA_ARCH_SUPPORTED##* }" ]; then
+      say "cuda: the GPU seen (compute capability $cap) is newer than CUDA $CUDA_VERSION compiles for: the driver compiles the compute_${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT} PTX for it at the first start (minutes, then cached)$CUDA_NEW_GPU_HINT"
+    else
+      die "step 'cuda': the GPU seen (compute capability $cap) is older than CUDA $CUDA_VERSION compiles for (sm_${CUDA_ARCH_SUPPORTED%% *} and newer); $CUDA_OLD_GPU_HINT"
+    fi
+  done
 }
 
 # ---- step: apt -------------------------------------------------------------------------------------
