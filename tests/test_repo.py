@@ -191,6 +191,33 @@ def test_the_gpus_seen_get_machine_code_and_one_too_old_is_refused_before_anythi
         assert "step 'venv'" in newer.stderr, newer.stderr
 
 
+def test_a_gpu_the_route_or_its_cudnn_does_not_cover_changes_the_defaults(tmp_path):
+    """NVIDIA's support matrices: cuDNN 9.10 for CUDA 11 runs on compute capability 5.0 to 9.0, cuDNN 9 for CUDA 13
+    on 7.5 to 12.x. A GPU outside the route's cuDNN gets no cuDNN by default, in one line; on Debian 12, a Blackwell
+    GPU takes route 13 in place of 11.8 where the driver runs CUDA 13 (580.65.06), else keeps 11.8 and its PTX."""
+    in_range = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.5", "12.0"))
+    assert "cuDNN 9 with CUDA route 13" in in_range.stdout, in_range.stdout
+    future = run_setup_with_driver(tmp_path, "13", "580.65.06", ("13.0",))  # newer than CUDA 13.0 and its cuDNN
+    assert "newer than CUDA 13.0" in future.stdout and "cuDNN: none with CUDA route 13" in future.stdout, future.stdout
+    forced = run_setup_with_driver(tmp_path, "13", "580.65.06", ("13.0",), PARK3D_CUDNN="9")
+    assert "cuDNN" not in forced.stdout and "step 'venv'" in forced.stderr, forced.stderr
+    blackwell = run_setup_with_driver(tmp_path, "auto", "580.95.05", ("8.0", "12.0"))
+    assert "step 'venv'" in blackwell.stderr, blackwell.stderr
+    if not debian_bookworm():  # route 13 is the default already: nothing to say
+        assert "route 13, which compiles" not in blackwell.stdout and "cuDNN 9 with CUDA route 13" in blackwell.stdout
+        return
+    assert "cuda: route 13, which compiles for the GPU seen (compute capability 12.0)" in blackwell.stdout
+    assert "machine code for sm_120 too" in blackwell.stdout and "cuDNN 9 with CUDA route 13" in blackwell.stdout
+    old_driver = run_setup_with_driver(tmp_path, "auto", "575.57.08", ("12.0",))
+    assert "route 13" not in old_driver.stdout and "newer than CUDA 11.8" in old_driver.stdout, old_driver.stdout
+    assert "cuDNN: none with CUDA route 11.8" in old_driver.stdout and "5.0 to 9.0" in old_driver.stdout
+    assert "not on the GPU seen (12.0;" in old_driver.stdout and "step 'venv'" in old_driver.stderr
+    ampere = run_setup_with_driver(tmp_path, "auto", "580.95.05", ("8.6",))  # Debian 12's default stands
+    assert "cuDNN 9 with CUDA route 11.8" in ampere.stdout and "route 13" not in ampere.stdout, ampere.stdout
+    kepler = run_setup_with_driver(tmp_path, "11.8", "470.256.02", ("3.7",))
+    assert "cuDNN: none with CUDA route 11.8" in kepler.stdout and "machine code for sm_37 too" in kepler.stdout
+
+
 def test_each_route_lists_the_architectures_its_nvcc_compiles():
     """CUDA_ARCH_SUPPORTED in each lock is what that route's own nvcc says (`--list-gpu-code`), in ascending order
     (the set-up takes the last as the newest), where the route's toolkit is on this machine (route 13's in the

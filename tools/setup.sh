@@ -13,14 +13,16 @@
 #           form where the system's protoc is older (Ubuntu 22.04), as the pinned protobuf needs
 #   openblas  the OpenBLAS core, forced only where OpenBLAS's own detection falls back (layers/openblas.py)
 #   link    .venv/bin/caffe and `import caffe` in the venv; the project installed editable
-# CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off), off, on (the
-# default route), or a route, built on any machine, GPU or not:
+# CUDA: PARK3D_CUDA=auto (default: the default route where nvidia-smi sees a GPU, else off; on Debian 12, 13 in
+# place of 11.8 for a GPU newer than 11.8 compiles for, where the driver runs CUDA 13), off, on (the default
+# route), or a route, built on any machine, GPU or not:
 #   11.8  Debian's CUDA 11.8 toolkit from apt, pinned by package version (third_party/caffe/cuda-11.8.lock)
 #   13    CUDA 13.0 from NVIDIA's PyPI wheels, pinned by hash, assembled in the cache (cuda-13.lock)
 # Either compiles machine code for A100 and H100, and for each GPU nvidia-smi sees that those do not cover (a
 # driver too old, or a GPU older than the route compiles for, is refused before anything is installed);
 # PARK3D_CUDA_ARCH="75 86", say, replaces that list.
-# PARK3D_CUDNN=auto (default: 9 where a CUDA route is built and nvidia-smi sees a GPU, else off), 9 or off: cuDNN 9
+# PARK3D_CUDNN=auto (default: 9 where a CUDA route is built and nvidia-smi sees a GPU, unless one of them is outside
+#   what the route's cuDNN runs on, CUDNN_ARCH_MIN/MAX in its lock; else off), 9 or off: cuDNN 9
 #   from NVIDIA's PyPI wheel, pinned by hash in the route's lock, and patches-cudnn/ (the algorithm selection
 #   cuDNN 8 removed); its own cache key. On an H200 it was 1.41x (training) and 2.0x (deploy) the build without.
 # PARK3D_VENV: another venv folder (e.g. one per route).
@@ -33,6 +35,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { [ "$QUIET" = 1 ] || echo "[setup] $*"; }
 die() { echo "[setup] FAILED: $*" >&2; exit 1; }
+capability() { echo "${1%?}.${1: -1}"; }  # an architecture as NVIDIA writes its compute capability: 75 -> 7.5
+lock_value() { (source "$ROOT/third_party/caffe/cuda-$1.lock" && echo "${!2}"); }  # ROUTE NAME: a route's pin
+driver_at_least() { [ "$(printf '%s\n%s\n' "$1" "$GPU_DRIVER" | sort -V | head -n1)" = "$1" ]; }  # VERSION
 
 # run_step NAME LOGFILE CMD...: run CMD with its output in LOGFILE, report time, fail loudly.
 run_step() {
@@ -73,9 +78,31 @@ read_options() {
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libgflags-dev libgoogle-glog-dev libhdf5-dev liblmdb-dev libprotobuf-dev protobuf-compiler
   libopenblas-dev libopenblas0-openmp python3-dev python3-venv"
+  # The GPUs nvidia-smi sees: its driver, and each compute capability as "75" (ascending; drivers older than R510
+  # do not report it, and then the build's architectures are the defaults alone).
+  GPU_SEEN=0 GPU_DRIVER="" GPU_ARCHS=""
+  if nvidia-smi -L >/dev/null 2>&1; then
+    GPU_SEEN=1
+    GPU_DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 || true)
+    GPU_ARCHS=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null \
+                | grep -xE '[0-9]+\.[0-9]' | tr -d . | sort -un | paste -sd' ' || true)
+  fi
   case "${PARK3D_CUDA:-auto}" in
     off|OFF|0) CUDA_ROUTE=off ;;
-    auto) if nvidia-smi -L >/dev/null 2>&1; then CUDA_ROUTE=$CUDA_DEFAULT_ROUTE; else CUDA_ROUTE=off; fi ;;
+    auto)
+      CUDA_ROUTE=off
+      if [ "$GPU_SEEN" = 1 ]; then
+        CUDA_ROUTE=$CUDA_DEFAULT_ROUTE
+        # Debian 12: a GPU newer than route 11.8 compiles for (Blackwell) takes route 13 where the driver runs it
+        local newest=${GPU_ARCHS##* } max_11_8
+        if [ "$CUDA_ROUTE" = 11.8 ] && [ -n "$newest" ]; then
+          max_11_8=$(lock_value 11.8 CUDA_ARCH_SUPPORTED); max_11_8=${max_11_8##* }
+          if [ "$newest" -gt "$max_11_8" ] && driver_at_least "$(lock_value 13 CUDA_MIN_DRIVER)"; then
+            CUDA_ROUTE=13
+            say "cuda: route 13, which compiles for the GPU seen (compute capability $(capability "$newest")); Debian 12's route 11.8 stops at $(capability "$max_11_8") (PARK3D_CUDA=11.8 keeps it)"
+          fi
+        fi
+      fi ;;
     on|ON|1) CUDA_ROUTE=$CUDA_DEFAULT_ROUTE ;;
     11.8|13) CUDA_ROUTE=$PARK3D_CUDA ;;
     *) die "PARK3D_CUDA=$PARK3D_CUDA: expected auto, off, on, 11.8 (Debian's CUDA toolkit) or 13 (CUDA 13 from PyPI)" ;;
@@ -97,9 +124,17 @@ read_options() {
   case "${PARK3D_CUDNN:-auto}" in
     auto)
       CUDNN=off
-      if [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1; then
-        CUDNN=9
-        say "cuDNN 9 with CUDA route $CUDA_ROUTE: a GPU is seen (the default; PARK3D_CUDNN=off builds without it)"
+      if [ "$CUDA_ROUTE" != off ] && [ "$GPU_SEEN" = 1 ]; then
+        local arch outside=""
+        for arch in $GPU_ARCHS; do
+          [ "$arch" -ge "$CUDNN_ARCH_MIN" ] && [ "$arch" -le "$CUDNN_ARCH_MAX" ] || outside="${outside:+$outside, }$(capability "$arch")"
+        done
+        if [ -n "$outside" ]; then
+          say "cuDNN: none with CUDA route $CUDA_ROUTE: its cuDNN 9 runs on compute capability $(capability "$CUDNN_ARCH_MIN") to $(capability "$CUDNN_ARCH_MAX"), not on the GPU seen ($outside; PARK3D_CUDNN=9 adds it all the same)"
+        else
+          CUDNN=9
+          say "cuDNN 9 with CUDA route $CUDA_ROUTE: a GPU is seen (the default; PARK3D_CUDNN=off builds without it)"
+        fi
       fi ;;
     off|OFF|0) CUDNN=off ;;
     9) CUDNN=9; [ "$CUDA_ROUTE" != off ] || die "PARK3D_CUDNN=9 needs a CUDA route: add PARK3D_CUDA=11.8 (or 13, or on)" ;;
@@ -166,18 +201,16 @@ sass_covers() {  # ARCH LIST...
   return 1
 }
 
-step_driver() {
+step_gpus() {
   CUDA_ARCH_BIN_SEEN=${CUDA_ARCH_BIN_DEFAULT:-}
-  [ "$CUDA_ROUTE" != off ] && nvidia-smi -L >/dev/null 2>&1 || return 0
-  local driver cap arch
-  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
-  if [ -n "$driver" ] && [ "$(printf '%s\n%s\n' "$CUDA_MIN_DRIVER" "$driver" | sort -V | head -n1)" != "$CUDA_MIN_DRIVER" ]; then
-    die "step 'cuda': the NVIDIA driver $driver is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
+  [ "$CUDA_ROUTE" != off ] && [ "$GPU_SEEN" = 1 ] || return 0
+  if [ -n "$GPU_DRIVER" ] && ! driver_at_least "$CUDA_MIN_DRIVER"; then
+    die "step 'cuda': the NVIDIA driver $GPU_DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
   fi
   [ -z "${PARK3D_CUDA_ARCH:-}" ] || return 0
-  # compute capabilities as "8.6", one line a GPU (drivers older than R510 do not know the field: defaults kept)
-  for cap in $(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -xE '[0-9]+\.[0-9]' | sort -u); do
-    arch=${cap/./}
+  local arch cap
+  for arch in $GPU_ARCHS; do
+    cap=$(capability "$arch")
     if sass_covers "$arch" $CUDA_ARCH_BIN_SEEN; then
       continue
     elif [[ " $CUDA_ARCH_SUPPORTED " == *" $arch "* ]]; then
@@ -516,7 +549,7 @@ step_link() { run_step link "$LOG_DIR/link.log" link; }
 main() {
   local t_start=$SECONDS
   read_options
-  step_driver
+  step_gpus
   step_apt
   step_venv
   step_torch
