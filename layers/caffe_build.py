@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,40 @@ def links(home: Path, library: str) -> bool:
     """Whether the build in `home` links `library` (a soname's stem, "libcudnn.so" say): ldd of its libcaffe."""
     ldd = subprocess.run(["ldd", str(Path(home) / "lib" / "libcaffe.so")], capture_output=True, text=True).stdout
     return library in ldd
+
+
+FATBIN_MAGIC = 0xBA55ED50
+FATBIN_KINDS = {1: "PTX", 2: "ELF"}
+
+
+def gpu_code(library: Path) -> set:
+    """The GPU code a CUDA-built shared library carries, as ("ELF", 90) for sm_90 machine code and ("PTX", 90) for
+    compute_90 PTX: read from its .nv_fatbin section (NVIDIA's fatbin containers, one per compiled .cu file: a
+    16-byte header of magic, version, header size and payload size; then entries, each a header of kind, version,
+    header size, payload size and, at byte 28, the architecture, followed by its payload). Empty for a library
+    without GPU code."""
+    data = Path(library).read_bytes()
+    shoff, = struct.unpack_from("<Q", data, 0x28)  # ELF64 little-endian: the section header table
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names_at = sections[shstrndx][4]
+    found = set()
+    for name, _, _, _, offset, size in sections:
+        if data[names_at + name:data.index(b"\0", names_at + name)] != b".nv_fatbin":
+            continue
+        pos = offset
+        while pos + 16 <= offset + size:
+            magic, _, header, payload = struct.unpack_from("<IHHQ", data, pos)
+            if magic != FATBIN_MAGIC:  # containers are aligned: the padding between them
+                pos += 8
+                continue
+            entry, end = pos + header, pos + header + payload
+            while entry < end:
+                kind, _, entry_header, entry_payload = struct.unpack_from("<HHIQ", data, entry)
+                found.add((FATBIN_KINDS.get(kind, str(kind)), struct.unpack_from("<I", data, entry + 28)[0]))
+                entry += entry_header + entry_payload
+            pos = end
+    return found
 
 
 def has_cudnn(home: Path) -> bool:

@@ -1,6 +1,6 @@
 """Shared fixtures: a small synthetic Human3.6M (the project's own generator), its LMDBs and a net trained on them
 for a few iterations, built once per test session; Caffe's location; a numerical gradient checker for Python
-layers."""
+layers; the locks' pins as bash reads them."""
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +22,13 @@ def caffe_home() -> Path:
         return home()
     except UserError as e:  # no set-up yet
         pytest.fail(str(e))
+
+
+def lock_values(name: str) -> dict:
+    """The KEY=value pairs of a lock file in third_party/caffe/, read the way bash's `source` reads them."""
+    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}} ${{!CUDNN_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'  # noqa: E501
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
 
 
 def caffe_env() -> dict:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, caffe_env
-from layers.caffe_build import caffe_home, gtest_cpu_filter, gtest_filters, run_caffe_gtests
+from conftest import REPO, caffe_env, lock_values
+from layers.caffe_build import caffe_home, gpu_code, gtest_cpu_filter, gtest_filters, run_caffe_gtests
 
 SMOKE = os.environ.get("PARK3D_CUDA_SMOKE", "")
 ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
@@ -83,6 +83,40 @@ def test_the_fused_gpu_kernels_are_compiled_into_every_cuda_build(cuda_home):
                    b"BatchNormBackwardApply", b"BatchNormBackwardGlobal"):
         assert kernel + b"IfE" in library and kernel + b"IdE" in library, kernel
     assert b"BatchNormChannelStats" not in (caffe_home(REPO / ".venv") / "lib" / "libcaffe.so").read_bytes()
+
+
+def route_nvcc(route: str) -> tuple:
+    """The route's nvcc and its host compiler: Debian's toolkit (11.8), or the wheels the set-up unpacked (13)."""
+    pins = lock_values(f"cuda-{route.partition('+')[0]}.lock")
+    if pins["CUDA_TOOLKIT_ROOT"]:
+        return Path(pins["CUDA_TOOLKIT_ROOT"]) / "bin" / "nvcc", pins["CUDA_HOST_COMPILER"]
+    nvcc = sorted(CACHE.glob(f"cuda-{pins['CUDA_VERSION']}-*/nvidia/cu*/bin/nvcc"))
+    return nvcc[-1], pins["CUDA_HOST_COMPILER"]
+
+
+def test_gpu_code_reads_the_architectures_nvcc_was_asked_for(cuda_home, route, tmp_path):
+    """layers.caffe_build.gpu_code on a library the route's nvcc builds here for sm_75 and sm_86 machine code and
+    compute_86 PTX, then on one without GPU code."""
+    nvcc, host = route_nvcc(route)
+    (tmp_path / "k.cu").write_text("__global__ void twice(float *x) { x[threadIdx.x] *= 2.0f; }\n"
+                                   "void launch(float *x) { twice<<<1, 32>>>(x); }\n")
+    subprocess.run([str(nvcc), "-ccbin", host, "-shared", "-Xcompiler", "-fPIC", "-o", str(tmp_path / "libk.so"),
+                    "-gencode", "arch=compute_75,code=sm_75", "-gencode", "arch=compute_86,code=[sm_86,compute_86]",
+                    str(tmp_path / "k.cu")], check=True, capture_output=True, timeout=300)
+    assert gpu_code(tmp_path / "libk.so") == {("ELF", 75), ("ELF", 86), ("PTX", 86)}
+    assert gpu_code(caffe_home(REPO / ".venv") / "lib" / "libcaffe.so") == set()  # the CPU build
+
+
+def test_the_build_holds_machine_code_for_a100_and_h100_and_ptx_for_newer(cuda_home, route):
+    """What the lock's defaults ask for is what the library carries (the set-up adds the architectures of GPUs that
+    nvidia-smi sees; this machine may have none)."""
+    pins = lock_values(f"cuda-{route.partition('+')[0]}.lock")
+    want = {("ELF", int(a)) for a in pins["CUDA_ARCH_BIN_DEFAULT"].split()}
+    want |= {("PTX", int(a)) for a in pins["CUDA_ARCH_PTX_DEFAULT"].split()}
+    assert want == {("ELF", 80), ("ELF", 90), ("PTX", 90)}, want
+    got = gpu_code(cuda_home / "lib" / "libcaffe.so")
+    gpus_seen = subprocess.run("nvidia-smi -L", shell=True, capture_output=True).returncode == 0
+    assert got >= want if gpus_seen else got == want, got
 
 
 # What this machine's CUDA runtime answers without a card: no driver library, a driver library older than the

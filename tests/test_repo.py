@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, lock_values
 
 
 def readme_commands():
@@ -70,13 +70,6 @@ def test_the_repository_reads_on_its_own():
         if found:
             crossing[tool.name] = found
     assert not crossing, crossing
-
-
-def lock_values(name: str) -> dict:
-    """The KEY=value pairs of a lock file, read the way bash's `source` reads them."""
-    script = f'source "{REPO}/third_party/caffe/{name}"; for v in ${{!CUDA_*}} ${{!NCCL_*}} ${{!CUDNN_*}}; do printf "%s=%s\\0" "$v" "${{!v}}"; done'  # noqa: E501
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
-    return dict(item.split("=", 1) for item in out.split("\0") if item)
 
 
 def test_each_cuda_route_is_pinned():
