@@ -217,7 +217,7 @@ step_gpus() {
       CUDA_ARCH_BIN_SEEN=$(printf '%s\n' $CUDA_ARCH_BIN_SEEN "$arch" | sort -n | paste -sd' ')
       say "cuda: machine code for sm_$arch too, the GPU seen (compute capability $cap; PARK3D_CUDA_ARCH overrides)"
     elif [ "$arch" -gt "${CUDA_ARCH_SUPPORTED##* }" ]; then
-      say "cuda: the GPU seen (compute capability $cap) is newer than CUDA $CUDA_VERSION compiles for: the driver compiles the compute_${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT} PTX for it at the first start (minutes, then cached)$CUDA_NEW_GPU_HINT"
+      say "cuda: the GPU seen (compute capability $cap) is newer than CUDA $CUDA_VERSION compiles for: the driver compiles the compute_${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT} PTX for it when a program first starts (once, then cached by the driver)$CUDA_NEW_GPU_HINT"
     else
       die "step 'cuda': the GPU seen (compute capability $cap) is older than CUDA $CUDA_VERSION compiles for (sm_${CUDA_ARCH_SUPPORTED%% *} and newer); $CUDA_OLD_GPU_HINT"
     fi
