@@ -98,9 +98,8 @@ def test_each_cuda_route_is_pinned():
 
 
 def run_setup_with_driver(tmp_path, route: str, driver: str, caps: tuple = ("9.0",), **extra):
-    """tools/setup.sh as on a machine whose nvidia-smi reports a GPU of each compute capability in `caps` and
-    `driver`, its output as NVIDIA's; a Python that does not exist stops it at the venv step, so nothing is
-    installed or built whichever way the checks go."""
+    """`tools/setup.sh --plan` as on a machine whose nvidia-smi reports a GPU of each compute capability in `caps`
+    and `driver`, its output as NVIDIA's: the decisions, and nothing installed or built whichever way they go."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     smi = bin_dir / "nvidia-smi"
@@ -110,20 +109,41 @@ def run_setup_with_driver(tmp_path, route: str, driver: str, caps: tuple = ("9.0
                    f' *driver_version*) for c in {drivers}; do echo "{driver}"; done;; *) exit 2;; esac\n')
     smi.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PARK3D_CUDA": route,
-           "PARK3D_CACHE": str(tmp_path / "cache"), "PARK3D_VENV": str(tmp_path / "venv"),
-           "PYTHON": str(tmp_path / "no-python3.11"), **extra}
+           "PARK3D_CACHE": str(tmp_path / "cache"), "PARK3D_VENV": str(tmp_path / "venv"), **extra}
     if "PARK3D_CUDNN" not in extra:
         env.pop("PARK3D_CUDNN", None)  # the set-up's default, whatever the caller's shell holds
-    return subprocess.run(["bash", str(REPO / "tools/setup.sh")], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(["bash", str(REPO / "tools/setup.sh"), "--plan"], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def plan(run) -> str:
+    """The CUDA part of a --plan run's plan line ("route 13, cuDNN 9, machine code for sm_80, sm_90, PTX
+    compute_90"), asserting that the set-up stopped there and made nothing (its cache folder not even created)."""
+    assert run.returncode == 0, run.stderr
+    found = re.search(r"^\[setup\] plan: Python [^;]+; CUDA: ([^;]+); apt: .*\(--plan: nothing changed\)$", run.stdout,
+                      re.M)
+    assert found, run.stdout
+    return found.group(1)
+
+
+def test_the_plan_changes_nothing_and_the_set_up_takes_no_other_argument(tmp_path):
+    env = {**os.environ, "PARK3D_CUDA": "off", "PARK3D_CACHE": str(tmp_path / "cache"),
+           "PARK3D_VENV": str(tmp_path / "venv")}
+    run = subprocess.run(["bash", str(REPO / "tools/setup.sh"), "--plan"], capture_output=True, text=True, env=env)
+    assert plan(run) == "off (the CPU build)"
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "venv").exists()
+    wrong = subprocess.run(["bash", str(REPO / "tools/setup.sh"), "--dry-run"], capture_output=True, text=True, env=env)
+    assert wrong.returncode != 0 and "unknown argument '--dry-run'" in wrong.stderr
+    assert not (tmp_path / "cache").exists()
 
 
 def test_cudnn_is_the_default_where_a_gpu_is_seen_and_off_opts_out(tmp_path):
     """PARK3D_CUDNN unset: cuDNN 9 with the CUDA route where nvidia-smi sees a GPU (said in one line), none where
     PARK3D_CUDNN=off."""
     seen = run_setup_with_driver(tmp_path, "13", "580.65.06")
-    assert "cuDNN 9 with CUDA route 13: a GPU is seen" in seen.stdout and "step 'venv'" in seen.stderr, seen.stderr
+    assert "cuDNN 9 with CUDA route 13: a GPU is seen" in seen.stdout and plan(seen).startswith("route 13, cuDNN 9,")
     off = run_setup_with_driver(tmp_path, "13", "580.65.06", PARK3D_CUDNN="off")
-    assert "cuDNN" not in off.stdout and "step 'venv'" in off.stderr, off.stderr
+    assert "cuDNN 9 with" not in off.stdout and plan(off).startswith("route 13, cuDNN off,"), off.stdout
     wrong = run_setup_with_driver(tmp_path, "13", "580.65.06", PARK3D_CUDNN="8")
     assert wrong.returncode != 0 and "expected auto, off or 9" in wrong.stderr
 
@@ -143,8 +163,8 @@ def test_a_driver_too_old_for_the_route_is_one_line_naming_the_other_route(tmp_p
     older = run_setup_with_driver(tmp_path, "auto", "440.33")  # a GPU seen: the system's default route
     default = "11.8" if debian_bookworm() else "13"
     assert older.returncode != 0 and f"older than CUDA {default}" in older.stderr and "PARK3D_CUDA=off" in older.stderr
-    new_enough = run_setup_with_driver(tmp_path, "13", "580.65.06")  # passes the check, stops at the venv step
-    assert new_enough.returncode != 0 and "step 'venv'" in new_enough.stderr and "older than" not in new_enough.stderr
+    new_enough = run_setup_with_driver(tmp_path, "13", "580.65.06")  # passes the check
+    assert plan(new_enough).startswith("route 13,") and "older than" not in new_enough.stderr
     wrong = run_setup_with_driver(tmp_path, "12", "580.65.06")
     assert wrong.returncode != 0 and "expected auto, off, on, 11.8" in wrong.stderr
     if not debian_bookworm():  # Debian 13, Ubuntu: route 11.8 is refused in one line naming the system's routes
@@ -159,29 +179,29 @@ def test_the_gpus_seen_get_machine_code_and_one_too_old_is_refused_before_anythi
     route 13), one of the same major runs sm_80's or sm_90's (an RTX 3090, 8.6); one older than the route's nvcc
     compiles for is refused in one line (a V100, 7.0, on route 13), one newer runs the PTX (Blackwell on 11.8);
     PARK3D_CUDA_ARCH replaces the list, unchecked."""
+    defaults = "machine code for sm_80, sm_90, PTX compute_90"
     t4 = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.5",))
     assert "machine code for sm_75 too, the GPU seen (compute capability 7.5" in t4.stdout, t4.stdout
-    assert "step 'venv'" in t4.stderr, t4.stderr
+    assert plan(t4).endswith("machine code for sm_75, sm_80, sm_90, PTX compute_90"), t4.stdout
     mixed = run_setup_with_driver(tmp_path, "13", "580.65.06", ("8.6", "7.5", "8.6", "9.0"))
-    assert mixed.stdout.count("machine code for") == 1 and "sm_75" in mixed.stdout, mixed.stdout
+    assert mixed.stdout.count(" too, the GPU seen") == 1 and "sm_75, sm_80, sm_90," in plan(mixed), mixed.stdout
     for caps in (("8.6",), ("8.9", "9.0"), ()):
-        covered = run_setup_with_driver(tmp_path, "13", "580.65.06", caps)
-        assert "machine code for" not in covered.stdout and "step 'venv'" in covered.stderr, covered.stderr
+        assert plan(run_setup_with_driver(tmp_path, "13", "580.65.06", caps)).endswith(defaults), caps
     blackwell = run_setup_with_driver(tmp_path, "13", "580.65.06", ("12.0",))
-    assert "machine code for sm_120 too" in blackwell.stdout, blackwell.stdout
+    assert plan(blackwell).endswith("sm_80, sm_90, sm_120, PTX compute_90"), blackwell.stdout
     v100 = run_setup_with_driver(tmp_path, "13", "580.65.06", ("9.0", "7.0"))
     assert v100.returncode != 0 and len(v100.stderr.strip().splitlines()) == 1, v100.stderr
     assert "compute capability 7.0" in v100.stderr and "sm_75 and newer" in v100.stderr, v100.stderr
     assert ("PARK3D_CUDA=11.8" in v100.stderr) == debian_bookworm() and "PARK3D_CUDA=off" in v100.stderr
-    assert "step 'venv'" not in v100.stderr  # refused before the apt step installs anything
+    assert "plan:" not in v100.stdout  # refused before the plan, and so before the apt step installs anything
     chosen = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.0",), PARK3D_CUDA_ARCH="70")
-    assert "step 'venv'" in chosen.stderr and "machine code for" not in chosen.stdout, chosen.stderr
+    assert plan(chosen).endswith("machine code for sm_70, PTX compute_90"), chosen.stdout
     if debian_bookworm():  # route 11.8: Pascal is compiled, Blackwell runs the PTX, route 13 named
         pascal = run_setup_with_driver(tmp_path, "11.8", "580.65.06", ("6.1",))
-        assert "machine code for sm_61 too" in pascal.stdout and "step 'venv'" in pascal.stderr, pascal.stderr
+        assert plan(pascal) == "route 11.8, cuDNN 9, machine code for sm_61, sm_80, sm_90, PTX compute_90"
         newer = run_setup_with_driver(tmp_path, "11.8", "580.65.06", ("12.0",))
         assert "newer than CUDA 11.8" in newer.stdout and "PARK3D_CUDA=13 compiles" in newer.stdout, newer.stdout
-        assert "step 'venv'" in newer.stderr, newer.stderr
+        assert plan(newer) == f"route 11.8, cuDNN off, {defaults}", newer.stdout
 
 
 def test_a_gpu_the_route_or_its_cudnn_does_not_cover_changes_the_defaults(tmp_path):
@@ -189,26 +209,26 @@ def test_a_gpu_the_route_or_its_cudnn_does_not_cover_changes_the_defaults(tmp_pa
     on 7.5 to 12.x. A GPU outside the route's cuDNN gets no cuDNN by default, in one line; on Debian 12, a Blackwell
     GPU takes route 13 in place of 11.8 where the driver runs CUDA 13 (580.65.06), else keeps 11.8 and its PTX."""
     in_range = run_setup_with_driver(tmp_path, "13", "580.65.06", ("7.5", "12.0"))
-    assert "cuDNN 9 with CUDA route 13" in in_range.stdout, in_range.stdout
+    assert plan(in_range).startswith("route 13, cuDNN 9,"), in_range.stdout
     future = run_setup_with_driver(tmp_path, "13", "580.65.06", ("13.0",))  # newer than CUDA 13.0 and its cuDNN
     assert "newer than CUDA 13.0" in future.stdout and "cuDNN: none with CUDA route 13" in future.stdout, future.stdout
+    assert plan(future).startswith("route 13, cuDNN off,")
     forced = run_setup_with_driver(tmp_path, "13", "580.65.06", ("13.0",), PARK3D_CUDNN="9")
-    assert "cuDNN" not in forced.stdout and "step 'venv'" in forced.stderr, forced.stderr
+    assert "cuDNN: none" not in forced.stdout and plan(forced).startswith("route 13, cuDNN 9,"), forced.stdout
     blackwell = run_setup_with_driver(tmp_path, "auto", "580.95.05", ("8.0", "12.0"))
-    assert "step 'venv'" in blackwell.stderr, blackwell.stderr
+    assert plan(blackwell) == "route 13, cuDNN 9, machine code for sm_80, sm_90, sm_120, PTX compute_90"
     if not debian_bookworm():  # route 13 is the default already: nothing to say
-        assert "route 13, which compiles" not in blackwell.stdout and "cuDNN 9 with CUDA route 13" in blackwell.stdout
+        assert "route 13, which compiles" not in blackwell.stdout
         return
     assert "cuda: route 13, which compiles for the GPU seen (compute capability 12.0)" in blackwell.stdout
-    assert "machine code for sm_120 too" in blackwell.stdout and "cuDNN 9 with CUDA route 13" in blackwell.stdout
     old_driver = run_setup_with_driver(tmp_path, "auto", "575.57.08", ("12.0",))
-    assert "route 13" not in old_driver.stdout and "newer than CUDA 11.8" in old_driver.stdout, old_driver.stdout
-    assert "cuDNN: none with CUDA route 11.8" in old_driver.stdout and "5.0 to 9.0" in old_driver.stdout
-    assert "not on the GPU seen (12.0;" in old_driver.stdout and "step 'venv'" in old_driver.stderr
+    assert plan(old_driver) == "route 11.8, cuDNN off, machine code for sm_80, sm_90, PTX compute_90"
+    assert "newer than CUDA 11.8" in old_driver.stdout and "5.0 to 9.0" in old_driver.stdout, old_driver.stdout
+    assert "not on the GPU seen (12.0;" in old_driver.stdout
     ampere = run_setup_with_driver(tmp_path, "auto", "580.95.05", ("8.6",))  # Debian 12's default stands
-    assert "cuDNN 9 with CUDA route 11.8" in ampere.stdout and "route 13" not in ampere.stdout, ampere.stdout
+    assert plan(ampere) == "route 11.8, cuDNN 9, machine code for sm_80, sm_90, PTX compute_90", ampere.stdout
     kepler = run_setup_with_driver(tmp_path, "11.8", "470.256.02", ("3.7",))
-    assert "cuDNN: none with CUDA route 11.8" in kepler.stdout and "machine code for sm_37 too" in kepler.stdout
+    assert plan(kepler) == "route 11.8, cuDNN off, machine code for sm_37, sm_80, sm_90, PTX compute_90"
 
 
 def test_each_route_lists_the_architectures_its_nvcc_compiles():

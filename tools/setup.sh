@@ -26,9 +26,11 @@
 #   from NVIDIA's PyPI wheel, pinned by hash in the route's lock, and patches-cudnn/ (the algorithm selection
 #   cuDNN 8 removed); its own cache key. On an H200 it was 1.41x (training) and 2.0x (deploy) the build without.
 # PARK3D_VENV: another venv folder (e.g. one per route).
+# `bash tools/setup.sh --plan` prints what it would build and install on this machine (the route, cuDNN, the GPU
+# architectures, the missing Debian packages) and changes nothing.
 # Each step prints its time; a failing step names itself and the path of its full log, and exits non-zero.
-# Layout: the options (read_options, then caffe_options: every derived value and the cache key, in one place),
-# one function per step, and main at the bottom, which lists the steps in order.
+# Layout: the options (read_options; step_gpus, the GPU architectures; caffe_options, every other derived value and
+# the cache key), one function per step, and main at the bottom, which lists the steps in order.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,7 +66,6 @@ read_options() {
   JOBS=${PARK3D_JOBS:-$(nproc)}
   QUIET=${PARK3D_QUIET:-0}
   MARCH=${PARK3D_MARCH:-}  # default: caffe_options
-  mkdir -p "$LOG_DIR"
   # shellcheck source=../third_party/caffe/source.lock
   source "$ROOT/third_party/caffe/source.lock"
   # shellcheck source=../third_party/caffe/build_options.env
@@ -153,8 +154,6 @@ caffe_options() {
   if [ "$CUDA_ROUTE" != off ]; then
     CPU_ONLY=OFF
     [ -n "${PARK3D_MARCH:-}" ] || MARCH=x86-64-v3
-    CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-$CUDA_ARCH_BIN_SEEN}
-    CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT}
     if [ -n "$CUDA_WHEELS" ]; then
       # The PyPI route: the pinned wheels unpacked once into one folder of the cache (step cuda-toolkit).
       CUDA_WHEELS_HOME=$CACHE_ROOT/cuda-$CUDA_VERSION-$(echo "$CUDA_WHEELS" | sha256sum | cut -c1-12)
@@ -202,7 +201,8 @@ sass_covers() {  # ARCH LIST...
 }
 
 step_gpus() {
-  CUDA_ARCH_BIN_SEEN=${CUDA_ARCH_BIN_DEFAULT:-}
+  CUDA_ARCH_BIN=${PARK3D_CUDA_ARCH:-${CUDA_ARCH_BIN_DEFAULT:-}}
+  CUDA_ARCH_PTX=${PARK3D_CUDA_PTX:-${CUDA_ARCH_PTX_DEFAULT:-}}
   [ "$CUDA_ROUTE" != off ] && [ "$GPU_SEEN" = 1 ] || return 0
   if [ -n "$GPU_DRIVER" ] && ! driver_at_least "$CUDA_MIN_DRIVER"; then
     die "step 'cuda': the NVIDIA driver $GPU_DRIVER is older than CUDA $CUDA_VERSION needs ($CUDA_MIN_DRIVER or newer); $CUDA_TOO_OLD_HINT"
@@ -211,13 +211,13 @@ step_gpus() {
   local arch cap
   for arch in $GPU_ARCHS; do
     cap=$(capability "$arch")
-    if sass_covers "$arch" $CUDA_ARCH_BIN_SEEN; then
+    if sass_covers "$arch" $CUDA_ARCH_BIN; then
       continue
     elif [[ " $CUDA_ARCH_SUPPORTED " == *" $arch "* ]]; then
-      CUDA_ARCH_BIN_SEEN=$(printf '%s\n' $CUDA_ARCH_BIN_SEEN "$arch" | sort -n | paste -sd' ')
+      CUDA_ARCH_BIN=$(printf '%s\n' $CUDA_ARCH_BIN "$arch" | sort -n | paste -sd' ')
       say "cuda: machine code for sm_$arch too, the GPU seen (compute capability $cap; PARK3D_CUDA_ARCH overrides)"
     elif [ "$arch" -gt "${CUDA_ARCH_SUPPORTED##* }" ]; then
-      say "cuda: the GPU seen (compute capability $cap) is newer than CUDA $CUDA_VERSION compiles for: the driver compiles the compute_${PARK3D_CUDA_PTX:-$CUDA_ARCH_PTX_DEFAULT} PTX for it when a program first starts (once, then cached by the driver)$CUDA_NEW_GPU_HINT"
+      say "cuda: the GPU seen (compute capability $cap) is newer than CUDA $CUDA_VERSION compiles for: the driver compiles the compute_$CUDA_ARCH_PTX PTX for it when a program first starts (once, then cached by the driver)$CUDA_NEW_GPU_HINT"
     else
       die "step 'cuda': the GPU seen (compute capability $cap) is older than CUDA $CUDA_VERSION compiles for (sm_${CUDA_ARCH_SUPPORTED%% *} and newer); $CUDA_OLD_GPU_HINT"
     fi
@@ -245,16 +245,21 @@ apt_install() {
   apt-get update && apt-get install -y --no-install-recommends "$@"
 }
 
-step_apt() {
-  local missing=() p name want status
+missing_apt_packages() {  # the packages of APT_PACKAGES not installed (or not at their pinned version)
+  local p name want status
   for p in $APT_PACKAGES; do
     name=${p%%=*}; want=${p#*=}
     status=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
     case "$status" in
-      "install ok installed"*) [ "$name" = "$p" ] || [ "${status##* }" = "$want" ] || missing+=("$p") ;;
-      *) missing+=("$p") ;;
+      "install ok installed"*) [ "$name" = "$p" ] || [ "${status##* }" = "$want" ] || echo "$p" ;;
+      *) echo "$p" ;;
     esac
   done
+}
+
+step_apt() {
+  local missing=()
+  mapfile -t missing < <(missing_apt_packages)
   if [ ${#missing[@]} -eq 0 ]; then
     say "apt: all packages present (skipped)"
     return
@@ -546,10 +551,21 @@ EOF
 
 step_link() { run_step link "$LOG_DIR/link.log" link; }
 
+# --plan: the decisions above and what the apt step would install, then stop before changing anything
+plan() {
+  local cuda="off (the CPU build)" missing
+  [ "$CUDA_ROUTE" = off ] || cuda="route $CUDA_ROUTE, cuDNN $CUDNN, machine code for sm_${CUDA_ARCH_BIN// /, sm_}, PTX compute_$CUDA_ARCH_PTX"
+  missing=$(missing_apt_packages | paste -sd' ')
+  echo "[setup] plan: Python $PYTHON; CUDA: $cuda; apt: ${missing:-nothing to install}; venv $VENV, cache $CACHE_ROOT (--plan: nothing changed)"
+}
+
 main() {
   local t_start=$SECONDS
+  case "${1:-}" in --plan|'') ;; *) die "unknown argument '$1': tools/setup.sh takes no argument, or --plan" ;; esac
   read_options
   step_gpus
+  if [ "${1:-}" = --plan ]; then plan; return; fi
+  mkdir -p "$LOG_DIR"
   step_apt
   step_venv
   step_torch
