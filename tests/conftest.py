@@ -1,6 +1,6 @@
 """Shared fixtures: a small synthetic Human3.6M (the project's own generator), its LMDBs and a net trained on them
 for a few iterations, built once per test session; Caffe's location; a numerical gradient checker for Python
-layers; the locks' pins as bash reads them."""
+layers; the set-up's cache, and the locks' pins as bash reads them."""
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +22,23 @@ def caffe_home() -> Path:
         return home()
     except UserError as e:  # no set-up yet
         pytest.fail(str(e))
+
+
+# The set-up's cache, as tools/setup.sh finds it: its builds, venvs and toolkits
+SETUP_CACHE = Path(
+    os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose")
+)
+
+
+def route_nvcc(route: str) -> tuple:
+    """A CUDA route's nvcc (None where this machine lacks it) and its host compiler, from the route's lock:
+    Debian's toolkit for 11.8, the wheels the set-up unpacked into its cache for 13. `route` may carry "+cudnn9"."""
+    pins = lock_values(f"cuda-{route.partition('+')[0]}.lock")
+    if pins["CUDA_TOOLKIT_ROOT"]:
+        nvcc = Path(pins["CUDA_TOOLKIT_ROOT"]) / "bin" / "nvcc"
+        return (nvcc if nvcc.exists() else None), pins["CUDA_HOST_COMPILER"]
+    found = sorted(SETUP_CACHE.glob(f"cuda-{pins['CUDA_VERSION']}-*/nvidia/cu*/bin/nvcc"))
+    return (found[-1] if found else None), pins["CUDA_HOST_COMPILER"]
 
 
 def lock_values(name: str) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, caffe_env, lock_values
+from conftest import REPO, SETUP_CACHE, caffe_env, lock_values, route_nvcc
 from layers.caffe_build import caffe_home, gpu_code, gtest_cpu_filter, gtest_filters, run_caffe_gtests
 
 SMOKE = os.environ.get("PARK3D_CUDA_SMOKE", "")
@@ -24,9 +24,7 @@ ROUTES = ["11.8"] if SMOKE == "1" else [r for r in SMOKE.split(",") if r]
 pytestmark = pytest.mark.skipif(not ROUTES, reason="CUDA build smoke test: set PARK3D_CUDA_SMOKE=1 (as .ci/run "
                                                    "does), or to the routes to check, e.g. 11.8,13")
 
-CACHE = Path(
-    os.environ.get("PARK3D_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "park3dpose")
-)
+CACHE = SETUP_CACHE
 
 
 def venv(route: str) -> Path:
@@ -85,19 +83,11 @@ def test_the_fused_gpu_kernels_are_compiled_into_every_cuda_build(cuda_home):
     assert b"BatchNormChannelStats" not in (caffe_home(REPO / ".venv") / "lib" / "libcaffe.so").read_bytes()
 
 
-def route_nvcc(route: str) -> tuple:
-    """The route's nvcc and its host compiler: Debian's toolkit (11.8), or the wheels the set-up unpacked (13)."""
-    pins = lock_values(f"cuda-{route.partition('+')[0]}.lock")
-    if pins["CUDA_TOOLKIT_ROOT"]:
-        return Path(pins["CUDA_TOOLKIT_ROOT"]) / "bin" / "nvcc", pins["CUDA_HOST_COMPILER"]
-    nvcc = sorted(CACHE.glob(f"cuda-{pins['CUDA_VERSION']}-*/nvidia/cu*/bin/nvcc"))
-    return nvcc[-1], pins["CUDA_HOST_COMPILER"]
-
-
 def test_gpu_code_reads_the_architectures_nvcc_was_asked_for(cuda_home, route, tmp_path):
     """layers.caffe_build.gpu_code on a library the route's nvcc builds here for sm_75 and sm_86 machine code and
     compute_86 PTX, then on one without GPU code."""
     nvcc, host = route_nvcc(route)
+    assert nvcc, f"route {route}'s nvcc is missing after its set-up"
     (tmp_path / "k.cu").write_text("__global__ void twice(float *x) { x[threadIdx.x] *= 2.0f; }\n"
                                    "void launch(float *x) { twice<<<1, 32>>>(x); }\n")
     subprocess.run([str(nvcc), "-ccbin", host, "-shared", "-Xcompiler", "-fPIC", "-o", str(tmp_path / "libk.so"),
@@ -243,9 +233,8 @@ def run_kit(script: str, env: dict, timeout: int) -> subprocess.CompletedProcess
 def gpu_machine_python() -> Path:
     """A venv imitating the GPU machines' Python (tests/data/gpu_machine_python.txt: NumPy 2, no lmdb, no Caffe),
     made once in the set-up's cache from the set-up's interpreter."""
-    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
     pins = REPO / "tests" / "data" / "gpu_machine_python.txt"
-    home = cache / "venv-gpu-machine-standin"
+    home = CACHE / "venv-gpu-machine-standin"
     stamp = home / ".pins"
     if not (stamp.is_file() and stamp.read_text() == pins.read_text()):
         subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(home)], check=True)

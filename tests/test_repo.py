@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, lock_values
+from conftest import REPO, lock_values, route_nvcc
 
 
 def readme_commands():
@@ -235,16 +235,14 @@ def test_each_route_lists_the_architectures_its_nvcc_compiles():
     """CUDA_ARCH_SUPPORTED in each lock is what that route's own nvcc says (`--list-gpu-code`), in ascending order
     (the set-up takes the last as the newest), where the route's toolkit is on this machine (route 13's in the
     set-up's cache, route 11.8's from Debian's package)."""
-    cache = Path(os.environ.get("PARK3D_CACHE", Path.home() / ".cache" / "park3dpose"))
-    found = {"cuda-13.lock": sorted(cache.glob("cuda-13.0-*/nvidia/cu13/bin/nvcc")),
-             "cuda-11.8.lock": [Path("/usr/bin/nvcc")] if Path("/usr/bin/nvcc").exists() else []}
+    found = {route: route_nvcc(route)[0] for route in ("11.8", "13")}
     if not any(found.values()):
         pytest.skip("no route's nvcc on this machine (the CUDA smoke test builds them)")
-    for lock, nvccs in found.items():
-        for nvcc in nvccs:
+    for route, nvcc in found.items():
+        if nvcc:
             listed = subprocess.run([str(nvcc), "--list-gpu-code"], capture_output=True, text=True, check=True).stdout
-            supported = [int(arch) for arch in lock_values(lock)["CUDA_ARCH_SUPPORTED"].split()]
-            assert supported == sorted({int(code.removeprefix("sm_")) for code in listed.split()}), (lock, nvcc)
+            supported = [int(arch) for arch in lock_values(f"cuda-{route}.lock")["CUDA_ARCH_SUPPORTED"].split()]
+            assert supported == sorted({int(code.removeprefix("sm_")) for code in listed.split()}), (route, nvcc)
 
 
 def named_paths(text: str) -> list:
