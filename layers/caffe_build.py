@@ -120,6 +120,23 @@ def gpu_code(library: Path) -> set:
     return found
 
 
+def runs_on(codes: set, capability: tuple[int, int]) -> bool:
+    """Whether a GPU of this compute capability runs a library that carries `codes` (gpu_code()): machine code
+    runs on the same major version at an equal or higher minor (sm_80 on an 8.6 card, not on 9.0 or 7.5); PTX on
+    any card at or above it, compiled by the driver at the first start (compute_90 on a 12.0 card)."""
+    major, minor = capability
+    card = 10 * major + minor
+    return any(kind == "ELF" and arch // 10 == major and arch <= card or kind == "PTX" and arch <= card
+               for kind, arch in codes)
+
+
+def describe_gpu_code(codes: set) -> str:
+    """gpu_code() as people write it: "sm_80, sm_90, PTX compute_90"."""
+    elf = [f"sm_{arch}" for kind, arch in sorted(codes) if kind == "ELF"]
+    ptx = [f"PTX compute_{arch}" for kind, arch in sorted(codes) if kind == "PTX"]
+    return ", ".join(elf + ptx) or "no GPU code"
+
+
 def has_cudnn(home: Path) -> bool:
     """Whether the build in `home` links cuDNN (a PARK3D_CUDNN=9 build: its GPU convolutions run through cuDNN,
     and CAFFE_TF32=1 lets cuBLAS and cuDNN use TF32 tensor cores, third_party/caffe/patches-cudnn/0007)."""

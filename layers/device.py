@@ -1,17 +1,23 @@
 """CPU or one GPU for pycaffe and `caffe train`: the one place the tools' --gpu goes through, with one clear
-line when it cannot be (a CPU-only Caffe, no NVIDIA driver or one too old for this Caffe's CUDA, no such GPU),
-and the same advice for the CUDA errors that stop the caffe tool (the card out of memory, among them)."""
+line when it cannot be (a CPU-only Caffe, no NVIDIA driver or one too old for this Caffe's CUDA, no such GPU, a
+card this Caffe holds no GPU code for), and the same advice for the CUDA errors that stop the caffe tool (the
+card out of memory, among them)."""
 from __future__ import annotations
 
 import ctypes
 import dataclasses
 import re
+from pathlib import Path
 
 from data_prep.errors import UserError
+
+from .caffe_build import describe_gpu_code, gpu_code, runs_on
 
 # cudaError_t values a user can act on (CUDA's driver_types.h; the same numbers in CUDA 11.8 and 13)
 CUDA_OUT_OF_MEMORY, CUDA_INSUFFICIENT_DRIVER, CUDA_NO_DEVICE, CUDA_INVALID_DEVICE, CUDA_NO_KERNEL_IMAGE = \
     2, 35, 100, 101, 209
+# cudaDeviceAttr values (the same in CUDA 11.8 and 13)
+CUDA_ATTR_COMPUTE_CAPABILITY_MAJOR, CUDA_ATTR_COMPUTE_CAPABILITY_MINOR = 75, 76
 
 # Caffe's CUDA_CHECK, CUBLAS_CHECK and CUDNN_CHECK lines, as glog writes them:
 #   "Check failed: error == cudaSuccess (2 vs. 0)  out of memory"
@@ -30,9 +36,14 @@ def cudart_path() -> str | None:
     """The CUDA runtime library the loaded Caffe uses (None for a CPU-only Caffe)."""
     import caffe  # noqa: F401  (loads libcaffe)
 
+    return loaded_library("libcudart")
+
+
+def loaded_library(name: str) -> str | None:
+    """The path of the first library mapped into this process whose path holds `name` (None for none)."""
     with open("/proc/self/maps") as f:
         for line in f:
-            if "libcudart" in line:
+            if name in line:
                 return line.split()[-1]
     return None
 
@@ -56,6 +67,32 @@ def cuda_state(cudart: str) -> CudaState:
     rt.cudaRuntimeGetVersion(ctypes.byref(runtime))
     error = rt.cudaGetDeviceCount(ctypes.byref(count))
     return CudaState(driver.value, runtime.value, error, count.value if error == 0 else 0)
+
+
+def compute_capability(cudart: str, gpu: int) -> tuple[int, int] | None:
+    """GPU `gpu`'s compute capability, (9, 0) for an H100, asked of the CUDA runtime `cudart`; None when it
+    cannot say (no such GPU, no driver)."""
+    rt = ctypes.CDLL(cudart)
+    major, minor = ctypes.c_int(0), ctypes.c_int(0)
+    if (rt.cudaDeviceGetAttribute(ctypes.byref(major), CUDA_ATTR_COMPUTE_CAPABILITY_MAJOR, gpu)
+            or rt.cudaDeviceGetAttribute(ctypes.byref(minor), CUDA_ATTR_COMPUTE_CAPABILITY_MINOR, gpu)
+            or major.value < 1):
+        return None
+    return major.value, minor.value
+
+
+def gpu_code_advice(gpu: int, capability: tuple[int, int]) -> str | None:
+    """What to do when the loaded Caffe holds no GPU code that runs on a card of this compute capability (which
+    would stop its first layer with CUDA error 209, and abort a pycaffe process with no line of ours); None when
+    it does, or when the library's GPU code cannot be read."""
+    library = loaded_library("libcaffe.so")
+    codes = {c for c in gpu_code(Path(library)) if c[0] in ("ELF", "PTX")} if library else set()
+    if not codes or runs_on(codes, capability):
+        return None
+    major, minor = capability
+    return (f"GPU {gpu} has compute capability {major}.{minor} and this Caffe holds GPU code for "
+            f"{describe_gpu_code(codes)} only, none of which runs on it: run tools/setup.sh again on this machine "
+            f"(it adds the architecture of each GPU it sees), or with PARK3D_CUDA_ARCH={major}{minor} (docs/gpu.md)")
 
 
 def cuda_version(v: int) -> str:
@@ -114,7 +151,7 @@ def caffe_fault_advice(lines, gpu: int | None) -> str | None:
 
 def require_gpu(gpu: int) -> None:
     """UserError unless GPU `gpu` can be used by this Caffe: asked of its CUDA runtime, whose error codes
-    become one line (cuda_error_advice)."""
+    become one line (cuda_error_advice), and checked against the GPU code the library holds (gpu_code_advice)."""
     if gpu < 0:
         raise UserError(f"--gpu {gpu}: a GPU id is 0 or more")
     cudart = cudart_path()
@@ -128,6 +165,10 @@ def require_gpu(gpu: int) -> None:
     if gpu >= state.count:
         raise UserError(f"--gpu {gpu}: {state.count} GPU(s) visible to this process; pass a GPU id below "
                         f"{state.count} or drop --gpu")
+    capability = compute_capability(cudart, gpu)
+    advice = gpu_code_advice(gpu, capability) if capability else None
+    if advice:
+        raise UserError(f"--gpu {gpu}: {advice}")
 
 
 def use_device(gpu: int | None) -> str:

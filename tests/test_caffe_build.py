@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from conftest import REPO, caffe_env, caffe_home, run_caffe_gtests
-from layers.caffe_build import foreign_cuda_headers, header_guard, modern_pb2_source, modernize_pb2
+from layers.caffe_build import (
+    describe_gpu_code,
+    foreign_cuda_headers,
+    header_guard,
+    modern_pb2_source,
+    modernize_pb2,
+    runs_on,
+)
 
 LAYER_TYPES = ["Convolution", "Pooling", "BatchNorm", "Scale", "InnerProduct", "ReLU", "Dropout", "Concat",
                "Softmax", "EuclideanLoss", "Reshape", "Python", "Input", "Split"]
@@ -325,3 +332,33 @@ def test_the_rewritten_caffe_pb2_reads_and_writes_nets_as_the_builds_own(tmp_pat
     a, b = run_module(own, probe), run_module(legacy, probe)
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert a.stdout == b.stdout and int(a.stdout.split()[1]) > 50
+
+
+# What a CUDA build holds by default (third_party/caffe/cuda-*.lock): sm_80 and sm_90 machine code, compute_90 PTX
+DEFAULT_GPU_CODE = {("ELF", 80), ("ELF", 90), ("PTX", 90)}
+
+
+@pytest.mark.parametrize("capability, runs", [
+    ((8, 0), True), ((8, 6), True), ((8, 9), True),  # an A100, an RTX 3090, an L4: sm_80 machine code
+    ((9, 0), True),                                   # an H100 or H200: sm_90
+    ((10, 0), True), ((12, 0), True),                 # Blackwell: the driver compiles compute_90's PTX
+    ((7, 5), False), ((7, 0), False), ((6, 1), False),  # a T4, a V100, a GTX 1080: older than any of it
+])
+def test_which_cards_run_the_default_gpu_code(capability, runs):
+    """NVIDIA's rules (CUDA C++ Programming Guide, binary and PTX compatibility): a cubin for X.y runs on X.z with
+    z >= y only; PTX for X.y on any card of X.y or higher."""
+    assert runs_on(DEFAULT_GPU_CODE, capability) is runs
+
+
+def test_machine_code_does_not_run_on_a_lower_minor_or_another_major_and_ptx_not_below_itself():
+    assert not runs_on({("ELF", 86)}, (8, 0)) and runs_on({("ELF", 86)}, (8, 9))
+    assert not runs_on({("ELF", 80), ("ELF", 90)}, (12, 0))  # no PTX: nothing for Blackwell
+    assert not runs_on({("PTX", 90)}, (8, 6)) and runs_on({("PTX", 75)}, (8, 6))
+    assert runs_on({("ELF", 120)}, (12, 1)) and not runs_on({("ELF", 121)}, (12, 0))
+    assert not runs_on(set(), (9, 0))
+
+
+def test_gpu_code_reads_as_people_write_it():
+    assert describe_gpu_code(DEFAULT_GPU_CODE) == "sm_80, sm_90, PTX compute_90"
+    assert describe_gpu_code({("ELF", 75)}) == "sm_75"
+    assert describe_gpu_code(set()) == "no GPU code"

@@ -125,6 +125,24 @@ def test_pycaffe_imports_with_nccl_and_a_missing_gpu_is_one_clear_line(cuda_home
     assert "Check failed" not in out.stderr, out.stderr  # asked of the runtime before Caffe could abort on it
 
 
+def test_a_card_the_build_has_no_code_for_is_one_line_before_the_run(cuda_home, route):
+    """require_gpu's last check, on the route's real library (its GPU code read from the loaded libcaffe): a T4
+    (7.5) or a V100 (7.0) would stop at the first layer with CUDA error 209, which aborts a pycaffe process; the
+    cards the defaults cover pass. The card's own capability cannot be asked here (no card): the runtime's error
+    gives None, and the check is left out."""
+    code = ("import caffe; from layers.device import compute_capability, cudart_path, gpu_code_advice; "
+            "print(compute_capability(cudart_path(), 0)); "
+            "[print(gpu_code_advice(0, c)) for c in [(7, 5), (7, 0), (8, 6), (9, 0), (12, 0)]]")
+    out = subprocess.run([str(venv(route) / "bin" / "python"), "-c", code], cwd=REPO, capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 6, out.stdout + out.stderr
+    assert lines[0] == "None"
+    for line, cc in zip(lines[1:3], ["7.5", "7.0"]):
+        assert line.startswith(f"GPU 0 has compute capability {cc} and this Caffe holds GPU code for sm_80, sm_90, "
+                               "PTX compute_90 only"), line
+    assert lines[3:] == ["None"] * 3, lines
+
+
 def test_caffe_train_stopped_by_the_gpu_is_one_line(cuda_home, route, tmp_path):
     """The real caffe tool of the route, `caffe train -gpu 0` with no card: its CUDA_CHECK aborts it, and the
     drivers' reading of the log (layers.training.raise_for_result) is one line saying what to do."""
