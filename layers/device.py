@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import re
+import struct
 from pathlib import Path
 
 from data_prep.errors import UserError
@@ -86,7 +87,10 @@ def gpu_code_advice(gpu: int, capability: tuple[int, int]) -> str | None:
     would stop its first layer with CUDA error 209, and abort a pycaffe process with no line of ours); None when
     it does, or when the library's GPU code cannot be read."""
     library = loaded_library("libcaffe.so")
-    codes = {c for c in gpu_code(Path(library)) if c[0] in ("ELF", "PTX")} if library else set()
+    try:
+        codes = {c for c in gpu_code(Path(library)) if c[0] in ("ELF", "PTX")} if library else set()
+    except (OSError, ValueError, struct.error):  # unreadable or not the ELF it should be: leave the check out
+        codes = set()
     if not codes or runs_on(codes, capability):
         return None
     major, minor = capability
