@@ -2,6 +2,7 @@
 # The README's path on a GPU machine that has no network, in one run, from the bundle tools/device_bundle.sh made
 # (.device/caffe-cuda13.tar.xz: route 13 + cuDNN 9 and the pycaffe kit): the caffe tool, pycaffe and Boost.Python
 # compiled for that machine's own Python and NumPy (tools/build_pycaffe.sh; libcaffe holds no Python, patch 0010);
+# the card's compute capability against the library's GPU code (what --gpu 0 checks before a run, layers/device.py);
 # the demo (synthetic data -> LMDBs -> `caffe train -gpu 0` with the Python data and loss layers -> evaluation on
 # the GPU); tools/evaluate.py --gpu 0 on its weights; the same weights evaluated frame by frame on the GPU and on
 # the CPU (layers.device_parity); a few hundred iterations of `caffe train -gpu 0` at the paper's batch 128 with
@@ -76,6 +77,16 @@ export PATH
 # as the set-up's caffe wrapper does for the user: idle OpenMP threads sleep soon unless the caller chose (docs/design.md)
 [ -n "${OMP_WAIT_POLICY+set}" ] || { : "${GOMP_SPINCOUNT=1000}"; export GOMP_SPINCOUNT; }
 step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'
+if [ $MODE = gpu ]; then  # what --gpu 0 checks before a run (layers/device.py): the card against the library's GPU code
+  echo "    $("$PY" -c 'import caffe
+from pathlib import Path
+from layers.caffe_build import describe_gpu_code, gpu_code
+from layers.device import compute_capability, cudart_path, gpu_code_advice, loaded_library
+cc = compute_capability(cudart_path(), 0)
+code = describe_gpu_code(gpu_code(Path(loaded_library("libcaffe.so"))))
+print(f"GPU 0: compute capability {cc}; libcaffe holds {code}; the check says: {gpu_code_advice(0, cc) if cc else None}")' 2>&1 | tail -n 1)" |
+    tee -a "$OUT/summary.md"
+fi
 
 D=$WORK/demo
 step demo "$PY" "$ROOT/tools/demo.py" --out "$D" --frames "$FRAMES" --epochs "$EPOCHS" "${DEV[@]}"
