@@ -8,6 +8,7 @@ import ctypes
 import dataclasses
 import re
 import struct
+import sys
 from pathlib import Path
 
 from data_prep.errors import UserError
@@ -175,6 +176,36 @@ def require_gpu(gpu: int) -> None:
         raise UserError(f"--gpu {gpu}: {advice}")
 
 
+def check_caffe_gpu_flag(value: str) -> None:
+    """UserError unless every GPU of the caffe tool's -gpu value ("0", "0,1" or "all") can be used, as require_gpu
+    checks one: what the set-up's caffe wrapper asks before it starts the tool, so that a user's own `caffe train
+    -gpu N` gets the drivers' one line. A value that is no list of ids is left to the caffe tool."""
+    if value == "all":
+        require_gpu(0)
+        ids = range(cuda_state(cudart_path()).count)
+    else:
+        try:
+            ids = [int(v) for v in value.split(",")]
+        except ValueError:
+            return
+    for gpu in ids:
+        require_gpu(gpu)
+
+
+def main(argv=None) -> int:
+    """python -m layers.device GPU_VALUE (the set-up's caffe wrapper): check_caffe_gpu_flag; its UserError one line
+    on stderr and exit code 2. A check that breaks is a note and exit code 0: it never stops a run it cannot judge."""
+    value, = sys.argv[1:] if argv is None else argv
+    try:
+        check_caffe_gpu_flag(value)
+    except UserError as e:
+        print(f"caffe: error: {str(e).removeprefix('-')}", file=sys.stderr)  # "-gpu 1: ...", as caffe spells it
+        return 2
+    except Exception as e:  # noqa: BLE001 (the caffe tool then runs, and says what it finds)
+        print(f"caffe: note: the set-up's GPU check could not run ({type(e).__name__}: {e})", file=sys.stderr)
+    return 0
+
+
 def use_device(gpu: int | None) -> str:
     """Set pycaffe's mode: the CPU when gpu is None, else that GPU (checked first). Returns what was set."""
     import caffe  # lazy: loads libcaffe (and CUDA)
@@ -186,3 +217,7 @@ def use_device(gpu: int | None) -> str:
     caffe.set_mode_gpu()
     caffe.set_device(gpu)
     return f"GPU {gpu}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -158,12 +158,24 @@ try:
 except UserError as e:
     print(e)
 """
-    env = {**os.environ, "PARK3D_CAFFE": str(venv(route) / "bin" / "caffe")}
+    # the tool itself, as the set-up's wrapper starts it, but without the wrapper's own check of -gpu (below)
+    env = {**os.environ, "PARK3D_CAFFE": str(cuda_home / "bin" / "caffe"),
+           "PATH": f"{venv(route) / 'bin'}:{os.environ['PATH']}"}
     out = subprocess.run([str(venv(route) / "bin" / "python"), "-c", code, str(tmp_path / "train.log")], cwd=REPO,
                          capture_output=True, text=True, env=env, timeout=300)
     assert "Check failed: error == cudaSuccess" in (tmp_path / "train.log").read_text()
     line = out.stdout.strip()
     assert line.startswith("caffe train stopped on GPU 0: ") and "\n" not in line, out.stdout + out.stderr
+    assert any(s in line for s in NO_CARD), line
+
+
+def test_the_users_own_caffe_train_gpu_0_is_one_line(cuda_home, route):
+    """The README's `caffe train -solver ... -gpu 0` through the set-up's wrapper of the route, no card here: the
+    wrapper's check (layers.device) says it in one line, exit code 2, before the tool's CUDA_CHECK could abort."""
+    out = subprocess.run([str(venv(route) / "bin" / "caffe"), "train", "-solver", "tests/data/tiny_solver.prototxt",
+                          "-gpu", "0"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    line = out.stderr.strip()
+    assert out.returncode == 2 and "\n" not in line and line.startswith("caffe: error: -gpu 0: "), out.stderr
     assert any(s in line for s in NO_CARD), line
 
 

@@ -2,13 +2,16 @@
 build's CUDA) read from a caffe log and turned into one line. The log lines are Caffe's CUDA_CHECK, CUBLAS_CHECK
 and CUDNN_CHECK output as glog writes it (the first was captured from route 13's `caffe train -gpu 0` on a machine
 whose driver library is CUDA 12.2's); the error numbers are CUDA's (driver_types.h). The CUDA builds' own runs of
-these faults are in tests/test_cuda_build.py."""
+these faults are in tests/test_cuda_build.py. And the set-up's caffe wrapper, which checks the tool's -gpu value
+with it first."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO, caffe_env
 from data_prep.errors import UserError
 from layers.device import CudaState, caffe_gpu_fault, cuda_error_advice, cuda_version
 from layers.training import raise_for_result
@@ -55,3 +58,24 @@ def test_a_training_run_stopped_by_a_full_card_is_one_line():
     message = str(e.value)
     assert message.startswith("caffe train stopped on GPU 0: the GPU is out of memory: lower batch_size")
     assert "no complete snapshot yet" in message and "train.log" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("gpu", [["-gpu", "0"], ["-gpu=1"], ["--gpu", "0,1"], ["--gpu=all"]])
+def test_the_users_own_caffe_train_on_a_gpu_this_caffe_cannot_use_is_one_line(gpu):
+    """The README's own `caffe train -solver ... -gpu 0`, through the set-up's wrapper, with this CPU-only Caffe:
+    before the check, the caffe tool aborted (exit 134) with "Cannot use GPU in CPU-only Caffe" and a stack trace."""
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "caffe"), "train", "-solver", "tests/data/tiny_solver.prototxt",
+                          *gpu], cwd=REPO, capture_output=True, text=True, env=caffe_env(), timeout=120)
+    first = gpu[-1].split("=")[-1].split(",")[0].replace("all", "0")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (f"caffe: error: -gpu {first}: this Caffe was built CPU-only (no GPU was seen at "
+                                  "set-up); drop --gpu, or rebuild with CUDA (docs/gpu.md)"), out.stderr
+
+
+def test_the_wrapper_leaves_a_run_without_gpu_and_a_value_it_cannot_read_to_caffe():
+    wrapper = REPO / ".venv" / "bin" / "caffe"  # "-gpu x": caffe's own failure, not ours
+    out = subprocess.run([str(wrapper), "train", "-solver", "tests/data/tiny_solver.prototxt", "-gpu", "x"], cwd=REPO,
+                         capture_output=True, text=True, env=caffe_env(), timeout=120)
+    assert out.returncode != 2 and "caffe: error" not in out.stderr and "bad lexical cast" in out.stderr, out.stderr
+    out = subprocess.run([str(wrapper), "--version"], capture_output=True, text=True, env=caffe_env(), timeout=60)
+    assert out.returncode == 0 and "caffe: " not in out.stderr, out.stderr
