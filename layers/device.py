@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import re
 import struct
 import sys
@@ -20,6 +21,8 @@ CUDA_OUT_OF_MEMORY, CUDA_INSUFFICIENT_DRIVER, CUDA_NO_DEVICE, CUDA_INVALID_DEVIC
     2, 35, 100, 101, 209
 # cudaDeviceAttr values (the same in CUDA 11.8 and 13)
 CUDA_ATTR_COMPUTE_CAPABILITY_MAJOR, CUDA_ATTR_COMPUTE_CAPABILITY_MINOR = 75, 76
+# what to do about a card the build has no code for (CUDA error 209, or found before the run)
+SET_UP_FOR_THIS_CARD = "run tools/setup.sh again on this machine (it adds the architecture of each GPU it sees)"
 
 # Caffe's CUDA_CHECK, CUBLAS_CHECK and CUDNN_CHECK lines, as glog writes them:
 #   "Check failed: error == cudaSuccess (2 vs. 0)  out of memory"
@@ -83,21 +86,28 @@ def compute_capability(cudart: str, gpu: int) -> tuple[int, int] | None:
     return major.value, minor.value
 
 
+@functools.cache
+def loaded_gpu_code() -> frozenset:
+    """The machine code and PTX of the loaded libcaffe (gpu_code()), read once a process; empty where it cannot be
+    read (no libcaffe loaded, or not the ELF it should be)."""
+    library = loaded_library("libcaffe.so")
+    try:
+        return frozenset(c for c in gpu_code(Path(library)) if c[0] in ("ELF", "PTX")) if library else frozenset()
+    except (OSError, ValueError, struct.error):
+        return frozenset()
+
+
 def gpu_code_advice(gpu: int, capability: tuple[int, int]) -> str | None:
     """What to do when the loaded Caffe holds no GPU code that runs on a card of this compute capability (which
     would stop its first layer with CUDA error 209, and abort a pycaffe process with no line of ours); None when
-    it does, or when the library's GPU code cannot be read."""
-    library = loaded_library("libcaffe.so")
-    try:
-        codes = {c for c in gpu_code(Path(library)) if c[0] in ("ELF", "PTX")} if library else set()
-    except (OSError, ValueError, struct.error):  # unreadable or not the ELF it should be: leave the check out
-        codes = set()
+    it does, or when the library's GPU code cannot be read (the check is left out)."""
+    codes = loaded_gpu_code()
     if not codes or runs_on(codes, capability):
         return None
     major, minor = capability
     return (f"GPU {gpu} has compute capability {major}.{minor} and this Caffe holds GPU code for "
-            f"{describe_gpu_code(codes)} only, none of which runs on it: run tools/setup.sh again on this machine "
-            f"(it adds the architecture of each GPU it sees), or with PARK3D_CUDA_ARCH={major}{minor} (docs/gpu.md)")
+            f"{describe_gpu_code(codes)} only, none of which runs on it: {SET_UP_FOR_THIS_CARD}, or with "
+            f"PARK3D_CUDA_ARCH={major}{minor} (docs/gpu.md)")
 
 
 def cuda_version(v: int) -> str:
@@ -127,9 +137,8 @@ def cuda_error_advice(error: int, gpu: int, state: CudaState | None = None) -> s
     if error == CUDA_INVALID_DEVICE:
         return f"there is no GPU {gpu} here (nvidia-smi lists the ids); pass one of those"
     if error == CUDA_NO_KERNEL_IMAGE:
-        return ("this Caffe holds no GPU code for this card: run tools/setup.sh again on this machine (it adds the "
-                "architecture of each GPU it sees), or with PARK3D_CUDA_ARCH set to the card's compute capability "
-                "(docs/gpu.md)")
+        return (f"this Caffe holds no GPU code for this card: {SET_UP_FOR_THIS_CARD}, or with PARK3D_CUDA_ARCH set "
+                "to the card's compute capability (docs/gpu.md)")
     return None
 
 
@@ -181,8 +190,8 @@ def check_caffe_gpu_flag(value: str) -> None:
     checks one: what the set-up's caffe wrapper asks before it starts the tool, so that a user's own `caffe train
     -gpu N` gets the drivers' one line. A value that is no list of ids is left to the caffe tool."""
     if value == "all":
-        require_gpu(0)
-        ids = range(cuda_state(cudart_path()).count)
+        require_gpu(0)  # a GPU at all, or the one line why not
+        ids = range(1, cuda_state(cudart_path()).count)
     else:
         try:
             ids = [int(v) for v in value.split(",")]

@@ -79,11 +79,10 @@ export PATH
 step import-pycaffe "$PY" -c 'import caffe, numpy; assert "Python" in caffe.layer_type_list(); print(caffe.__file__, numpy.__version__)'
 if [ $MODE = gpu ]; then  # what --gpu 0 checks before a run (layers/device.py): the card against the library's GPU code
   echo "    $("$PY" -c 'import caffe
-from pathlib import Path
-from layers.caffe_build import describe_gpu_code, gpu_code
-from layers.device import compute_capability, cudart_path, gpu_code_advice, loaded_library
+from layers.caffe_build import describe_gpu_code
+from layers.device import compute_capability, cudart_path, gpu_code_advice, loaded_gpu_code
 cc = compute_capability(cudart_path(), 0)
-code = describe_gpu_code(gpu_code(Path(loaded_library("libcaffe.so"))))
+code = describe_gpu_code(loaded_gpu_code())
 print(f"GPU 0: compute capability {cc}; libcaffe holds {code}; the check says: {gpu_code_advice(0, cc) if cc else None}")' 2>&1 | tail -n 1)" |
     tee -a "$OUT/summary.md"
 fi
